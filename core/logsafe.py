@@ -1,0 +1,56 @@
+"""Logging that never leaks a secret or a customer's phone number.
+
+A filter rewrites every record's final message: Slack tokens, bearer tokens, signing secrets and
+anything that looks like a phone number are masked, whatever code produced the log line.
+"""
+from __future__ import annotations
+
+import logging
+import re
+
+_TOKEN = re.compile(r"\b(xox[abposr]-|xapp-)[A-Za-z0-9-]+")
+_BEARER = re.compile(r"(?i)(bearer\s+|authorization['\"]?\s*[:=]\s*['\"]?(?:basic\s+|bearer\s+)?)[A-Za-z0-9._~+/=-]{6,}")
+# A phone: optional +, then 10–15 digits possibly split by spaces, dots, dashes or brackets.
+# Slack timestamps ("1700000000.000100") and clock times are not phones: the look-ahead skips them.
+_PHONE = re.compile(r"(?<![\w.])\+?\(?\d(?:[\s.\-()]*\d){9,14}(?![\w:]|\.\d)")
+_secrets: set[str] = set()
+
+
+def mask_phone(text: str) -> str:
+    digits = re.sub(r"\D", "", text)
+    return ("+" if text.strip().startswith("+") else "") + "*" * max(len(digits) - 2, 0) + digits[-2:]
+
+
+def redact(text: str) -> str:
+    text = _TOKEN.sub(lambda m: m.group(1) + "***", text)
+    text = _BEARER.sub(lambda m: m.group(1) + "***", text)
+    for secret in _secrets:
+        text = text.replace(secret, "***")
+    return _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
+
+
+def register_secret(value: str | None) -> None:
+    """Values (signing secret, Twilio token…) that must never appear in a log line."""
+    if value and len(value) >= 6:
+        _secrets.add(value)
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        record.msg, record.args = cleaned, None
+        return True
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

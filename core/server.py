@@ -1,0 +1,42 @@
+"""Run the Flask app under gunicorn from inside `bot.py` (one worker, several threads).
+
+One worker keeps `serve` a single process, so the scheduler started in it runs once; for more
+web capacity run `bot.py web` with more threads (or gunicorn directly) and `bot.py scheduler`.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, app: Flask, options: dict):
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return self.application
+
+
+def run_server(app: Flask, port: int, threads: int = 8, on_worker_start: Callable[[], None] | None = None) -> None:
+    options = {
+        "bind": f"0.0.0.0:{port}",
+        "workers": 1,
+        "worker_class": "gthread",
+        "threads": threads,
+        # Slack needs an answer in 3 s; a request stuck longer than this is a bug, not a slow client.
+        "timeout": 120,
+        "accesslog": "-",
+        # The access log would print customer-page tokens; keep paths but not query strings.
+        "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss',
+    }
+    if on_worker_start is not None:
+        options["post_worker_init"] = lambda worker: on_worker_start()
+    _Gunicorn(app, options).run()

@@ -1,0 +1,168 @@
+"""Thin Slack service layer: one method per thing the product does in Slack.
+
+Every failure comes out as SlackError with a named code; callers decide what each code means
+for the user. Network errors that survived the client's retries come out as SlackError too
+(code "other"), so a listener never shows a stack trace.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable, Iterator
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from slackapi.errors import SlackError, SlackErrorCode
+
+log = logging.getLogger(__name__)
+
+
+class SlackService:
+    def __init__(self, client: WebClient):
+        self.client = client
+        self._bot_user_id: str | None = None
+
+    def call(self, method: str, **kwargs: Any) -> dict:
+        try:
+            if _wants_json(kwargs):
+                response = self.client.api_call(method, json=kwargs)
+            else:
+                form = {k: ("1" if v else "0") if isinstance(v, bool) else v for k, v in kwargs.items()}
+                response = self.client.api_call(method, data=form)
+            return response.data if isinstance(response.data, dict) else {}
+        except SlackApiError as exc:
+            raise SlackError.from_api_error(method, exc) from None
+        except (SlackClientError, OSError) as exc:
+            raise SlackError(method, "other", {"exception": type(exc).__name__}) from None
+
+    # -- identity --------------------------------------------------------------------------
+    def auth_test(self) -> dict:
+        return self.call("auth.test")
+
+    @property
+    def bot_user_id(self) -> str:
+        if self._bot_user_id is None:
+            self._bot_user_id = self.auth_test().get("user_id", "")
+        return self._bot_user_id
+
+    def user_info(self, user_id: str) -> dict:
+        return self.call("users.info", user=user_id, include_locale=True)["user"]
+
+    def lookup_by_email(self, email: str) -> dict | None:
+        try:
+            return self.call("users.lookupByEmail", email=email)["user"]
+        except SlackError as exc:
+            if exc.raw_code in ("users_not_found", "user_not_found"):
+                return None
+            raise
+
+    def usergroup_members(self, group_id: str) -> list[str]:
+        return list(self.call("usergroups.users.list", usergroup=group_id).get("users", []))
+
+    # -- channels --------------------------------------------------------------------------
+    def create_channel(self, name: str) -> dict:
+        return self.call("conversations.create", name=name, is_private=False)["channel"]
+
+    def channel_info(self, channel_id: str) -> dict:
+        return self.call("conversations.info", channel=channel_id)["channel"]
+
+    def iter_channels(self, types: str = "public_channel,private_channel") -> Iterator[dict]:
+        cursor = None
+        while True:
+            page = self.call("conversations.list", types=types, limit=200, exclude_archived=False, **({"cursor": cursor} if cursor else {}))
+            yield from page.get("channels", [])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return
+
+    def channel_members(self, channel_id: str) -> set[str]:
+        members: set[str] = set()
+        cursor = None
+        while True:
+            page = self.call("conversations.members", channel=channel_id, limit=200, **({"cursor": cursor} if cursor else {}))
+            members.update(page.get("members", []))
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return members
+
+    def invite(self, channel_id: str, user_ids: Iterable[str]) -> None:
+        users = ",".join(user_ids)
+        if users:
+            self.call("conversations.invite", channel=channel_id, users=users)
+
+    def kick(self, channel_id: str, user_id: str) -> None:
+        self.call("conversations.kick", channel=channel_id, user=user_id)
+
+    def set_topic(self, channel_id: str, topic: str) -> None:
+        self.call("conversations.setTopic", channel=channel_id, topic=topic[:250])
+
+    def open_dm(self, user_id: str) -> str:
+        return self.call("conversations.open", users=user_id)["channel"]["id"]
+
+    # -- messages --------------------------------------------------------------------------
+    def post(self, channel: str, text: str, blocks: list | None = None, thread_ts: str | None = None, **extra: Any) -> dict:
+        args: dict[str, Any] = {"channel": channel, "text": text, **extra}
+        if blocks is not None:
+            args["blocks"] = blocks
+        if thread_ts:
+            args["thread_ts"] = thread_ts
+        return self.call("chat.postMessage", **args)
+
+    def update(self, channel: str, ts: str, text: str, blocks: list | None = None) -> dict:
+        args: dict[str, Any] = {"channel": channel, "ts": ts, "text": text}
+        if blocks is not None:
+            args["blocks"] = blocks
+        return self.call("chat.update", **args)
+
+    def post_ephemeral(self, channel: str, user: str, text: str, blocks: list | None = None) -> None:
+        args: dict[str, Any] = {"channel": channel, "user": user, "text": text}
+        if blocks is not None:
+            args["blocks"] = blocks
+        self.call("chat.postEphemeral", **args)
+
+    def pin(self, channel: str, ts: str) -> None:
+        try:
+            self.call("pins.add", channel=channel, timestamp=ts)
+        except SlackError as exc:
+            if exc.code is not SlackErrorCode.ALREADY_PINNED:
+                raise
+
+    def permalink(self, channel: str, ts: str) -> str | None:
+        try:
+            return self.call("chat.getPermalink", channel=channel, message_ts=ts).get("permalink")
+        except SlackError:
+            return None
+
+    # -- views -----------------------------------------------------------------------------
+    def open_view(self, trigger_id: str, view: dict) -> dict:
+        return self.call("views.open", trigger_id=trigger_id, view=view)["view"]
+
+    def push_view(self, trigger_id: str, view: dict) -> dict:
+        return self.call("views.push", trigger_id=trigger_id, view=view)["view"]
+
+    def update_view(self, view_id: str, view: dict) -> dict:
+        return self.call("views.update", view_id=view_id, view=view)["view"]
+
+    def publish_home(self, user_id: str, view: dict) -> None:
+        self.call("views.publish", user_id=user_id, view=view)
+
+    # -- files -----------------------------------------------------------------------------
+    def file_info(self, file_id: str) -> dict:
+        return self.call("files.info", file=file_id)["file"]
+
+    def upload(self, channel: str, filename: str, content: bytes, title: str | None = None, comment: str | None = None, thread_ts: str | None = None) -> dict:
+        try:
+            response = self.client.files_upload_v2(
+                channel=channel, filename=filename, content=content, title=title or filename,
+                initial_comment=comment, thread_ts=thread_ts,
+            )
+            return response.data if isinstance(response.data, dict) else {}
+        except SlackApiError as exc:
+            raise SlackError.from_api_error("files_upload_v2", exc) from None
+        except (SlackClientError, OSError) as exc:
+            raise SlackError("files_upload_v2", "other", {"exception": type(exc).__name__}) from None
+
+
+def _wants_json(kwargs: dict) -> bool:
+    # Blocks and views are nested: send them as JSON bodies, everything else as form fields.
+    return any(isinstance(v, (list, dict)) for v in kwargs.values())

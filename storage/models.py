@@ -1,0 +1,252 @@
+"""Tables of the product. Times are stored in UTC (naive UTC datetimes, as peewee does on both
+SQLite and PostgreSQL); code converts to the shop's zone at the edges.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from peewee import (
+    BooleanField,
+    CharField,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    BigIntegerField,
+    Model,
+    TextField,
+)
+
+from storage.db import database
+
+
+def utcnow() -> datetime:
+    """Naive UTC now, the storage convention."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def to_utc_naive(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def from_utc_naive(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class SchemaVersion(BaseModel):
+    version = IntegerField(primary_key=True)
+    applied_at = DateTimeField(default=utcnow)
+
+
+class ProcessedEvent(BaseModel):
+    """Events API ids already taken, so Slack's retries are processed once."""
+
+    event_id = CharField(primary_key=True, max_length=64)
+    received_at = DateTimeField(default=utcnow, index=True)
+
+
+class StaffUser(BaseModel):
+    """A Slack user as the product knows them: profile cache, permissions, notification settings."""
+
+    slack_user_id = CharField(primary_key=True, max_length=32)
+    name = CharField(default="")
+    real_name = CharField(default="")
+    email = CharField(null=True, index=True)
+    locale = CharField(null=True, max_length=16)
+    is_bot = BooleanField(default=False)
+    deleted = BooleanField(default=False)
+    # None = not decided by an admin: the configured default applies.
+    can_message_customers = BooleanField(null=True)
+    is_admin = BooleanField(default=False)
+    notify_messages = BooleanField(default=False)
+    notify_files = BooleanField(default=False)
+    profile_fetched_at = DateTimeField(null=True)
+
+
+class RepairOrder(BaseModel):
+    source = CharField(max_length=32)
+    external_id = CharField(max_length=128)
+    ro_number = CharField(max_length=64, index=True)
+    tag_number = CharField(null=True, max_length=64, index=True)
+    dms_closed = BooleanField(default=False)
+    appointment_at = DateTimeField(null=True, index=True)
+    promised_at = DateTimeField(null=True)
+    closed_at = DateTimeField(null=True)
+    customer_first_name = CharField(default="")
+    customer_last_name = CharField(default="")
+    mobile_phone = CharField(null=True, max_length=32)
+    email = CharField(null=True)
+    language = CharField(default="en", max_length=8)
+    vehicle_year = IntegerField(null=True)
+    vehicle_make = CharField(null=True)
+    vehicle_model = CharField(null=True)
+    vin = CharField(null=True, max_length=32)
+    advisor_email = CharField(null=True)
+    # Search helpers kept in step with the fields above (accent-folded name, phone digits).
+    name_folded = CharField(default="", index=True)
+    phone_digits = CharField(default="", index=True)
+    # Fingerprint of the DMS record last applied; an unchanged record costs nothing.
+    fingerprint = CharField(default="", max_length=64)
+    status = CharField(default="upcoming", max_length=16, index=True)
+    status_manual = BooleanField(default=False)
+    status_changed_at = DateTimeField(null=True)
+    owner_user_id = CharField(null=True, max_length=32, index=True)
+    channel_id = CharField(null=True, unique=True, max_length=32)
+    channel_name = CharField(null=True, max_length=80)
+    card_ts = CharField(null=True, max_length=32)
+    topic = CharField(default="", max_length=250)
+    # Set by every change Slack must show (card, topic, status note); cleared once Slack shows it.
+    slack_dirty = BooleanField(default=True, index=True)
+    conversation_ts = CharField(null=True, max_length=32)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    last_activity_at = DateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        indexes = ((("source", "external_id"), True),)
+
+    @property
+    def customer_name(self) -> str:
+        return " ".join(p for p in (self.customer_first_name, self.customer_last_name) if p).strip()
+
+    @property
+    def vehicle(self) -> str:
+        return " ".join(str(p) for p in (self.vehicle_year, self.vehicle_make, self.vehicle_model) if p)
+
+
+class RoAlias(BaseModel):
+    """Other DMS ids for the same space (an appointment that later became an RO)."""
+
+    source = CharField(max_length=32)
+    alias = CharField(max_length=128)
+    ro = ForeignKeyField(RepairOrder, backref="aliases", on_delete="CASCADE")
+
+    class Meta:
+        indexes = ((("source", "alias"), True),)
+
+
+class Participant(BaseModel):
+    ro = ForeignKeyField(RepairOrder, backref="participants", on_delete="CASCADE")
+    user_id = CharField(max_length=32, index=True)
+    role = CharField(default="participant", max_length=16)  # owner | participant
+    active = BooleanField(default=True)
+    added_by = CharField(null=True, max_length=32)
+    added_at = DateTimeField(default=utcnow)
+    removed_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("ro", "user_id"), True),)
+
+
+class StatusChange(BaseModel):
+    ro = ForeignKeyField(RepairOrder, backref="status_changes", on_delete="CASCADE")
+    old_status = CharField(null=True, max_length=16)
+    new_status = CharField(max_length=16)
+    source = CharField(max_length=16)  # dms | schedule | manual
+    actor = CharField(null=True, max_length=64)
+    at = DateTimeField(default=utcnow)
+    # Claimed atomically by whoever posts the one-line note, so it is posted once.
+    announced = BooleanField(default=False, index=True)
+
+
+class RoFile(BaseModel):
+    ro = ForeignKeyField(RepairOrder, backref="files", on_delete="CASCADE")
+    slack_file_id = CharField(unique=True, max_length=32)
+    uploader_user_id = CharField(max_length=32, index=True)
+    kind = CharField(max_length=16)  # picture | video | document
+    name = CharField(default="")
+    mimetype = CharField(default="application/octet-stream")
+    size = BigIntegerField(default=0)
+    shared_at = DateTimeField(default=utcnow, index=True)
+    permalink = CharField(null=True, max_length=512)
+    sha256 = CharField(null=True, max_length=64, index=True)
+    copy_status = CharField(default="pending", max_length=16)  # pending | stored | too_large | failed
+    copy_attempts = IntegerField(default=0)
+    last_error = CharField(null=True)
+
+
+class CustomerSend(BaseModel):
+    ro = ForeignKeyField(RepairOrder, backref="sends", on_delete="CASCADE")
+    sent_by = CharField(max_length=32, index=True)
+    method = CharField(max_length=8)  # sms | mms | email
+    destination = CharField()
+    token_id = CharField(unique=True, max_length=64)
+    expires_at = DateTimeField()
+    revoked_at = DateTimeField(null=True)
+    status = CharField(default="queued", max_length=16)  # queued | sent | delivered | failed | opted_out
+    provider_id = CharField(null=True)
+    error = CharField(null=True)
+    note_ts = CharField(null=True, max_length=32)
+    created_at = DateTimeField(default=utcnow, index=True)
+
+
+class CustomerSendFile(BaseModel):
+    send = ForeignKeyField(CustomerSend, backref="items", on_delete="CASCADE")
+    file = ForeignKeyField(RoFile, backref="sends", on_delete="CASCADE")
+
+
+class Activity(BaseModel):
+    """A message or file in an RO channel: unread counts, notifications and metrics read this."""
+
+    ro = ForeignKeyField(RepairOrder, backref="activity", on_delete="CASCADE")
+    user_id = CharField(max_length=32, index=True)
+    kind = CharField(max_length=16)  # message | file
+    ts = CharField(max_length=32)
+    at = DateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        indexes = ((("ro", "ts", "kind"), True),)
+
+
+class ReadMark(BaseModel):
+    ro = ForeignKeyField(RepairOrder, on_delete="CASCADE")
+    user_id = CharField(max_length=32)
+    last_read_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("ro", "user_id"), True),)
+
+
+class Lease(BaseModel):
+    """Who runs the scheduler: one holder at a time, renewed while alive."""
+
+    name = CharField(primary_key=True, max_length=64)
+    holder = CharField(max_length=128)
+    expires_at = DateTimeField()
+
+
+class SyncState(BaseModel):
+    source = CharField(primary_key=True, max_length=32)
+    watermark = CharField(null=True)
+    last_success_at = DateTimeField(null=True)
+    last_error = TextField(null=True)
+    last_error_at = DateTimeField(null=True)
+
+
+ALL_MODELS = [
+    SchemaVersion,
+    ProcessedEvent,
+    StaffUser,
+    RepairOrder,
+    RoAlias,
+    Participant,
+    StatusChange,
+    RoFile,
+    CustomerSend,
+    CustomerSendFile,
+    Activity,
+    ReadMark,
+    Lease,
+    SyncState,
+]

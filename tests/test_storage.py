@@ -1,0 +1,94 @@
+"""Storage on SQLite and PostgreSQL: schema creation, versions, concurrent start, connection hygiene."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from peewee import IntegrityError
+
+from storage.db import database, is_postgres, open_database, with_connection
+from storage.migrations import LATEST, current_version, migrate
+from storage.models import ALL_MODELS, Participant, ProcessedEvent, RepairOrder, SchemaVersion
+
+
+@pytest.fixture
+def db(database_url):
+    open_database(database_url)
+    migrate()
+    with database.connection_context():
+        yield database
+
+
+def test_new_database_gets_every_table_and_the_latest_version(db):
+    for model in ALL_MODELS:
+        assert db.table_exists(model._meta.table_name), model.__name__
+    assert current_version(db.obj) == LATEST
+
+
+def test_migrate_twice_changes_nothing(db):
+    assert migrate() == LATEST
+    assert SchemaVersion.select().count() == 1
+
+
+def test_concurrent_start_creates_the_schema_once(database_url):
+    open_database(database_url)
+    errors: list[Exception] = []
+
+    def start():
+        try:
+            migrate()
+        except Exception as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with database.connection_context():
+        assert SchemaVersion.select().count() == 1
+
+
+def test_ro_is_unique_per_source_and_external_id(db):
+    RepairOrder.create(source="file", external_id="48213", ro_number="48213")
+    RepairOrder.create(source="tekmetric", external_id="48213", ro_number="48213")
+    with pytest.raises(IntegrityError):
+        with db.atomic():
+            RepairOrder.create(source="file", external_id="48213", ro_number="48213")
+
+
+def test_foreign_keys_are_enforced_and_cascade(db):
+    ro = RepairOrder.create(source="file", external_id="1", ro_number="1")
+    Participant.create(ro=ro, user_id="U1")
+    with pytest.raises(IntegrityError):
+        with db.atomic():
+            Participant.create(ro=999999, user_id="U2")
+    ro.delete_instance()
+    assert Participant.select().count() == 0
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(db):
+    if is_postgres():
+        pytest.skip("SQLite pragmas")
+    assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute_sql("PRAGMA busy_timeout").fetchone()[0] >= 5000
+    assert db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_worker_threads_get_their_own_connection_and_close_it(db):
+    seen: list[bool] = []
+
+    @with_connection
+    def job():
+        ProcessedEvent.create(event_id="Ev-thread")
+        seen.append(database.is_closed())
+
+    thread = threading.Thread(target=job)
+    thread.start()
+    thread.join()
+    assert seen == [False]
+    assert ProcessedEvent.get_by_id("Ev-thread")
+    # The pool (PostgreSQL) got its connection back: nothing is left checked out by the thread.
+    if is_postgres():
+        assert len(database.obj._in_use) <= 1
