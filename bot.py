@@ -75,15 +75,100 @@ def cmd_web(args, with_scheduler: bool = False) -> int:
     app = build(settings)[2]
     on_start: Callable[[], None] | None = None
     if with_scheduler:
-        on_start = lambda: start_scheduler_thread(settings)  # noqa: E731
+        # Started inside the server's worker, so the web app and the jobs share one process.
+        on_start = lambda: start_scheduler(settings)  # noqa: E731
     from core.server import run_server
 
     run_server(app, settings.port, threads=args.threads, on_worker_start=on_start)
     return 0
 
 
-def start_scheduler_thread(settings: Settings) -> None:
-    """Hook for the scheduler (added by the RO-spaces feature); nothing to run yet."""
+def start_scheduler(settings: Settings, services=None):
+    """Start the background scheduler (it runs jobs only while it holds the database lease)."""
+    from core.services import build_services
+    from spaces.jobs import Scheduler, open_connector
+
+    scheduler = Scheduler(services or build_services(settings), open_connector(settings), extra_jobs=_feature_jobs(settings))
+    scheduler.start()
+    return scheduler
+
+
+def _feature_jobs(settings: Settings) -> list:
+    """Timed jobs of features beyond the DMS sync (file-copy retries, notification batches…)."""
+    return []
+
+
+def cmd_scheduler(args) -> int:
+    import signal
+    import threading
+
+    settings = _settings(require_slack=True)
+    open_storage(settings)
+    scheduler = start_scheduler(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info("scheduler running; Ctrl-C to stop")
+    stop.wait()
+    scheduler.shutdown()
+    return 0
+
+
+def cmd_sync(args) -> int:
+    if args.dry_run:
+        return _dry_run()
+    from dms.errors import DmsError
+    from spaces.jobs import describe_publish, open_connector, sync_once
+    from spaces.lease import LeaseBusy
+    from core.services import build_services
+
+    settings = _settings(require_slack=True)
+    open_storage(settings)
+    try:
+        connector = open_connector(settings)
+        outcome = sync_once(build_services(settings), connector)
+    except LeaseBusy:
+        print("Another sync is running right now (scheduler or another `sync`); try again in a minute.", file=sys.stderr)
+        return 1
+    except (DmsError, ValueError) as exc:
+        print(f"DMS problem: {exc}", file=sys.stderr)
+        return 1
+    report = outcome.sync
+    print(f"DMS: {report.summary()}")
+    for label, numbers in (("created", report.created), ("changed", report.changed)):
+        if numbers:
+            print(f"  {label}: {', '.join(numbers[:50])}{' …' if len(numbers) > 50 else ''}")
+    for reject in report.rejected:
+        print(f"  skipped {reject.ref}: {reject.reason}")
+    print(f"Slack: {describe_publish(outcome.publish)}")
+    return 1 if report.error or (outcome.publish and outcome.publish.stopped_early) else 0
+
+
+def _dry_run() -> int:
+    """The DMS alone: each RO, its computed status and channel name. No Slack, no database."""
+    from datetime import datetime
+
+    from dms.errors import DmsError
+    from dms.status import computed_status
+    from spaces.jobs import open_connector
+    from spaces.naming import channel_name
+
+    settings = _settings(require_slack=False)
+    try:
+        result = open_connector(settings).fetch(None)
+    except (DmsError, ValueError) as exc:
+        print(f"DMS problem: {exc}", file=sys.stderr)
+        return 1
+    now = datetime.now(settings.shop_timezone)
+    print(f"{'RO':<10} {'status':<12} {'appointment':<17} channel")
+    for record in sorted(result.records, key=lambda r: (r.appointment_at is None, r.appointment_at or now)):
+        status = computed_status(record.closed, record.appointment_at, now, settings.shop_timezone)
+        when = record.appointment_at.astimezone(settings.shop_timezone).strftime("%Y-%m-%d %H:%M") if record.appointment_at else "—"
+        print(f"{record.ro_number:<10} {status:<12} {when:<17} #{channel_name(record.ro_number, record.customer_last_name)}")
+    for reject in result.rejected:
+        print(f"skipped {reject.ref}: {reject.reason}")
+    print(f"{len(result.records)} RO(s), {len(result.rejected)} skipped. Nothing was written (dry run).")
+    return 0
 
 
 def cmd_check(args) -> int:
@@ -95,6 +180,8 @@ def cmd_check(args) -> int:
 COMMANDS = {
     "serve": lambda a: cmd_web(a, with_scheduler=True),
     "web": cmd_web,
+    "scheduler": cmd_scheduler,
+    "sync": cmd_sync,
     "check": cmd_check,
 }
 
@@ -116,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         print("Fix these in your environment or in .env (see README, Configuration).", file=sys.stderr)
+        if args.command == "sync":
+            print("To check a DMS feed without Slack: python bot.py sync --dry-run", file=sys.stderr)
         return 2
 
 

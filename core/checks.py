@@ -67,9 +67,9 @@ def _checks(settings: Settings) -> list[tuple[str, Callable[[], str]]]:
         return f"auth.test ok: bot {info.get('user')} in team {info.get('team')}"
 
     def dms() -> str:
-        from dms.connector import make_connector
+        from spaces.jobs import open_connector
 
-        return make_connector(settings).check()
+        return open_connector(settings).check()
 
     return [("database", database), ("Slack", slack), ("DMS", dms)]
 

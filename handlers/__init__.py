@@ -54,4 +54,6 @@ def build_bolt_app(services: Services) -> App:
 
 def _features() -> list:
     """Feature modules, each with `register(app, services, router)`."""
-    return []
+    from handlers import ro_spaces
+
+    return [ro_spaces]

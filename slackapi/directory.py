@@ -45,10 +45,11 @@ class Directory:
             "email": ((profile.get("profile") or {}).get("email") or "").lower() or None,
             "is_bot": bool(profile.get("is_bot")) or user_id == "USLACKBOT",
             "deleted": bool(profile.get("deleted")),
-            "profile_fetched_at": utcnow(),
         }
         if profile.get("locale"):
+            # Only users.info with include_locale carries the locale: only that counts as a full fetch.
             fields["locale"] = profile["locale"]
+            fields["profile_fetched_at"] = utcnow()
         updated = StaffUser.update(**fields).where(StaffUser.slack_user_id == user_id).execute()
         if not updated:
             try:

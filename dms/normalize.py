@@ -1,0 +1,164 @@
+"""Pure helpers that turn DMS field values into the one RO model's conventions.
+
+Shared by every connector so a phone, a time or a name means the same thing
+whatever DMS it came from.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date, datetime, time, timezone
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+
+# Letters NFKD does not decompose, but that people still type without the accent.
+_LIGATURES = str.maketrans({
+    "œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss", "ø": "o", "Ø": "O",
+    "đ": "d", "Đ": "D", "ł": "l", "Ł": "L", "ı": "i",
+})
+_APOSTROPHES = "'’‘`´"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_FRENCH = {"fr", "fra", "fre", "french", "francais", "français", "francaise", "française"}
+
+
+# --- phones -----------------------------------------------------------------
+
+def parse_phone(raw: object, region: str = "CA") -> str | None:
+    """E.164 for any common way of writing a phone; None when empty.
+
+    Raises ValueError for something that is not a valid number, so the caller
+    decides whether that rejects the record.
+    """
+    text = _text(raw)
+    if not text:
+        return None
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"not a phone number: {mask_phone(text)}") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError(f"not a valid phone number: {mask_phone(text)}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def mask_phone(e164_or_raw: object) -> str:
+    """Hide all but the last two digits (and the country code of an E.164): "+1********42"."""
+    text = _text(e164_or_raw)
+    digits = re.sub(r"\D", "", text)
+    if not digits:
+        return "*" * min(len(text), 10)
+    prefix = ""
+    if text.startswith("+"):
+        try:
+            country = str(phonenumbers.parse(text, None).country_code)
+        except phonenumbers.NumberParseException:
+            country = ""
+        if country and digits.startswith(country) and len(digits) > len(country) + 2:
+            prefix, digits = "+" + country, digits[len(country):]
+        else:
+            prefix = "+"
+    # Too short to keep anything without giving most of it away.
+    keep = 2 if len(digits) > 4 else 0
+    return prefix + "*" * (len(digits) - keep) + digits[len(digits) - keep:]
+
+
+# --- times ------------------------------------------------------------------
+
+def parse_time(raw: object, tz: ZoneInfo) -> datetime | None:
+    """An aware datetime in ``tz`` from ISO 8601 text; None when empty.
+
+    Without an offset the value is shop-local. A local time that does not exist
+    (spring-forward gap) moves forward by the gap; an ambiguous one (fall-back)
+    takes the first occurrence, the one on the clock before the change.
+    A bare date is local midnight. Anything else raises ValueError.
+    """
+    if isinstance(raw, datetime):
+        parsed = raw
+    elif isinstance(raw, date):
+        parsed = datetime.combine(raw, time())
+    else:
+        text = _text(raw)
+        if not text:
+            return None
+        try:
+            parsed = datetime.fromisoformat(_iso_z(text))
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 date or time: {text!r}") from None
+    if parsed.utcoffset() is None:
+        parsed = parsed.replace(tzinfo=tz, fold=0)
+        # Round-tripping through UTC normalises a wall time that falls in a DST gap.
+        return parsed.astimezone(timezone.utc).astimezone(tz)
+    return parsed.astimezone(tz)
+
+
+def _iso_z(text: str) -> str:
+    # Python 3.11 accepts "Z", but a lower-case "z" and a space before the offset happen in exports.
+    text = text.strip()
+    if text[-1:] in ("z", "Z"):
+        return text[:-1] + "+00:00"
+    return text
+
+
+# --- other fields -----------------------------------------------------------
+
+def parse_language(raw: object) -> str:
+    """'fr' for any spelling of French ("FR", "fr-CA", "français", "French"), else 'en'."""
+    text = fold_text(_text(raw)).strip()
+    if not text:
+        return "en"
+    head = re.split(r"[-_\s]", text, maxsplit=1)[0]
+    return "fr" if text in _FRENCH or head in _FRENCH else "en"
+
+
+def parse_email(raw: object) -> str | None:
+    """Lower-cased address, or None when empty or not shaped like an email."""
+    text = _text(raw).lower()
+    return text if _EMAIL.match(text) else None
+
+
+def parse_vin(raw: object) -> str | None:
+    text = re.sub(r"\s+", "", _text(raw)).upper()
+    return text or None
+
+
+def parse_year(raw: object) -> int | None:
+    """A model year, or None when empty or not a plausible year."""
+    text = _text(raw)
+    if not text:
+        return None
+    try:
+        year = int(float(text))
+    except ValueError:
+        return None
+    return year if 1886 <= year <= 2100 else None
+
+
+def clean(raw: object) -> str | None:
+    """Stripped text, or None when empty."""
+    return _text(raw) or None
+
+
+# --- names ------------------------------------------------------------------
+
+def fold_text(text: str) -> str:
+    """Lower-case with accents removed, for accent-insensitive search: "Bélanger" -> "belanger"."""
+    decomposed = unicodedata.normalize("NFKD", (text or "").translate(_LIGATURES))
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+
+
+def slugify_name(text: str) -> str:
+    """ASCII a-z0-9 and '-': "Bélanger-Côté" -> "belanger-cote", "O'Brien" -> "obrien"."""
+    folded = fold_text(text)
+    for mark in _APOSTROPHES:
+        folded = folded.replace(mark, "")
+    return re.sub(r"[^a-z0-9]+", "-", folded).strip("-")
+
+
+def _text(raw: object) -> str:
+    if raw is None:
+        return ""
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    return str(raw).strip()

@@ -1,0 +1,143 @@
+"""The timed work: DMS sync + Slack publishing, the midnight rollover, and the scheduler that runs
+them once across however many processes are started (a lease in the database decides who)."""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Callable
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from core.config import Settings
+from core.services import Services
+from dms.connector import Connector, make_connector
+from dms.sample_feed import ensure_sample_feed
+from dms.sync import SyncEngine, SyncReport, roll_over
+from spaces import lease
+from spaces.publisher import PublishReport, Publisher
+from storage.db import with_connection
+
+log = logging.getLogger(__name__)
+SYNC_LEASE_TTL = timedelta(minutes=2)
+SCHEDULER_LEASE_TTL = timedelta(seconds=60)
+LEADER_CHECK_SECONDS = 15
+
+
+def open_connector(settings: Settings) -> Connector:
+    """The configured DMS; the bundled sample feed is rendered (once, dated from today) when no DMS_FILE is set."""
+    if settings.dms == "file" and settings.dms_file_is_sample:
+        ensure_sample_feed(Path(settings.dms_file), datetime.now(settings.shop_timezone).date())
+    return make_connector(settings)
+
+
+@dataclass
+class SyncOutcome:
+    sync: SyncReport
+    publish: PublishReport | None
+
+
+def sync_once(services: Services, connector: Connector, now: datetime | None = None) -> SyncOutcome:
+    """Read the DMS into the database, then bring Slack up to date. Raises lease.LeaseBusy when
+    another sync runs."""
+    tz = services.settings.shop_timezone
+    with lease.held("sync", SYNC_LEASE_TTL) as holder:
+        report = SyncEngine(connector, tz).run(now)
+        publisher = Publisher(services.slack, services.directory, tz)
+        # Keep the lease while a long first sync waits out Slack's channel-creation limit.
+        published = publisher.publish_pending(heartbeat=lambda: lease.acquire("sync", holder, SYNC_LEASE_TTL))
+    return SyncOutcome(report, published)
+
+
+def rollover_once(services: Services, now: datetime | None = None) -> SyncOutcome:
+    tz = services.settings.shop_timezone
+    with lease.held("sync", SYNC_LEASE_TTL) as holder:
+        moved = roll_over(tz, now or datetime.now(tz))
+        published = Publisher(services.slack, services.directory, tz).publish_pending(
+            heartbeat=lambda: lease.acquire("sync", holder, SYNC_LEASE_TTL))
+    return SyncOutcome(SyncReport(status_changes=moved), published)
+
+
+@dataclass
+class Job:
+    name: str
+    func: Callable[[], object]
+    trigger: object
+
+
+class Scheduler:
+    """Runs jobs only while it holds the "scheduler" lease; a second instance waits its turn."""
+
+    def __init__(self, services: Services, connector: Connector, extra_jobs: list[Job] | None = None):
+        self.services = services
+        self.connector = connector
+        self.holder = lease.holder_id()
+        self.is_leader = False
+        self._lock = threading.Lock()
+        tz = services.settings.shop_timezone
+        self.jobs = [
+            Job("dms-sync", self._sync, IntervalTrigger(minutes=services.settings.sync_interval_minutes, timezone=tz)),
+            # A few seconds after midnight so "today" is already the new day in the shop's zone.
+            Job("midnight-rollover", self._rollover, CronTrigger(hour=0, minute=0, second=5, timezone=tz)),
+            *(extra_jobs or []),
+        ]
+        self._aps = BackgroundScheduler(timezone=tz, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300})
+
+    def start(self) -> None:
+        now = datetime.now(self.services.settings.shop_timezone)
+        self._aps.add_job(self.check_leadership, IntervalTrigger(seconds=LEADER_CHECK_SECONDS), id="leader", next_run_time=now)
+        for job in self.jobs:
+            # The sync also runs at start, so a fresh install shows its channels at once.
+            first = now + timedelta(seconds=1) if job.name == "dms-sync" else None
+            self._aps.add_job(self._guarded(job), job.trigger, id=job.name, name=job.name,
+                              **({"next_run_time": first} if first else {}))
+        self._aps.start()
+
+    def shutdown(self) -> None:
+        self._aps.shutdown(wait=True)
+        with_connection(lease.release)("scheduler", self.holder)
+
+    @with_connection
+    def check_leadership(self) -> bool:
+        with self._lock:
+            was = self.is_leader
+            self.is_leader = lease.acquire("scheduler", self.holder, SCHEDULER_LEASE_TTL)
+            if self.is_leader != was:
+                log.info("scheduler %s: %s", self.holder, "now running jobs" if self.is_leader else "standing by (another scheduler holds the lease)")
+            return self.is_leader
+
+    def _guarded(self, job: Job) -> Callable[[], None]:
+        @with_connection
+        def run() -> None:
+            if not self.is_leader and not self.check_leadership():
+                return
+            try:
+                job.func()
+            except lease.LeaseBusy:
+                log.info("%s skipped: another sync is running", job.name)
+            except Exception:  # a job failure must not stop the scheduler
+                log.exception("scheduled job %s failed", job.name)
+        return run
+
+    def _sync(self) -> None:
+        outcome = sync_once(self.services, self.connector)
+        log.info("DMS sync: %s; Slack: %s", outcome.sync.summary(), describe_publish(outcome.publish))
+
+    def _rollover(self) -> None:
+        outcome = rollover_once(self.services)
+        log.info("midnight rollover: %s RO(s) now in progress", outcome.sync.status_changes)
+
+
+def describe_publish(report: PublishReport | None) -> str:
+    if report is None:
+        return "not published"
+    text = f"{report.channels_created} channel(s) created, {report.cards_updated} card(s) updated, {report.notes_posted} note(s)"
+    if report.failed:
+        text += f", {len(report.failed)} failed ({', '.join(f'{n}: {r}' for n, r in report.failed[:5])})"
+    if report.stopped_early:
+        text += f"; stopped early ({report.stopped_early}), the next sync resumes"
+    return text

@@ -1,0 +1,58 @@
+"""A lease in the database: at most one holder at a time, across processes and machines.
+
+The scheduler holds "scheduler" while it runs jobs and renews it; a second scheduler process
+keeps trying and takes over only after the first stops renewing. A sync (scheduled or from the
+command line) holds "sync" for its duration, so two syncs never publish at once.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Iterator
+
+from peewee import IntegrityError
+
+from storage.db import database
+from storage.models import Lease, utcnow
+
+
+def holder_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def acquire(name: str, holder: str, ttl: timedelta) -> bool:
+    """Take or renew the lease; True when `holder` has it now."""
+    now = utcnow()
+    with database.atomic():
+        taken = Lease.update(holder=holder, expires_at=now + ttl).where(
+            (Lease.name == name) & ((Lease.holder == holder) | (Lease.expires_at < now))).execute()
+        if taken:
+            return True
+    try:
+        with database.atomic():
+            Lease.create(name=name, holder=holder, expires_at=now + ttl)
+        return True
+    except IntegrityError:
+        return False
+
+
+def release(name: str, holder: str) -> None:
+    Lease.delete().where((Lease.name == name) & (Lease.holder == holder)).execute()
+
+
+class LeaseBusy(Exception):
+    """Someone else holds the lease."""
+
+
+@contextmanager
+def held(name: str, ttl: timedelta, holder: str | None = None) -> Iterator[str]:
+    holder = holder or holder_id()
+    if not acquire(name, holder, ttl):
+        raise LeaseBusy(name)
+    try:
+        yield holder
+    finally:
+        release(name, holder)

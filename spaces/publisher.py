@@ -1,0 +1,204 @@
+"""Make Slack show each RO as the database has it: channel, pinned card, topic, advisor, status notes.
+
+Only ROs marked `slack_dirty` are touched, so an unchanged RO costs no Slack call. Every step is
+recorded as soon as Slack confirms it, and every step can be redone safely, so an interruption at
+any point (even between creating a channel and storing its id) is repaired by the next run
+without a second channel or a second card.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+from slackapi.errors import SlackError, SlackErrorCode
+from slackapi.service import SlackService
+from slackapi.directory import Directory
+from spaces.naming import channel_name
+from storage.models import Participant, RepairOrder, StaffUser, StatusChange, utcnow
+from handlers.views import ro_card
+
+log = logging.getLogger(__name__)
+MAX_NAME_ATTEMPTS = 50
+
+
+@dataclass
+class PublishReport:
+    channels_created: int = 0
+    cards_updated: int = 0
+    notes_posted: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (ro number, reason)
+    stopped_early: str | None = None
+
+
+class Publisher:
+    def __init__(self, slack: SlackService, directory: Directory, tz: ZoneInfo):
+        self.slack = slack
+        self.directory = directory
+        self.tz = tz
+        self._channels_by_name: dict[str, dict] | None = None
+
+    def publish_pending(self, limit: int | None = None, heartbeat: Callable[[], object] | None = None) -> PublishReport:
+        """Publish every dirty RO, oldest appointment first so today's spaces come before next week's."""
+        report = PublishReport()
+        query = (RepairOrder.select().where(RepairOrder.slack_dirty == True)  # noqa: E712
+                 .order_by(RepairOrder.appointment_at.asc(nulls="LAST"), RepairOrder.id))
+        if limit:
+            query = query.limit(limit)
+        for ro in query:
+            if heartbeat is not None:
+                heartbeat()
+            try:
+                self.publish(ro, report)
+            except SlackError as exc:
+                report.failed.append((ro.ro_number, exc.raw_code))
+                log.warning("RO %s: Slack %s failed: %s", ro.ro_number, exc.method, exc.raw_code)
+                if exc.code in (SlackErrorCode.RATELIMITED, SlackErrorCode.INVALID_AUTH, SlackErrorCode.NOT_AUTHED):
+                    # Still limited after the client's own waits, or no access: the next run resumes.
+                    report.stopped_early = exc.raw_code
+                    break
+        return report
+
+    def publish(self, ro: RepairOrder, report: PublishReport | None = None) -> None:
+        report = report or PublishReport()
+        created = False
+        if not ro.channel_id:
+            created = self._ensure_channel(ro)
+            report.channels_created += int(created)
+        self._ensure_owner(ro)
+        locale = self._card_locale(ro)
+        text, blocks = ro_card.card(ro, self.tz, locale, self._conversation_url(ro))
+        if not ro.card_ts:
+            existing = None if created else self._find_card(ro)
+            if existing:
+                ro.card_ts = existing
+                self.slack.update(ro.channel_id, ro.card_ts, text, blocks)
+            else:
+                ro.card_ts = self.slack.post(ro.channel_id, text, blocks)["ts"]
+            RepairOrder.update(card_ts=ro.card_ts).where(RepairOrder.id == ro.id).execute()
+            self.slack.pin(ro.channel_id, ro.card_ts)
+            # A fresh card already shows the current status: no note for what came before it.
+            StatusChange.update(announced=True).where(StatusChange.ro == ro.id).execute()
+        else:
+            self.slack.update(ro.channel_id, ro.card_ts, text, blocks)
+        report.cards_updated += 1
+        new_topic = ro_card.topic(ro, self.tz, locale)
+        if new_topic != ro.topic:
+            self.slack.set_topic(ro.channel_id, new_topic)
+            RepairOrder.update(topic=new_topic).where(RepairOrder.id == ro.id).execute()
+        report.notes_posted += self.announce_status_changes(ro, locale)
+        # Clear the flag only if nothing changed the RO while we were talking to Slack.
+        RepairOrder.update(slack_dirty=False).where(
+            (RepairOrder.id == ro.id) & (RepairOrder.updated_at == ro.updated_at)).execute()
+
+    def announce_status_changes(self, ro: RepairOrder, locale: str | None) -> int:
+        posted = 0
+        pending = StatusChange.select().where((StatusChange.ro == ro.id) & (StatusChange.announced == False)).order_by(StatusChange.id)  # noqa: E712
+        for change in pending:
+            claimed = StatusChange.update(announced=True).where((StatusChange.id == change.id) & (StatusChange.announced == False)).execute()  # noqa: E712
+            if not claimed:
+                continue  # another process posted it
+            try:
+                self.slack.post(ro.channel_id, ro_card.status_note(change.old_status, change.new_status, change.source, change.actor, locale))
+            except SlackError:
+                StatusChange.update(announced=False).where(StatusChange.id == change.id).execute()
+                raise
+            posted += 1
+        return posted
+
+    # -- channel -----------------------------------------------------------------------------
+    def _ensure_channel(self, ro: RepairOrder) -> bool:
+        """Create (or recover) the RO's channel. True when a channel was created now."""
+        attempt = 1
+        name = ro.channel_name or channel_name(ro.ro_number, ro.customer_last_name)
+        if ro.channel_name and ro.channel_name[-2:-1] == "-" and ro.channel_name[-1].isdigit():
+            attempt = int(ro.channel_name.rsplit("-", 1)[1])
+        while attempt <= MAX_NAME_ATTEMPTS:
+            # Remember the name before asking Slack, so a crash right after Slack creates the channel
+            # leaves a trace that lets the next run adopt that channel instead of making another.
+            RepairOrder.update(channel_name=name).where(RepairOrder.id == ro.id).execute()
+            ro.channel_name = name
+            try:
+                channel = self.slack.create_channel(name)
+                self._record_channel(ro, channel["id"])
+                return True
+            except SlackError as exc:
+                if exc.code is not SlackErrorCode.NAME_TAKEN:
+                    raise
+            existing = self._channel_named(name)
+            if existing and self._is_ours(existing) and not RepairOrder.select().where(RepairOrder.channel_id == existing["id"]).exists():
+                log.info("RO %s: adopting channel #%s left by an interrupted run", ro.ro_number, name)
+                if existing.get("is_archived"):
+                    self.slack.call("conversations.unarchive", channel=existing["id"])
+                self._record_channel(ro, existing["id"])
+                return False
+            attempt += 1
+            name = channel_name(ro.ro_number, ro.customer_last_name, attempt)
+        raise SlackError("conversations.create", "name_taken")
+
+    def _record_channel(self, ro: RepairOrder, channel_id: str) -> None:
+        ro.channel_id = channel_id
+        RepairOrder.update(channel_id=channel_id, channel_name=ro.channel_name).where(RepairOrder.id == ro.id).execute()
+
+    def _channel_named(self, name: str) -> dict | None:
+        if self._channels_by_name is None or name not in self._channels_by_name:
+            # One listing per run, refreshed only when a name is missing from it.
+            self._channels_by_name = {c["name"]: c for c in self.slack.iter_channels()}
+        return self._channels_by_name.get(name)
+
+    def _is_ours(self, channel: dict) -> bool:
+        return channel.get("creator") == self.slack.bot_user_id
+
+    def _find_card(self, ro: RepairOrder) -> str | None:
+        """A card a previous, interrupted run posted but did not record."""
+        try:
+            history = self.slack.call("conversations.history", channel=ro.channel_id, limit=50)
+        except SlackError:
+            return None
+        for message in history.get("messages", []):
+            blocks = message.get("blocks") or []
+            if message.get("user") == self.slack.bot_user_id and blocks and blocks[0].get("block_id") == ro_card.CARD_BLOCK:
+                return message["ts"]
+        return None
+
+    # -- people ------------------------------------------------------------------------------
+    def _ensure_owner(self, ro: RepairOrder) -> None:
+        if not ro.advisor_email:
+            return
+        owner = StaffUser.get_or_none(StaffUser.email == ro.advisor_email)
+        if owner is None:
+            profile = self.slack.lookup_by_email(ro.advisor_email)
+            if profile is None:
+                log.info("RO %s: advisor %s has no Slack account", ro.ro_number, ro.advisor_email)
+                return
+            owner = self.directory.remember(profile)
+        if owner.slack_user_id != ro.owner_user_id or not Participant.select().where(
+                (Participant.ro == ro.id) & (Participant.user_id == owner.slack_user_id) & (Participant.active == True)).exists():  # noqa: E712
+            try:
+                self.slack.invite(ro.channel_id, [owner.slack_user_id])
+            except SlackError as exc:
+                if exc.code is not SlackErrorCode.ALREADY_IN_CHANNEL:
+                    log.warning("RO %s: could not invite the advisor: %s", ro.ro_number, exc.raw_code)
+                    return
+            record_owner(ro, owner.slack_user_id)
+
+    def _card_locale(self, ro: RepairOrder) -> str | None:
+        # The card speaks the advisor's language: in a Quebec shop the advisor's Slack is in French.
+        return self.directory.locale(ro.owner_user_id) if ro.owner_user_id else None
+
+    def _conversation_url(self, ro: RepairOrder) -> str | None:
+        if ro.channel_id and ro.conversation_ts:
+            return self.slack.permalink(ro.channel_id, ro.conversation_ts)
+        return None
+
+
+def record_owner(ro: RepairOrder, user_id: str) -> None:
+    """The advisor owns the RO and is one of its participants."""
+    ro.owner_user_id = user_id
+    RepairOrder.update(owner_user_id=user_id).where(RepairOrder.id == ro.id).execute()
+    row = Participant.get_or_none((Participant.ro == ro.id) & (Participant.user_id == user_id))
+    if row is None:
+        Participant.insert(ro=ro.id, user_id=user_id, role="owner", added_by="dms", added_at=utcnow()).on_conflict_ignore().execute()
+    else:
+        Participant.update(role="owner", active=True, removed_at=None).where(Participant.id == row.id).execute()

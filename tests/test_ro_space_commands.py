@@ -1,0 +1,96 @@
+"""`/ro status`, `/ro info`, the card's status select and Customer info button, through signed requests."""
+from __future__ import annotations
+
+import pytest
+
+from spaces.publisher import Publisher
+from storage.models import RepairOrder, StatusChange
+from tests.conftest import wait_until
+from tests.factories import make_ro
+
+
+@pytest.fixture
+def ro(running_app, fake_slack):
+    ro = make_ro(fake_slack, owner="UADVISOR", status="upcoming")
+    services = running_app.services
+    # Publish for real so the channel has its pinned card, as after a sync.
+    RepairOrder.update(slack_dirty=True).where(RepairOrder.id == ro.id).execute()
+    Publisher(services.slack, services.directory, services.settings.shop_timezone).publish(RepairOrder.get_by_id(ro.id))
+    fake_slack.reset_calls()
+    return RepairOrder.get_by_id(ro.id)
+
+
+def answer(fake_slack, n=1) -> dict:
+    wait_until(lambda: len(fake_slack.responses) >= n, message="an ephemeral answer")
+    return fake_slack.responses[n - 1]
+
+
+def test_status_command_changes_card_topic_and_posts_a_note(slack, fake_slack, ro):
+    slack.command("status completed", user_id="UTECH", channel_id=ro.channel_id)
+    assert "Status changed to Completed" in answer(fake_slack)["text"]
+    stored = RepairOrder.get_by_id(ro.id)
+    assert stored.status == "completed" and stored.status_manual
+    update = fake_slack.wait_for("chat.update")[0]
+    assert update.args["ts"] == ro.card_ts and "Terminé" in str(update.args["blocks"])
+    note = fake_slack.wait_for("chat.postMessage")[0]
+    assert note.args["text"] == "Statut : À venir → *Terminé* (par <@UTECH>)"
+    assert "Terminé" in fake_slack.channels[ro.channel_id]["topic"]["value"]
+    assert StatusChange.select().where((StatusChange.source == "manual") & (StatusChange.actor == "UTECH")).count() == 1
+
+
+def test_status_command_with_the_same_status_changes_nothing(slack, fake_slack, ro):
+    slack.command("status upcoming", user_id="UTECH", channel_id=ro.channel_id)
+    assert "already Upcoming" in answer(fake_slack)["text"]
+    assert fake_slack.calls_to("chat.update") == [] and fake_slack.calls_to("chat.postMessage") == []
+
+
+def test_status_command_with_an_unknown_word_explains_usage(slack, fake_slack, ro):
+    slack.command("status soonish", user_id="UADVISOR", channel_id=ro.channel_id)
+    assert "Utilisation : `/ro status in-progress`" in answer(fake_slack)["text"]
+    assert RepairOrder.get_by_id(ro.id).status == "upcoming"
+
+
+def test_status_command_outside_an_ro_channel_is_refused(slack, fake_slack, ro):
+    slack.command("status completed", user_id="UTECH", channel_id="CGENERAL")
+    assert "works in a repair-order channel" in answer(fake_slack)["text"]
+    assert RepairOrder.get_by_id(ro.id).status == "upcoming"
+
+
+def test_status_saved_even_when_slack_refuses_the_card_update(slack, fake_slack, ro):
+    fake_slack.fail_with("chat.update", "fatal_error", times=1)
+    slack.command("status in-progress", user_id="UTECH", channel_id=ro.channel_id)
+    assert "will be retried at the next sync" in answer(fake_slack)["text"]
+    stored = RepairOrder.get_by_id(ro.id)
+    assert stored.status == "in_progress" and stored.slack_dirty
+
+
+def test_status_select_on_the_card(slack, fake_slack, ro):
+    slack.action({
+        "type": "block_actions", "user": {"id": "UADVISOR"}, "team": {"id": "T0001"},
+        "channel": {"id": ro.channel_id}, "container": {"type": "message", "message_ts": ro.card_ts, "channel_id": ro.channel_id},
+        "message": {"ts": ro.card_ts},
+        "actions": [{"type": "static_select", "action_id": "ro_status_select", "block_id": "ro_card_status",
+                     "selected_option": {"value": "in_progress", "text": {"type": "plain_text", "text": "x"}}}],
+    })
+    note = fake_slack.wait_for("chat.postMessage")[0]
+    assert note.args["text"] == "Statut : À venir → *En cours* (par <@UADVISOR>)"
+    assert RepairOrder.get_by_id(ro.id).status == "in_progress"
+
+
+def test_info_command_shows_the_card_again(slack, fake_slack, ro):
+    slack.command("info", user_id="UTECH", channel_id=ro.channel_id)
+    reply = answer(fake_slack)
+    assert reply["response_type"] == "ephemeral"
+    assert "RO" in reply["text"] and any(b.get("block_id") == "ro_card" for b in reply["blocks"])
+
+
+def test_customer_info_button_opens_the_modal(slack, fake_slack, ro):
+    slack.action({
+        "type": "block_actions", "user": {"id": "UTECH"}, "team": {"id": "T0001"},
+        "channel": {"id": ro.channel_id}, "container": {"type": "message", "message_ts": ro.card_ts, "channel_id": ro.channel_id},
+        "actions": [{"type": "button", "action_id": "ro_customer_info", "block_id": "ro_card_actions", "value": str(ro.id)}],
+    })
+    view = fake_slack.wait_for("views.open")[0].args["view"]
+    text = str(view)
+    for fact in ("Customer information", "Jean Tremblay", "+15145550142", "jean@example.com", "Français", "2HGFC2F59MH512345"):
+        assert fact in text
