@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Callable
 
 from flask import Flask
 
@@ -55,7 +54,13 @@ def build(settings: Settings):
 
 def _blueprints(services) -> list:
     """Flask blueprints of features that serve HTTP beside Slack (customer page, SMS webhook)."""
-    return []
+    from customers import page, webhooks
+    from handlers.files import on_send_status_changed
+
+    return [
+        page.create_blueprint(services.settings),
+        webhooks.create_blueprint(services.settings, on_status_change=on_send_status_changed(services)),
+    ]
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -73,13 +78,17 @@ def cmd_web(args, with_scheduler: bool = False) -> int:
     settings = _settings(require_slack=True)
     open_storage(settings)
     app = build(settings)[2]
-    on_start: Callable[[], None] | None = None
-    if with_scheduler:
-        # Started inside the server's worker, so the web app and the jobs share one process.
-        on_start = lambda: start_scheduler(settings)  # noqa: E731
     from core.server import run_server
 
-    run_server(app, settings.port, threads=args.threads, on_worker_start=on_start)
+    if not with_scheduler:
+        run_server(app, settings.port, threads=args.threads)
+        return 0
+    running: list = []
+    # Started inside the server's worker, so the web app and the jobs share one process; stopped
+    # with it, so the lease is handed over at once instead of after it expires.
+    run_server(app, settings.port, threads=args.threads,
+               on_worker_start=lambda: running.append(start_scheduler(settings)),
+               on_worker_exit=lambda: [scheduler.shutdown() for scheduler in running])
     return 0
 
 

@@ -59,6 +59,12 @@ class Settings:
     default_can_message_customers: bool
     secret_key: str | None
     dms_timeout_seconds: float = 15.0
+    # People and finding things: batched notification DMs, the invite link given to admins.
+    notify_interval_minutes: int = 5
+    slack_invite_url: str | None = None
+    sync_lookback_days: int = 14
+    # Files and the customer: photos may also ride along as MMS (within the gateway's limits).
+    send_mms: bool = True
 
     @property
     def sms_enabled(self) -> bool:
@@ -219,6 +225,10 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_slack: bool =
         default_can_message_customers=r.bool("DEFAULT_CAN_MESSAGE_CUSTOMERS", True),
         secret_key=r.str("SECRET_KEY"),
         dms_timeout_seconds=float(r.int("DMS_TIMEOUT_SECONDS", 15, 1, 600)),
+        notify_interval_minutes=r.int("NOTIFY_INTERVAL_MINUTES", 5, 1, 24 * 60),
+        slack_invite_url=r.url("SLACK_INVITE_URL", None),
+        sync_lookback_days=r.int("SYNC_LOOKBACK_DAYS", 14, 0, 3650),
+        send_mms=r.bool("SEND_MMS", True),
     )
     if r.problems:
         raise ConfigError(r.problems)

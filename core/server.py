@@ -25,7 +25,8 @@ class _Gunicorn(BaseApplication):
         return self.application
 
 
-def run_server(app: Flask, port: int, threads: int = 8, on_worker_start: Callable[[], None] | None = None) -> None:
+def run_server(app: Flask, port: int, threads: int = 8, on_worker_start: Callable[[], None] | None = None,
+               on_worker_exit: Callable[[], None] | None = None) -> None:
     options = {
         "bind": f"0.0.0.0:{port}",
         "workers": 1,
@@ -39,4 +40,6 @@ def run_server(app: Flask, port: int, threads: int = 8, on_worker_start: Callabl
     }
     if on_worker_start is not None:
         options["post_worker_init"] = lambda worker: on_worker_start()
+    if on_worker_exit is not None:
+        options["worker_exit"] = lambda server, worker: on_worker_exit()
     _Gunicorn(app, options).run()

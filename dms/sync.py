@@ -32,13 +32,17 @@ class SyncReport:
     unchanged: int = 0
     rejected: list[Rejected] = field(default_factory=list)
     status_changes: int = 0
+    old_closed: int = 0  # closed before the look-back window when first seen: no space for history
     error: str | None = None
 
     def summary(self) -> str:
         if self.error:
             return f"DMS not read: {self.error}. Nothing was changed; the next sync will try again."
-        return (f"{len(self.created)} created, {len(self.changed)} changed, {self.unchanged} unchanged, "
+        text = (f"{len(self.created)} created, {len(self.changed)} changed, {self.unchanged} unchanged, "
                 f"{len(self.rejected)} skipped, {self.status_changes} status change(s)")
+        if self.old_closed:
+            text += f", {self.old_closed} closed before the look-back window ignored"
+        return text
 
 
 def record_fields(record: DmsRecord, fingerprint: str) -> dict:
@@ -68,9 +72,11 @@ def record_fields(record: DmsRecord, fingerprint: str) -> dict:
 
 
 class SyncEngine:
-    def __init__(self, connector: Connector, tz: ZoneInfo):
+    def __init__(self, connector: Connector, tz: ZoneInfo, lookback: timedelta = timedelta(days=14)):
         self.connector = connector
         self.tz = tz
+        # A first read of a DMS returns years of closed ROs; they must not each become a channel.
+        self.lookback = lookback
 
     def run(self, now: datetime | None = None) -> SyncReport:
         """One sync. A DMS that fails changes nothing: the error is recorded and reported."""
@@ -108,6 +114,9 @@ class SyncEngine:
         ro = self._find(record)
         fields = record_fields(record, fingerprint)
         status = computed_status(record.closed, record.appointment_at, now, self.tz)
+        if ro is None and record.closed and self._before_lookback(record, now):
+            report.old_closed += 1
+            return
         if ro is None:
             ro = RepairOrder.create(source=record.source, external_id=record.external_id, status=status,
                                     status_changed_at=utcnow(), slack_dirty=True, **fields)
@@ -135,6 +144,10 @@ class SyncEngine:
             report.changed.append(record.ro_number)
         for alias in record.aliases:
             RoAlias.insert(source=record.source, alias=alias, ro=ro.id).on_conflict_ignore().execute()
+
+    def _before_lookback(self, record: DmsRecord, now: datetime) -> bool:
+        last = record.closed_at or record.promised_at or record.appointment_at
+        return last is not None and last < now - self.lookback
 
     def _find(self, record: DmsRecord) -> RepairOrder | None:
         ro = RepairOrder.get_or_none((RepairOrder.source == record.source) & (RepairOrder.external_id == record.external_id))

@@ -46,7 +46,7 @@ def sync_once(services: Services, connector: Connector, now: datetime | None = N
     another sync runs."""
     tz = services.settings.shop_timezone
     with lease.held("sync", SYNC_LEASE_TTL) as holder:
-        report = SyncEngine(connector, tz).run(now)
+        report = SyncEngine(connector, tz, timedelta(days=services.settings.sync_lookback_days)).run(now)
         publisher = Publisher(services.slack, services.directory, tz)
         # Keep the lease while a long first sync waits out Slack's channel-creation limit.
         published = publisher.publish_pending(heartbeat=lambda: lease.acquire("sync", holder, SYNC_LEASE_TTL))

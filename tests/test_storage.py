@@ -68,12 +68,13 @@ def test_foreign_keys_are_enforced_and_cascade(db):
     assert Participant.select().count() == 0
 
 
-def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(db):
-    if is_postgres():
-        pytest.skip("SQLite pragmas")
-    assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute_sql("PRAGMA busy_timeout").fetchone()[0] >= 5000
-    assert db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(sqlite_url):
+    open_database(sqlite_url)
+    migrate()
+    with database.connection_context():
+        assert database.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert database.execute_sql("PRAGMA busy_timeout").fetchone()[0] >= 5000
+        assert database.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
 
 
 def test_worker_threads_get_their_own_connection_and_close_it(db):

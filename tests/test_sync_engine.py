@@ -207,3 +207,13 @@ def test_unavailable_connector_error_is_reported_not_raised(db):
 
     report = SyncEngine(Down(), TZ).run(NOW)
     assert "connection refused" in report.error and "Nothing was changed" in report.summary()
+
+
+def test_ros_closed_long_ago_get_no_space_on_first_sight(db, feed):
+    write_feed(feed, [
+        row("40001", "2025-01-10T09:00", status="closed", closed_at="2025-01-10T17:00"),
+        row("48215", "2026-11-27T10:00", status="closed", closed_at="2026-11-28T16:00"),
+    ])
+    report = sync(feed)
+    assert report.created == ["48215"] and report.old_closed == 1
+    assert "1 closed before the look-back window ignored" in report.summary()
