@@ -110,11 +110,13 @@ class Publisher:
     # -- channel -----------------------------------------------------------------------------
     def _ensure_channel(self, ro: RepairOrder) -> bool:
         """Create (or recover) the RO's channel. True when a channel was created now."""
-        attempt = 1
-        name = ro.channel_name or channel_name(ro.ro_number, ro.customer_last_name)
-        if ro.channel_name and ro.channel_name[-2:-1] == "-" and ro.channel_name[-1].isdigit():
-            attempt = int(ro.channel_name.rsplit("-", 1)[1])
-        while attempt <= MAX_NAME_ATTEMPTS:
+        names = [channel_name(ro.ro_number, ro.customer_last_name, n) for n in range(1, MAX_NAME_ATTEMPTS + 1)]
+        # Resume from the name an earlier, interrupted run chose: that channel may exist already.
+        if ro.channel_name in names:
+            names = names[names.index(ro.channel_name):]
+        elif ro.channel_name:
+            names.insert(0, ro.channel_name)
+        for name in names:
             # Remember the name before asking Slack, so a crash right after Slack creates the channel
             # leaves a trace that lets the next run adopt that channel instead of making another.
             RepairOrder.update(channel_name=name).where(RepairOrder.id == ro.id).execute()
@@ -133,8 +135,6 @@ class Publisher:
                     self.slack.call("conversations.unarchive", channel=existing["id"])
                 self._record_channel(ro, existing["id"])
                 return False
-            attempt += 1
-            name = channel_name(ro.ro_number, ro.customer_last_name, attempt)
         raise SlackError("conversations.create", "name_taken")
 
     def _record_channel(self, ro: RepairOrder, channel_id: str) -> None:
