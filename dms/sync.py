@@ -18,6 +18,7 @@ from dms.errors import DmsError
 from dms.normalize import fold_text
 from dms.records import DmsRecord, Rejected
 from dms.status import IN_PROGRESS, UPCOMING, computed_status
+from storage import search
 from storage.db import database
 from storage.models import RepairOrder, RoAlias, StatusChange, SyncState, to_utc_naive, utcnow
 
@@ -99,24 +100,30 @@ class SyncEngine:
                      .where(RepairOrder.source == source).tuples())
         for start in range(0, len(result.records), BATCH):
             with database.atomic():
+                touched: list[int] = []
                 for record in result.records[start:start + BATCH]:
                     fingerprint = record.fingerprint()
                     if known.get(record.external_id) == fingerprint:
                         report.unchanged += 1
                         continue
-                    self._apply(record, fingerprint, now, report)
+                    ro_id = self._apply(record, fingerprint, now, report)
+                    if ro_id is not None:
+                        touched.append(ro_id)
+                # Search keys follow the RO in the same transaction: a found RO is a current one.
+                search.index_many(RepairOrder.select().where(RepairOrder.id.in_(touched)))
         report.status_changes += roll_over(self.tz, now)
         SyncState.update(watermark=result.watermark or state.watermark, last_success_at=utcnow(),
                          last_error=None).where(SyncState.source == source).execute()
         return report
 
-    def _apply(self, record: DmsRecord, fingerprint: str, now: datetime, report: SyncReport) -> None:
+    def _apply(self, record: DmsRecord, fingerprint: str, now: datetime, report: SyncReport) -> int | None:
+        """Create or update the record's RO; its id when something was written."""
         ro = self._find(record)
         fields = record_fields(record, fingerprint)
         status = computed_status(record.closed, record.appointment_at, now, self.tz)
         if ro is None and record.closed and self._before_lookback(record, now):
             report.old_closed += 1
-            return
+            return None
         if ro is None:
             ro = RepairOrder.create(source=record.source, external_id=record.external_id, status=status,
                                     status_changed_at=utcnow(), slack_dirty=True, **fields)
@@ -124,7 +131,7 @@ class SyncEngine:
             report.created.append(record.ro_number)
         elif ro.fingerprint == fields["fingerprint"]:
             report.unchanged += 1
-            return
+            return None
         else:
             changes = {**fields, "updated_at": utcnow(), "slack_dirty": True, "status_manual": False}
             if ro.external_id != record.external_id:
@@ -132,7 +139,7 @@ class SyncEngine:
                     # An older identity of a space that has moved on (the appointment after its RO
                     # took over): it must not pull the space back.
                     report.unchanged += 1
-                    return
+                    return None
                 # An appointment space that became an RO: the RO's id from now on, the old one kept.
                 RoAlias.insert(source=ro.source, alias=ro.external_id, ro=ro.id).on_conflict_ignore().execute()
                 changes["external_id"] = record.external_id
@@ -144,6 +151,7 @@ class SyncEngine:
             report.changed.append(record.ro_number)
         for alias in record.aliases:
             RoAlias.insert(source=record.source, alias=alias, ro=ro.id).on_conflict_ignore().execute()
+        return ro.id
 
     def _before_lookback(self, record: DmsRecord, now: datetime) -> bool:
         last = record.closed_at or record.promised_at or record.appointment_at

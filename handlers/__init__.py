@@ -54,6 +54,7 @@ def build_bolt_app(services: Services) -> App:
 
 def _features() -> list:
     """Feature modules, each with `register(app, services, router)`."""
-    from handlers import ro_spaces
+    from handlers import admin, files, ro_spaces
+    from handlers import home, mentions, participants, search
 
-    return [ro_spaces]
+    return [ro_spaces, files, admin, participants, mentions, home, search]

@@ -162,6 +162,17 @@ class SlackService:
         except (SlackClientError, OSError) as exc:
             raise SlackError("files_upload_v2", "other", {"exception": type(exc).__name__}) from None
 
+    # -- people (files and the customer: /ro admin) -----------------------------------------
+    def iter_users(self) -> Iterator[dict]:
+        """Every member of the workspace (users.list, paged), with their locale."""
+        cursor = None
+        while True:
+            page = self.call("users.list", limit=200, include_locale=True, **({"cursor": cursor} if cursor else {}))
+            yield from page.get("members", [])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return
+
 
 def _wants_json(kwargs: dict) -> bool:
     # Blocks and views are nested: send them as JSON bodies, everything else as form fields.

@@ -174,6 +174,8 @@ class RoFile(BaseModel):
     copy_status = CharField(default="pending", max_length=16)  # pending | stored | too_large | failed
     copy_attempts = IntegerField(default=0)
     last_error = CharField(null=True)
+    # Files and the customer: ts of the message that shared it (notes about the file go in its thread).
+    share_ts = CharField(null=True, max_length=32)
 
 
 class CustomerSend(BaseModel):
@@ -189,6 +191,9 @@ class CustomerSend(BaseModel):
     error = CharField(null=True)
     note_ts = CharField(null=True, max_length=32)
     created_at = DateTimeField(default=utcnow, index=True)
+    # Files and the customer: who revoked the link, and when the status last changed.
+    revoked_by = CharField(null=True, max_length=32)
+    status_at = DateTimeField(null=True)
 
 
 class CustomerSendFile(BaseModel):
@@ -250,3 +255,95 @@ ALL_MODELS = [
     Lease,
     SyncState,
 ]
+
+
+# --- People and finding things (search index, notifications, invitation requests) ---------------
+
+class BytewiseCharField(CharField):
+    """Text compared byte by byte on both databases (PostgreSQL: COLLATE "C"), so the range
+    `term >= 'bel' AND term < 'bem'` is exactly "starts with bel" and is served by a plain index,
+    whatever the server's default collation."""
+
+    def ddl_datatype(self, ctx):
+        from peewee import SQL
+
+        from storage.db import is_postgres
+
+        base = super().ddl_datatype(ctx)
+        return SQL(f'{base.sql} COLLATE "C"') if is_postgres() else base
+
+
+class RoSearchTerm(BaseModel):
+    """One search key of an RO: a folded name word (n), its phone digits reversed (p, so "last 4
+    digits" is a prefix), its RO number (r) or tag number (t), with a copy of the RO's
+    last_activity_at. Every query shape is a prefix range on the (kind, term, activity, ro) index,
+    which alone answers "the newest matches". Kept by storage.search."""
+
+    ro = ForeignKeyField(RepairOrder, backref="search_terms", on_delete="CASCADE")
+    kind = CharField(max_length=1)
+    term = BytewiseCharField(max_length=64)
+    activity = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("kind", "term", "activity", "ro"), False),)
+
+
+class NotifyCursor(BaseModel):
+    """Per user: notifications only consider activity after this Activity id (set when they turn a setting on)."""
+
+    user_id = CharField(primary_key=True, max_length=32)
+    since_activity_id = BigIntegerField(default=0)
+
+
+class NotifyMark(BaseModel):
+    """Last notification DM sent to a user about an RO, and the newest activity it covered."""
+
+    user_id = CharField(max_length=32)
+    ro = ForeignKeyField(RepairOrder, on_delete="CASCADE")
+    last_activity_id = BigIntegerField(default=0)
+    sent_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("user_id", "ro"), True),)
+
+
+class InvitationRequest(BaseModel):
+    """A staff member asked the admins to invite someone who is not in the workspace."""
+
+    requested_by = CharField(max_length=32, index=True)
+    ro = ForeignKeyField(RepairOrder, null=True, on_delete="SET NULL")
+    name = CharField()
+    email = CharField()
+    role = CharField(default="", max_length=32)
+    note = TextField(default="")
+    created_at = DateTimeField(default=utcnow)
+    emailed_to = IntegerField(default=0)
+    messaged_to = IntegerField(default=0)
+    email_error = CharField(null=True)
+
+
+ALL_MODELS += [RoSearchTerm, NotifyCursor, NotifyMark, InvitationRequest]
+
+
+# --- Files and the customer (SMS opt-outs, customer-ready copies of files) ------------------------
+
+class SmsOptOut(BaseModel):
+    """A mobile number that opted out of texts (the gateway answered 21610): no more SMS to it."""
+
+    phone = CharField(primary_key=True, max_length=32)  # E.164
+    opted_out_at = DateTimeField(default=utcnow)
+    source = CharField(default="twilio", max_length=16)
+
+
+class MediaRendition(BaseModel):
+    """The customer-ready copy of a stored blob (HEIC → JPEG, HEVC/MOV → H.264 MP4), made once per
+    content at send time and stored content-addressed like the originals."""
+
+    source_sha256 = CharField(unique=True, max_length=64)
+    sha256 = CharField(max_length=64)
+    mimetype = CharField(max_length=64)
+    size = BigIntegerField(default=0)
+    created_at = DateTimeField(default=utcnow)
+
+
+ALL_MODELS += [SmsOptOut, MediaRendition]

@@ -217,3 +217,15 @@ def test_ros_closed_long_ago_get_no_space_on_first_sight(db, feed):
     report = sync(feed)
     assert report.created == ["48215"] and report.old_closed == 1
     assert "1 closed before the look-back window ignored" in report.summary()
+
+
+def test_synced_ros_are_found_by_search_and_follow_dms_changes(db, feed):
+    from storage import search
+
+    write_feed(feed, [row("48213", customer_last_name="Bélanger"), row("48214", customer_last_name="Côté")])
+    sync(feed)
+    assert [ro.ro_number for ro in search.find("belanger").items] == ["48213"]
+    write_feed(feed, [row("48213", customer_last_name="Gagnon"), row("48214", customer_last_name="Côté")])
+    sync(feed)
+    assert search.find("belanger").items == []
+    assert [ro.ro_number for ro in search.find("gagnon").items] == ["48213"]

@@ -1,0 +1,88 @@
+"""Who may message customers and who administers that: the rules, enforced on the server.
+
+- Admins: StaffUser.is_admin, or listed in ADMIN_SLACK_USER_IDS (the first admins; always admins).
+- May message customers: admins; otherwise StaffUser.can_message_customers, and when an admin
+  never decided (None) the configured default (DEFAULT_CAN_MESSAGE_CUSTOMERS).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from peewee import IntegrityError, fn
+
+from core.config import Settings
+from storage.models import StaffUser
+
+
+class NotAllowed(Exception):
+    """`reason`: not_admin | self_demotion."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+def is_admin(user_id: str | None, settings: Settings) -> bool:
+    if not user_id:
+        return False
+    if user_id in settings.admin_slack_user_ids:
+        return True
+    user = StaffUser.get_or_none(StaffUser.slack_user_id == user_id)
+    return bool(user and user.is_admin and not user.deleted)
+
+
+def can_message_customers(user_id: str | None, settings: Settings) -> bool:
+    if not user_id:
+        return False
+    if is_admin(user_id, settings):
+        return True
+    user = StaffUser.get_or_none(StaffUser.slack_user_id == user_id)
+    if user is None or user.can_message_customers is None:
+        return settings.default_can_message_customers and not (user and (user.deleted or user.is_bot))
+    return bool(user.can_message_customers) and not user.deleted
+
+
+@dataclass(frozen=True)
+class StaffPermissions:
+    user_id: str
+    name: str
+    can_message_customers: bool
+    is_admin: bool
+    admin_from_config: bool
+
+
+def permissions_of(user: StaffUser, settings: Settings) -> StaffPermissions:
+    from_config = user.slack_user_id in settings.admin_slack_user_ids
+    admin = from_config or bool(user.is_admin)
+    can = admin or (settings.default_can_message_customers if user.can_message_customers is None else bool(user.can_message_customers))
+    return StaffPermissions(user.slack_user_id, user.real_name or user.name or user.slack_user_id, can, admin, from_config)
+
+
+def staff_page(settings: Settings, page: int, per_page: int) -> tuple[list[StaffPermissions], int]:
+    """People (not bots, not deactivated) sorted by name, one page of them, and the page count."""
+    query = StaffUser.select().where((StaffUser.is_bot == False) & (StaffUser.deleted == False))  # noqa: E712
+    total = query.count()
+    pages = max(1, -(-total // per_page))
+    page = min(max(page, 0), pages - 1)
+    rows = (query.order_by(fn.LOWER(fn.COALESCE(StaffUser.real_name, "")), StaffUser.name, StaffUser.slack_user_id)
+            .offset(page * per_page).limit(per_page))
+    return [permissions_of(user, settings) for user in rows], pages
+
+
+def set_permissions(actor_id: str, target_id: str, *, can_message: bool, admin: bool, settings: Settings) -> StaffPermissions:
+    """An admin sets a person's two permissions. Raises NotAllowed.
+
+    An admin cannot take their own admin right away (so the last admin can't lock everyone out);
+    admins from ADMIN_SLACK_USER_IDS stay admins whatever is stored.
+    """
+    if not is_admin(actor_id, settings):
+        raise NotAllowed("not_admin")
+    if actor_id == target_id and not admin:
+        raise NotAllowed("self_demotion")
+    updated = StaffUser.update(can_message_customers=can_message, is_admin=admin).where(StaffUser.slack_user_id == target_id).execute()
+    if not updated:
+        try:
+            StaffUser.create(slack_user_id=target_id, can_message_customers=can_message, is_admin=admin)
+        except IntegrityError:
+            StaffUser.update(can_message_customers=can_message, is_admin=admin).where(StaffUser.slack_user_id == target_id).execute()
+    return permissions_of(StaffUser.get(StaffUser.slack_user_id == target_id), settings)

@@ -1,0 +1,56 @@
+"""RO lists as Slack shows them: one line per RO (shared with the Home tab) and the ephemeral
+answers of `/ro search`, `/ro mine` and `/ro all`."""
+from __future__ import annotations
+
+from core.i18n import t
+from handlers.views.ro_card import status_label
+from storage.models import RepairOrder
+from storage.search import Page
+
+LIST_LIMIT = 15  # lines in an ephemeral answer: enough to pick from, short enough to read
+_LINE_MAX = 280
+
+
+def escape(text: str) -> str:
+    """User text shown inside mrkdwn: no accidental links, mentions or formatting."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def channel_url(ro: RepairOrder) -> str | None:
+    return f"https://slack.com/app_redirect?channel={ro.channel_id}" if ro.channel_id else None
+
+
+def ro_line(ro: RepairOrder, locale: str | None, unread: int = 0) -> str:
+    """"*RO 48213* · Jean Tremblay · 2021 Honda Civic · In progress · #ro-48213-tremblay · 🔵 3 new"."""
+    parts = [f"*RO {escape(ro.ro_number)}*", escape(ro.customer_name or "—")]
+    if ro.vehicle:
+        parts.append(escape(ro.vehicle))
+    # The status as words: its card emoji for "upcoming" is the 🔵 that means "unread" here.
+    parts.append(status_label(ro.status, locale))
+    parts.append(f"<#{ro.channel_id}>" if ro.channel_id else t("people.list.no_channel", locale))
+    if unread:
+        parts.append(f"🔵 {t('people.list.unread', locale, count=unread)}")
+    line = " · ".join(parts)
+    return line if len(line) <= _LINE_MAX else line[:_LINE_MAX - 1] + "…"
+
+
+def ro_list(title: str, page: Page, locale: str | None, more_key: str, empty: str) -> tuple[str, list[dict]]:
+    """(fallback text, blocks) of a compact list with channel links, saying how to narrow it."""
+    blocks: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{title}*"}}]
+    if not page.items:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": empty}})
+        return f"{title}\n{empty}", blocks
+    for ro in page.items:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": ro_line(ro, locale)}})
+    if page.has_more:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": t(more_key, locale, count=len(page.items))}]})
+    return title, blocks
+
+
+def search_title(query: str, locale: str | None) -> str:
+    return t("people.search.title", locale, query=escape(query[:100]))
+
+
+def list_title(mine: bool, status: str | None, locale: str | None) -> str:
+    title = t("people.list.mine" if mine else "people.list.all", locale)
+    return f"{title} · {status_label(status, locale)}" if status else title

@@ -1,0 +1,139 @@
+"""Notification digests: "new message / new file in my repair orders", as batched DMs.
+
+A person who turned a setting on hears about others' activity in the ROs they own or take part
+in, at most once per RO per interval: the first activity after a quiet spell goes out at the
+next flush (every minute), what follows within the interval waits and goes out as one digest.
+Never about their own posts, nor about what they have already read, nor about activity from
+before they turned notifications on. What was sent is in NotifyMark, so a flush that dies half
+way resumes without repeating itself.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable
+
+from peewee import fn
+
+from storage.models import (
+    Activity,
+    NotifyCursor,
+    NotifyMark,
+    Participant,
+    ReadMark,
+    RepairOrder,
+    StaffUser,
+    utcnow,
+)
+
+# Older activity is not worth a DM any more (and bounds what each flush reads).
+HORIZON = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Preferences:
+    messages: bool
+    files: bool
+
+
+@dataclass(frozen=True)
+class Digest:
+    user_id: str
+    ro_id: int
+    messages: int
+    files: int
+    authors: tuple[str, ...]
+    last_activity_id: int
+
+
+def preferences(user_id: str) -> Preferences:
+    user = StaffUser.get_or_none(StaffUser.slack_user_id == user_id)
+    return Preferences(bool(user and user.notify_messages), bool(user and user.notify_files))
+
+
+def set_preferences(user_id: str, *, messages: bool, files: bool) -> Preferences:
+    """Save the settings (the StaffUser row must exist). Turning notifications on starts them
+    from now: nothing that happened before is announced."""
+    before = preferences(user_id)
+    StaffUser.insert(slack_user_id=user_id).on_conflict_ignore().execute()  # Slack may not have answered yet
+    StaffUser.update(notify_messages=messages, notify_files=files).where(StaffUser.slack_user_id == user_id).execute()
+    if (messages or files) and not (before.messages or before.files):
+        since = Activity.select(fn.COALESCE(fn.MAX(Activity.id), 0)).scalar() or 0
+        (NotifyCursor.insert(user_id=user_id, since_activity_id=since)
+         .on_conflict(conflict_target=[NotifyCursor.user_id], update={NotifyCursor.since_activity_id: since})
+         .execute())
+    return Preferences(messages, files)
+
+
+def pending(now: datetime | None = None, interval: timedelta = timedelta(minutes=5)) -> list[Digest]:
+    """The digests due now: one per (person, RO) with unannounced activity whose last DM about
+    that RO is at least `interval` old."""
+    now = now or utcnow()
+    subscribers = {u.slack_user_id: u for u in StaffUser.select().where(
+        (StaffUser.notify_messages | StaffUser.notify_files) & ~StaffUser.deleted & ~StaffUser.is_bot)}
+    if not subscribers:
+        return []
+    ids = list(subscribers)
+    since = {c.user_id: c.since_activity_id for c in NotifyCursor.select().where(NotifyCursor.user_id.in_(ids))}
+    horizon = now - HORIZON
+
+    # (member, activity) pairs: participants, and owners (who may have no participant row).
+    columns = (Activity.id, Activity.ro, Activity.user_id, Activity.kind, Activity.at)
+    taking_part = (Activity.select(*columns, Participant.user_id.alias("member"))
+                   .join(Participant, on=((Participant.ro == Activity.ro) & (Participant.active == True)))  # noqa: E712
+                   .where((Activity.at >= horizon) & Participant.user_id.in_(ids)
+                          & (Participant.user_id != Activity.user_id)).tuples())
+    owning = (Activity.select(*columns, RepairOrder.owner_user_id.alias("member"))
+              .join(RepairOrder, on=(RepairOrder.id == Activity.ro))
+              .where((Activity.at >= horizon) & RepairOrder.owner_user_id.in_(ids)
+                     & (RepairOrder.owner_user_id != Activity.user_id)).tuples())
+    news: dict[tuple[str, int], dict[int, tuple[str, str, datetime]]] = defaultdict(dict)
+    for activity_id, ro_id, author, kind, at, member in list(taking_part) + list(owning):
+        user = subscribers[member]
+        wanted = user.notify_messages if kind == "message" else user.notify_files
+        if wanted and activity_id > since.get(member, 0):
+            news[(member, ro_id)][activity_id] = (author, kind, at)
+    if not news:
+        return []
+
+    ro_ids = {ro_id for _, ro_id in news}
+    marks = {(m.user_id, m.ro_id): m for m in NotifyMark.select().where(
+        NotifyMark.user_id.in_(ids) & NotifyMark.ro.in_(ro_ids))}
+    reads = {(r.user_id, r.ro_id): r.last_read_at for r in ReadMark.select().where(
+        ReadMark.user_id.in_(ids) & ReadMark.ro.in_(ro_ids))}
+    digests = []
+    for key, items in sorted(news.items()):
+        mark, read_at = marks.get(key), reads.get(key)
+        if mark and mark.sent_at > now - interval:
+            continue  # batched: this RO was announced to them a moment ago
+        fresh = {aid: item for aid, item in items.items()
+                 if (not mark or aid > mark.last_activity_id) and (read_at is None or item[2] > read_at)}
+        if not fresh:
+            continue
+        kinds = [kind for _, kind, _ in fresh.values()]
+        authors = tuple(dict.fromkeys(author for author, _, _ in sorted(fresh.values(), key=lambda i: i[2])))
+        digests.append(Digest(user_id=key[0], ro_id=key[1], messages=kinds.count("message"),
+                              files=kinds.count("file"), authors=authors, last_activity_id=max(fresh)))
+    return digests
+
+
+def mark_sent(digest: Digest, now: datetime | None = None) -> None:
+    now = now or utcnow()
+    (NotifyMark.insert(user_id=digest.user_id, ro=digest.ro_id, last_activity_id=digest.last_activity_id, sent_at=now)
+     .on_conflict(conflict_target=[NotifyMark.user_id, NotifyMark.ro],
+                  update={NotifyMark.last_activity_id: digest.last_activity_id, NotifyMark.sent_at: now})
+     .execute())
+
+
+def flush(deliver: Callable[[Digest], bool], *, interval: timedelta = timedelta(minutes=5),
+          now: datetime | None = None) -> int:
+    """Send every due digest with `deliver` (True = done, including "can never be delivered";
+    False = try again at the next flush). Returns how many were done."""
+    now = now or utcnow()
+    done = 0
+    for digest in pending(now, interval):
+        if deliver(digest):
+            mark_sent(digest, now)
+            done += 1
+    return done

@@ -1,0 +1,131 @@
+"""Notification settings in Home and the batched DMs the scheduler's flush sends."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from handlers.home import flush_notifications
+from handlers.views import home as views
+from people import notifications
+from storage.models import Activity, NotifyMark, StaffUser, utcnow
+from tests.conftest import wait_until
+from tests.factories import make_ro
+from tests.test_people_support import dms_to, people, people_env  # noqa: F401 - fixtures
+
+
+def choose(people, user: str, *values: str) -> None:
+    """Tick exactly these boxes in the Home tab's notification settings."""
+    options = [{"value": v, "text": {"type": "plain_text", "text": v}} for v in values]
+    people.action(user, views.NOTIFY, view={"id": "VHOME", "type": "home", "private_metadata": "{}"},
+                  type="checkboxes", selected_options=options)
+    wait_until(lambda: notifications.preferences(user) == notifications.Preferences(
+        views.NOTIFY_MESSAGES in values, views.NOTIFY_FILES in values), message="settings saved")
+
+
+@pytest.fixture
+def ro(people, fake_slack):
+    fake_slack.add_user("UPARTS", "paul")
+    return make_ro(fake_slack, owner="UADVISOR", members=("UTECH", "UPARTS"), ro_number="48213",
+                   customer_first_name="Hélène", customer_last_name="Bélanger")
+
+
+def later(minutes: int):
+    return utcnow() + timedelta(minutes=minutes)
+
+
+def test_settings_are_saved_and_shown_ticked(people, ro):
+    choose(people, "UADVISOR", views.NOTIFY_MESSAGES)
+    assert StaffUser.get_by_id("UADVISOR").notify_messages and not StaffUser.get_by_id("UADVISOR").notify_files
+    people.client.event({"type": "app_home_opened", "user": "UADVISOR", "tab": "home"})
+    home = people.fake.wait_for("views.publish")[-1].args["view"]
+    boxes = next(b for b in home["blocks"] if b.get("block_id") == views.NOTIFY)["elements"][0]
+    assert [o["value"] for o in boxes["initial_options"]] == [views.NOTIFY_MESSAGES]
+    assert "Nouveau message dans mes bons de travail" in json.dumps(home, ensure_ascii=False)
+    choose(people, "UADVISOR")
+    assert not StaffUser.get_by_id("UADVISOR").notify_messages
+
+
+def test_new_messages_are_sent_as_one_dm_never_for_my_own_posts(people, fake_slack, ro):
+    choose(people, "UADVISOR", views.NOTIFY_MESSAGES)
+    choose(people, "UTECH", views.NOTIFY_MESSAGES)
+    people.say(ro.channel_id, "brakes done", user="UTECH")
+    people.say(ro.channel_id, "rotors too", user="UPARTS")
+    assert flush_notifications(people.services) == 2
+    advisor = dms_to(fake_slack, "UADVISOR")
+    assert len(advisor) == 1
+    assert advisor[0]["text"] == f"🔵 *BT 48213* · Hélène Bélanger : 2 nouveaux messages de <@UTECH>, <@UPARTS> dans <#{ro.channel_id}>"
+    tech = dms_to(fake_slack, "UTECH")  # about UPARTS's message only
+    assert len(tech) == 1 and "1 new message from <@UPARTS>" in tech[0]["text"]
+    assert flush_notifications(people.services) == 0
+
+
+def test_one_dm_per_ro_per_interval_then_the_rest_as_one_digest(people, fake_slack, ro):
+    choose(people, "UADVISOR", views.NOTIFY_MESSAGES)
+    people.say(ro.channel_id, "first", user="UTECH")
+    assert flush_notifications(people.services) == 1
+    people.say(ro.channel_id, "second", user="UTECH")
+    people.say(ro.channel_id, "third", user="UPARTS")
+    assert flush_notifications(people.services) == 0  # within 5 minutes of the last DM: wait
+    assert notifications.pending(now=later(4)) == []
+    due = notifications.pending(now=later(6))
+    assert len(due) == 1 and due[0].messages == 2 and due[0].authors == ("UTECH", "UPARTS")
+
+
+def test_files_are_announced_only_to_who_wants_files(people, fake_slack, ro):
+    choose(people, "UADVISOR", views.NOTIFY_FILES)
+    choose(people, "UPARTS", views.NOTIFY_MESSAGES)
+    Activity.create(ro=ro, user_id="UTECH", kind="file", ts="1.1")
+    people.say(ro.channel_id, "here is the photo", user="UTECH")
+    assert flush_notifications(people.services) == 2
+    assert "1 nouveau fichier de <@UTECH>" in dms_to(fake_slack, "UADVISOR")[0]["text"]
+    assert "1 new message from <@UTECH>" in dms_to(fake_slack, "UPARTS")[0]["text"]
+
+
+def test_nothing_from_before_turning_notifications_on(people, fake_slack, ro):
+    people.say(ro.channel_id, "old news", user="UTECH")
+    choose(people, "UADVISOR", views.NOTIFY_MESSAGES)
+    assert flush_notifications(people.services) == 0
+    people.say(ro.channel_id, "new news", user="UTECH")
+    assert flush_notifications(people.services) == 1
+
+
+def test_nothing_once_i_have_read_it(people, fake_slack, ro):
+    choose(people, "UADVISOR", views.NOTIFY_MESSAGES)
+    people.say(ro.channel_id, "brakes done", user="UTECH")
+    people.say(ro.channel_id, "thanks!", user="UADVISOR")  # they were there: nothing to announce
+    assert flush_notifications(people.services) == 0
+
+
+def test_only_my_repair_orders(people, fake_slack, ro):
+    choose(people, "UADVISOR", views.NOTIFY_MESSAGES)
+    elsewhere = make_ro(fake_slack, members=("UTECH",))
+    people.say(elsewhere.channel_id, "not yours", user="UTECH")
+    assert flush_notifications(people.services) == 0
+
+
+def test_slack_down_means_try_again_next_minute(people, fake_slack, ro):
+    choose(people, "UADVISOR", views.NOTIFY_MESSAGES)
+    people.say(ro.channel_id, "brakes done", user="UTECH")
+    fake_slack.fail_with("chat.postMessage", "internal_error")
+    assert flush_notifications(people.services) == 0 and NotifyMark.select().count() == 0
+    assert flush_notifications(people.services) == 1 and len(dms_to(fake_slack, "UADVISOR")) == 1
+
+
+def test_a_user_slack_will_not_dm_is_not_retried_forever(people, fake_slack, ro):
+    choose(people, "UADVISOR", views.NOTIFY_MESSAGES)
+    people.say(ro.channel_id, "brakes done", user="UTECH")
+    fake_slack.fail_with("chat.postMessage", "user_disabled")
+    assert flush_notifications(people.services) == 1 and NotifyMark.select().count() == 1
+    assert flush_notifications(people.services) == 0
+
+
+def test_the_interval_is_configurable(fake_slack, sqlite_url, tmp_path):
+    from tests.test_people_support import start_people_app
+
+    running, _ = start_people_app(fake_slack, sqlite_url, tmp_path, NOTIFY_INTERVAL_MINUTES="15")
+    try:
+        assert running.services.settings.notify_interval_minutes == 15
+    finally:
+        running.stop()
