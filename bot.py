@@ -4,6 +4,7 @@
     python bot.py web         web server only (run `scheduler` elsewhere)
     python bot.py scheduler   DMS sync and timed jobs only
     python bot.py sync [--dry-run]
+    python bot.py reindex     rebuild the search keys of every RO
     python bot.py check       configuration, database, Slack and DMS, line by line
 
 gunicorn can serve `bot:create_app()` directly.
@@ -97,14 +98,27 @@ def start_scheduler(settings: Settings, services=None):
     from core.services import build_services
     from spaces.jobs import Scheduler, open_connector
 
-    scheduler = Scheduler(services or build_services(settings), open_connector(settings), extra_jobs=_feature_jobs(settings))
+    services = services or build_services(settings)
+    scheduler = Scheduler(services, open_connector(settings), extra_jobs=feature_jobs(services))
     scheduler.start()
     return scheduler
 
 
-def _feature_jobs(settings: Settings) -> list:
-    """Timed jobs of features beyond the DMS sync (file-copy retries, notification batches…)."""
-    return []
+def feature_jobs(services) -> list:
+    """Timed jobs of features beyond the DMS sync and the midnight rollover."""
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from handlers.home import flush_notifications
+    from media.intake import retry_pending
+    from spaces.jobs import Job
+
+    tz = services.settings.shop_timezone
+    return [
+        # Downloads that met Slack's HTML login page or a network error get another chance.
+        Job("file-copy-retry", lambda: retry_pending(services), IntervalTrigger(minutes=10, timezone=tz)),
+        # Notification DMs are batched per RO; the minute tick sends those that are due.
+        Job("notifications", lambda: flush_notifications(services), IntervalTrigger(minutes=1, timezone=tz)),
+    ]
 
 
 def cmd_scheduler(args) -> int:
@@ -180,6 +194,18 @@ def _dry_run() -> int:
     return 0
 
 
+def cmd_reindex(args) -> int:
+    """Rebuild every RO's search keys (after a bulk import or a restore)."""
+    from storage.db import database
+    from storage.search import reindex_all
+
+    settings = _settings(require_slack=False)
+    open_storage(settings)
+    with database.connection_context():
+        print(f"{reindex_all()} repair order(s) reindexed.")
+    return 0
+
+
 def cmd_check(args) -> int:
     from core.checks import run_checks
 
@@ -191,6 +217,7 @@ COMMANDS = {
     "web": cmd_web,
     "scheduler": cmd_scheduler,
     "sync": cmd_sync,
+    "reindex": cmd_reindex,
     "check": cmd_check,
 }
 

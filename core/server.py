@@ -5,10 +5,22 @@ web capacity run `bot.py web` with more threads (or gunicorn directly) and `bot.
 """
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
+
+# A customer-page token in a log is a working link to a customer's photos: never write it.
+_CUSTOMER_LINK = re.compile(r"^/c/[^/]+")
+
+
+class RedactingAccessLogger(Logger):
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        atoms["U"] = _CUSTOMER_LINK.sub("/c/***", atoms.get("U") or "")
+        return atoms
 
 
 class _Gunicorn(BaseApplication):
@@ -35,8 +47,9 @@ def run_server(app: Flask, port: int, threads: int = 8, on_worker_start: Callabl
         # Slack needs an answer in 3 s; a request stuck longer than this is a bug, not a slow client.
         "timeout": 120,
         "accesslog": "-",
-        # The access log would print customer-page tokens; keep paths but not query strings.
+        # Paths without query strings, customer tokens masked by the logger class.
         "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss',
+        "logger_class": RedactingAccessLogger,
     }
     if on_worker_start is not None:
         options["post_worker_init"] = lambda worker: on_worker_start()

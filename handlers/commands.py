@@ -80,7 +80,12 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
     def help_command(ctx: CommandContext) -> None:
         ctx.say("help.text")
 
+    def not_yet(ctx: CommandContext) -> None:
+        ctx.say("command.not_available", sub=ctx.sub)
+
     router.add("help", help_command, aliases=("aide", "?"))
+    # In the contract and the help, but no issue has asked for it yet: say so rather than "unknown".
+    router.add("metrics", not_yet)
 
     @app.command("/ro")
     def ro_command(ack, body, respond, context):

@@ -29,7 +29,8 @@ from core.services import Services
 from media.kinds import human_size, kind_of, normalise_mimetype
 from media.store import BlobStore, TooLarge
 from slackapi.errors import SlackError
-from storage.models import Activity, RepairOrder, RoFile, utcnow
+from people.unread import FILE, record_activity
+from storage.models import RepairOrder, RoFile, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,8 @@ def _record(ro: RepairOrder, file_id: str, info: dict | None, user_id: str | Non
         row = RoFile.create(copy_status=status, last_error=error, copy_attempts=attempts, **fields)
     except IntegrityError:
         return None  # the other delivery of the same file won the race
-    Activity.insert(ro=ro, user_id=row.uploader_user_id, kind="file", ts=(share_ts or file_id)[:32], at=shared_at).on_conflict_ignore().execute()
+    # Through people.unread so the RO also moves up the lists and counts as read for the uploader.
+    record_activity(ro.id, row.uploader_user_id, FILE, (share_ts or file_id)[:32], at=shared_at)
     return row
 
 

@@ -43,3 +43,8 @@ def test_users_info_failure_falls_back_to_english(slack, fake_slack):
     fake_slack.fail_with("users.info", "user_not_found")
     slack.command("help", user_id="UNOBODY")
     assert "find a repair order" in _answer(fake_slack)["text"]
+
+
+def test_contract_subcommand_not_built_yet_says_so(slack, fake_slack):
+    slack.command("metrics 2026-11-01 2026-11-30", user_id="UTECH")
+    assert "`/ro metrics` is not available yet" in _answer(fake_slack)["text"]

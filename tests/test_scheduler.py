@@ -61,3 +61,23 @@ def test_two_schedulers_run_the_sync_once(services, fake_slack, tmp_path):
         second.shutdown()
     with database.connection_context():
         assert Lease.select().where(Lease.name == "scheduler").count() == 0  # released on shutdown
+
+
+def test_feature_jobs_are_scheduled_and_run(services, fake_slack, tmp_path):
+    """The file-copy retry and the notification batch run under the scheduler like the sync."""
+    from media.intake import MAX_COPY_ATTEMPTS
+    from storage.models import RoFile
+    from tests.factories import make_ro
+
+    jobs = {job.name: job for job in bot.feature_jobs(services)}
+    assert set(jobs) == {"file-copy-retry", "notifications"}
+    with database.connection_context():
+        ro = make_ro(fake_slack)
+        fake_slack.add_file("F1", "photo.jpg", b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg", "jpg", "UTECH", channels=(ro.channel_id,))
+        RoFile.create(ro=ro, slack_file_id="F1", uploader_user_id="UTECH", kind="picture", name="photo.jpg",
+                      mimetype="image/jpeg", size=14, copy_status="failed", copy_attempts=1)
+    jobs["file-copy-retry"].func()
+    jobs["notifications"].func()
+    with database.connection_context():
+        row = RoFile.get(RoFile.slack_file_id == "F1")
+        assert row.copy_status == "stored" and row.copy_attempts < MAX_COPY_ATTEMPTS

@@ -58,3 +58,23 @@ def test_sync_without_slack_credentials_points_to_dry_run(tmp_path):
     result = _bot(["sync"], {"DMS_FILE": str(tmp_path / "x.csv")}, tmp_path)
     assert result.returncode == 2 and "SLACK_BOT_TOKEN" in result.stderr
     assert "sync --dry-run" in result.stderr
+
+
+def test_reindex_rebuilds_search_keys(tmp_path):
+    from storage import search
+    from storage.db import database, open_database
+    from storage.migrations import migrate
+    from storage.models import RoSearchTerm
+    from tests.factories import make_ro
+
+    db = f"sqlite:///{tmp_path}/db.sqlite"
+    open_database(db)
+    migrate()
+    with database.connection_context():
+        make_ro(ro_number="48213", customer_last_name="Bélanger")
+        RoSearchTerm.delete().execute()  # as after a restore without the search table
+        assert search.find("belanger").items == []
+    result = _bot(["reindex"], {"DATABASE_URL": db}, tmp_path)
+    assert result.returncode == 0 and "1 repair order(s) reindexed." in result.stdout
+    with database.connection_context():
+        assert [ro.ro_number for ro in search.find("belanger").items] == ["48213"]

@@ -17,7 +17,8 @@ INFO_ACTION = "ro_customer_info"
 PARTICIPANTS_ACTION = "ro_participants"
 FILES_ACTION = "ro_files"
 CONVERSATION_ACTION = "ro_conversation"
-STATUS_EMOJI = {"in_progress": "🟢", "upcoming": "🔵", "completed": "✅"}
+# Not 🔵: App Home uses the blue dot for unread activity, as the reference product does.
+STATUS_EMOJI = {"in_progress": "🟢", "upcoming": "📅", "completed": "✅"}
 
 _DAYS = {"en": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"], "fr": ["lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim."]}
 _MONTHS = {

@@ -25,7 +25,6 @@ def ro_line(ro: RepairOrder, locale: str | None, unread: int = 0) -> str:
     parts = [f"*RO {escape(ro.ro_number)}*", escape(ro.customer_name or "—")]
     if ro.vehicle:
         parts.append(escape(ro.vehicle))
-    # The status as words: its card emoji for "upcoming" is the 🔵 that means "unread" here.
     parts.append(status_label(ro.status, locale))
     parts.append(f"<#{ro.channel_id}>" if ro.channel_id else t("people.list.no_channel", locale))
     if unread:
