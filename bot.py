@@ -111,6 +111,7 @@ def feature_jobs(services) -> list:
     from handlers.home import flush_notifications
     from media.intake import retry_pending
     from spaces.jobs import Job
+    from storage.housekeeping import prune_processed_events
 
     tz = services.settings.shop_timezone
     return [
@@ -118,6 +119,7 @@ def feature_jobs(services) -> list:
         Job("file-copy-retry", lambda: retry_pending(services), IntervalTrigger(minutes=10, timezone=tz)),
         # Notification DMs are batched per RO; the minute tick sends those that are due.
         Job("notifications", lambda: flush_notifications(services), IntervalTrigger(minutes=1, timezone=tz)),
+        Job("prune-event-ids", prune_processed_events, IntervalTrigger(hours=1, timezone=tz)),
     ]
 
 

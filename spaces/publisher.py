@@ -61,7 +61,16 @@ class Publisher:
         return report
 
     def publish(self, ro: RepairOrder, report: PublishReport | None = None) -> None:
-        report = report or PublishReport()
+        try:
+            self._publish(ro, report or PublishReport())
+        except SlackError as exc:
+            if exc.code is not SlackErrorCode.IS_ARCHIVED:
+                raise
+            # Staff archived the channel on purpose: leave it archived and quiet.
+            log.info("RO %s: channel archived, Slack left as it is", ro.ro_number)
+            self._mark_clean(ro)
+
+    def _publish(self, ro: RepairOrder, report: PublishReport) -> None:
         created = False
         if not ro.channel_id:
             created = self._ensure_channel(ro)
@@ -69,6 +78,13 @@ class Publisher:
         self._ensure_owner(ro)
         locale = self._card_locale(ro)
         text, blocks = ro_card.card(ro, self.tz, locale, self._conversation_url(ro))
+        if ro.card_ts:
+            try:
+                self.slack.update(ro.channel_id, ro.card_ts, text, blocks)
+            except SlackError as exc:
+                if exc.code is not SlackErrorCode.MESSAGE_NOT_FOUND:
+                    raise
+                ro.card_ts = None  # someone deleted the card: the RO gets a new one
         if not ro.card_ts:
             existing = None if created else self._find_card(ro)
             if existing:
@@ -80,15 +96,16 @@ class Publisher:
             self.slack.pin(ro.channel_id, ro.card_ts)
             # A fresh card already shows the current status: no note for what came before it.
             StatusChange.update(announced=True).where(StatusChange.ro == ro.id).execute()
-        else:
-            self.slack.update(ro.channel_id, ro.card_ts, text, blocks)
         report.cards_updated += 1
         new_topic = ro_card.topic(ro, self.tz, locale)
         if new_topic != ro.topic:
             self.slack.set_topic(ro.channel_id, new_topic)
             RepairOrder.update(topic=new_topic).where(RepairOrder.id == ro.id).execute()
         report.notes_posted += self.announce_status_changes(ro, locale)
-        # Clear the flag only if nothing changed the RO while we were talking to Slack.
+        self._mark_clean(ro)
+
+    def _mark_clean(self, ro: RepairOrder) -> None:
+        # Only if nothing changed the RO while we were talking to Slack.
         RepairOrder.update(slack_dirty=False).where(
             (RepairOrder.id == ro.id) & (RepairOrder.updated_at == ro.updated_at)).execute()
 

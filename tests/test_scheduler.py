@@ -70,7 +70,7 @@ def test_feature_jobs_are_scheduled_and_run(services, fake_slack, tmp_path):
     from tests.factories import make_ro
 
     jobs = {job.name: job for job in bot.feature_jobs(services)}
-    assert set(jobs) == {"file-copy-retry", "notifications"}
+    assert set(jobs) == {"file-copy-retry", "notifications", "prune-event-ids"}
     with database.connection_context():
         ro = make_ro(fake_slack)
         fake_slack.add_file("F1", "photo.jpg", b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg", "jpg", "UTECH", channels=(ro.channel_id,))
@@ -81,3 +81,14 @@ def test_feature_jobs_are_scheduled_and_run(services, fake_slack, tmp_path):
     with database.connection_context():
         row = RoFile.get(RoFile.slack_file_id == "F1")
         assert row.copy_status == "stored" and row.copy_attempts < MAX_COPY_ATTEMPTS
+
+
+def test_old_event_ids_are_pruned_and_recent_ones_kept(services):
+    from storage.models import ProcessedEvent
+
+    jobs = {job.name: job for job in bot.feature_jobs(services)}
+    with database.connection_context():
+        ProcessedEvent.create(event_id="EvOLD", received_at=utcnow() - timedelta(days=3))
+        ProcessedEvent.create(event_id="EvNEW")
+        jobs["prune-event-ids"].func()
+        assert [e.event_id for e in ProcessedEvent.select()] == ["EvNEW"]

@@ -180,3 +180,29 @@ def test_slack_down_during_publish_keeps_the_ro_for_the_next_run(services, fake_
     assert RepairOrder.get().slack_dirty
     run(services, feed)
     assert RepairOrder.get().channel_id and not RepairOrder.get().slack_dirty
+
+
+def test_a_deleted_card_is_posted_again(services, fake_slack, feed):
+    write_feed(feed, [row("48213", "2026-11-30T09:00")])
+    run(services, feed)
+    ro = RepairOrder.get()
+    # Someone deleted the pinned card.
+    fake_slack.messages[ro.channel_id] = [m for m in fake_slack.messages[ro.channel_id] if m["ts"] != ro.card_ts]
+    write_feed(feed, [row("48213", "2026-11-30T09:00", vehicle_model="Accord")])
+    run(services, feed)
+    stored = RepairOrder.get()
+    assert stored.card_ts and stored.card_ts != ro.card_ts and not stored.slack_dirty
+    assert stored.card_ts in fake_slack.pins[ro.channel_id]
+    assert "Accord" in str(fake_slack.calls_to("chat.postMessage")[-1].args["blocks"])
+
+
+def test_an_archived_channel_is_left_alone(services, fake_slack, feed):
+    write_feed(feed, [row("48213", "2026-11-30T09:00")])
+    run(services, feed)
+    ro = RepairOrder.get()
+    fake_slack.channels[ro.channel_id]["is_archived"] = True
+    fake_slack.reset_calls()
+    write_feed(feed, [row("48213", "2026-11-30T09:00", status="closed")])
+    outcome = run(services, feed)
+    assert not outcome.publish.failed and not RepairOrder.get().slack_dirty
+    assert "chat.postMessage" not in writes(fake_slack)  # no note, no new card in an archived channel
