@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import re
 
+import phonenumbers
+
 _TOKEN = re.compile(r"\b(xox[abposr]-|xapp-)[A-Za-z0-9-]+")
 _BEARER = re.compile(r"(?i)(bearer\s+|authorization['\"]?\s*[:=]\s*['\"]?(?:basic\s+|bearer\s+)?)[A-Za-z0-9._~+/=-]{6,}")
 # A phone: optional +, then 10–15 digits possibly split by spaces, dots, dashes or brackets.
@@ -16,9 +18,25 @@ _PHONE = re.compile(r"(?<![\w.])\+?\(?\d(?:[\s.\-()]*\d){9,14}(?![\w:]|\.\d)")
 _secrets: set[str] = set()
 
 
-def mask_phone(text: str) -> str:
+def mask_phone(e164_or_raw: object) -> str:
+    """Hide all but the last two digits (and the country code of an E.164): "+1********42"."""
+    text = "" if e164_or_raw is None else str(e164_or_raw).strip()
     digits = re.sub(r"\D", "", text)
-    return ("+" if text.strip().startswith("+") else "") + "*" * max(len(digits) - 2, 0) + digits[-2:]
+    if not digits:
+        return "*" * min(len(text), 10)
+    prefix = ""
+    if text.startswith("+"):
+        try:
+            country = str(phonenumbers.parse(text, None).country_code)
+        except phonenumbers.NumberParseException:
+            country = ""
+        if country and digits.startswith(country) and len(digits) > len(country) + 2:
+            prefix, digits = "+" + country, digits[len(country):]
+        else:
+            prefix = "+"
+    # Too short to keep anything without giving most of it away.
+    keep = 2 if len(digits) > 4 else 0
+    return prefix + "*" * (len(digits) - keep) + digits[len(digits) - keep:]
 
 
 def redact(text: str) -> str:

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 
+from core.logsafe import mask_phone  # noqa: F401 - the one masking rule, re-exported for connectors
+
 # Letters NFKD does not decompose, but that people still type without the accent.
 _LIGATURES = str.maketrans({
     "œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss", "ø": "o", "Ø": "O",
@@ -41,27 +43,6 @@ def parse_phone(raw: object, region: str = "CA") -> str | None:
     if not phonenumbers.is_valid_number(number):
         raise ValueError(f"not a valid phone number: {mask_phone(text)}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def mask_phone(e164_or_raw: object) -> str:
-    """Hide all but the last two digits (and the country code of an E.164): "+1********42"."""
-    text = _text(e164_or_raw)
-    digits = re.sub(r"\D", "", text)
-    if not digits:
-        return "*" * min(len(text), 10)
-    prefix = ""
-    if text.startswith("+"):
-        try:
-            country = str(phonenumbers.parse(text, None).country_code)
-        except phonenumbers.NumberParseException:
-            country = ""
-        if country and digits.startswith(country) and len(digits) > len(country) + 2:
-            prefix, digits = "+" + country, digits[len(country):]
-        else:
-            prefix = "+"
-    # Too short to keep anything without giving most of it away.
-    keep = 2 if len(digits) > 4 else 0
-    return prefix + "*" * (len(digits) - keep) + digits[len(digits) - keep:]
 
 
 # --- times ------------------------------------------------------------------
