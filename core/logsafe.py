@@ -15,6 +15,8 @@ _BEARER = re.compile(r"(?i)(bearer\s+|authorization['\"]?\s*[:=]\s*['\"]?(?:basi
 # A phone: optional +, then 10–15 digits possibly split by spaces, dots, dashes or brackets.
 # Slack timestamps ("1700000000.000100") and clock times are not phones: the look-ahead skips them.
 _PHONE = re.compile(r"(?<![\w.])\+?\(?\d(?:[\s.\-()]*\d){9,14}(?![\w:]|\.\d)")
+# A customer-page path is a working link to a customer's photos: never write its token.
+_CUSTOMER_LINK = re.compile(r"(/c/)[^/\s?\"']+")
 _secrets: set[str] = set()
 
 
@@ -39,7 +41,12 @@ def mask_phone(e164_or_raw: object) -> str:
     return prefix + "*" * (len(digits) - keep) + digits[len(digits) - keep:]
 
 
+def mask_customer_links(text: str) -> str:
+    return _CUSTOMER_LINK.sub(r"\1***", text)
+
+
 def redact(text: str) -> str:
+    text = mask_customer_links(text)
     text = _TOKEN.sub(lambda m: m.group(1) + "***", text)
     text = _BEARER.sub(lambda m: m.group(1) + "***", text)
     for secret in _secrets:

@@ -5,21 +5,20 @@ web capacity run `bot.py web` with more threads (or gunicorn directly) and `bot.
 """
 from __future__ import annotations
 
-import re
 from typing import Callable
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
-# A customer-page token in a log is a working link to a customer's photos: never write it.
-_CUSTOMER_LINK = re.compile(r"^/c/[^/]+")
-
+from core.logsafe import mask_customer_links
 
 class RedactingAccessLogger(Logger):
+    """Gunicorn's access log, without customer-link tokens."""
+
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
-        atoms["U"] = _CUSTOMER_LINK.sub("/c/***", atoms.get("U") or "")
+        atoms["U"] = mask_customer_links(atoms.get("U") or "")
         return atoms
 
 

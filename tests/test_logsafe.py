@@ -42,3 +42,9 @@ def test_filter_applies_to_formatted_arguments_and_tracebacks():
     output = stream.getvalue()
     assert "555" not in output
     assert "********42" in output
+
+
+def test_customer_link_tokens_are_masked_wherever_they_appear():
+    out = redact("unhandled error on GET /c/AbCdEf123.sig_xyz/F42 and http://localhost:3000/c/Tok-en_1?x=1")
+    assert "AbCdEf123" not in out and "Tok-en_1" not in out
+    assert "/c/***/F42" in out and "/c/***?x=1" in out
