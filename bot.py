@@ -14,19 +14,24 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
 
 from flask import Flask
 
 from core.config import ConfigError, Settings, load_settings
-from core.logsafe import configure_logging, register_secret
+from core.logsafe import configure_logging, redact, register_secret
 
 log = logging.getLogger("bot")
 
 
 def _settings(require_slack: bool) -> Settings:
+    from urllib.parse import urlsplit
+
     settings = load_settings(require_slack=require_slack)
     for secret in (settings.slack_signing_secret, settings.slack_bot_token, settings.twilio_auth_token,
-                   settings.tekmetric_client_secret, settings.secret_key):
+                   settings.tekmetric_client_secret, settings.secret_key, urlsplit(settings.smtp_url or "").password):
         register_secret(secret)
     return settings
 
@@ -109,14 +114,14 @@ def feature_jobs(services) -> list:
     from apscheduler.triggers.interval import IntervalTrigger
 
     from handlers.home import flush_notifications
-    from media.intake import retry_pending
+    from handlers.files import retry_file_copies
     from spaces.jobs import Job
     from storage.housekeeping import prune_processed_events
 
     tz = services.settings.shop_timezone
     return [
         # Downloads that met Slack's HTML login page or a network error get another chance.
-        Job("file-copy-retry", lambda: retry_pending(services), IntervalTrigger(minutes=10, timezone=tz)),
+        Job("file-copy-retry", lambda: retry_file_copies(services), IntervalTrigger(minutes=10, timezone=tz)),
         # Notification DMs are batched per RO; the minute tick sends those that are due.
         Job("notifications", lambda: flush_notifications(services), IntervalTrigger(minutes=1, timezone=tz)),
         Job("prune-event-ids", prune_processed_events, IntervalTrigger(hours=1, timezone=tz)),
@@ -164,7 +169,7 @@ def cmd_sync(args) -> int:
         if numbers:
             print(f"  {label}: {', '.join(numbers[:50])}{' …' if len(numbers) > 50 else ''}")
     for reject in report.rejected:
-        print(f"  skipped {reject.ref}: {reject.reason}")
+        print(redact(f"  skipped {reject.ref}: {reject.reason}"))
     print(f"Slack: {describe_publish(outcome.publish)}")
     return 1 if report.error or (outcome.publish and outcome.publish.stopped_early) else 0
 
@@ -179,6 +184,9 @@ def _dry_run() -> int:
     from spaces.naming import channel_name
 
     settings = _settings(require_slack=False)
+    if settings.dms_file_is_sample and not Path(settings.dms_file).exists():
+        # A dry run writes nothing: render the sample feed in a temporary folder instead of data/.
+        settings = replace(settings, dms_file=str(Path(tempfile.mkdtemp(prefix="ro-dry-run-")) / "sample_feed.csv"))
     try:
         result = open_connector(settings).fetch(None)
     except (DmsError, ValueError) as exc:
@@ -191,7 +199,7 @@ def _dry_run() -> int:
         when = record.appointment_at.astimezone(settings.shop_timezone).strftime("%Y-%m-%d %H:%M") if record.appointment_at else "—"
         print(f"{record.ro_number:<10} {status:<12} {when:<17} #{channel_name(record.ro_number, record.customer_last_name)}")
     for reject in result.rejected:
-        print(f"skipped {reject.ref}: {reject.reason}")
+        print(redact(f"skipped {reject.ref}: {reject.reason}"))
     print(f"{len(result.records)} RO(s), {len(result.rejected)} skipped. Nothing was written (dry run).")
     return 0
 

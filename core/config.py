@@ -65,6 +65,8 @@ class Settings:
     sync_lookback_days: int = 14
     # Files and the customer: photos may also ride along as MMS (within the gateway's limits).
     send_mms: bool = True
+    # Files and the customer: how long the mail server may take to answer (connect, each reply).
+    smtp_timeout_seconds: float = 20.0
 
     @property
     def sms_enabled(self) -> bool:
@@ -229,6 +231,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_slack: bool =
         slack_invite_url=r.url("SLACK_INVITE_URL", None),
         sync_lookback_days=r.int("SYNC_LOOKBACK_DAYS", 14, 0, 3650),
         send_mms=r.bool("SEND_MMS", True),
+        smtp_timeout_seconds=float(r.int("SMTP_TIMEOUT_SECONDS", 20, 1, 600)),
     )
     if r.problems:
         raise ConfigError(r.problems)

@@ -14,6 +14,7 @@ import time
 from urllib.parse import parse_qsl
 
 from flask import Flask, Response, jsonify, request
+from peewee import PeeweeException
 from slack_bolt import App
 from slack_bolt.adapter.flask import SlackRequestHandler
 from werkzeug.exceptions import HTTPException
@@ -50,7 +51,16 @@ def create_flask_app(settings: Settings, bolt_app: App) -> Flask:
             check_slack_request(settings.slack_signing_secret or "", settings.max_body_bytes)
         except BadRequest as bad:
             return _error(bad.status, bad.message)
-        return handler.handle(request)
+        try:
+            return handler.handle(request)
+        except PeeweeException:
+            log.exception("database error on a Slack request")
+            return _error(503, "database unavailable")
+        except Exception as exc:
+            # Bolt reads a payload's shape before any listener runs (listener errors never reach
+            # here): a signed payload it cannot read is a malformed request, not our 500.
+            log.warning("unreadable Slack payload: %s: %s", type(exc).__name__, exc)
+            return _error(400, "malformed Slack payload")
 
     @flask_app.get("/healthz")
     def healthz() -> Response:
@@ -107,7 +117,7 @@ def check_slack_request(secret: str, max_bytes: int) -> None:
         raise BadRequest(400, "body is not UTF-8") from None
     content_type = (request.mimetype or "").lower()
     if content_type == "application/json" or text.lstrip().startswith("{"):
-        _parse_json_object(text, "body")
+        _check_event_envelope(_parse_json_object(text, "body"))
         return
     try:
         fields = dict(parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), errors="strict"))
@@ -117,6 +127,17 @@ def check_slack_request(secret: str, max_bytes: int) -> None:
         _parse_json_object(fields["payload"], "payload")
     elif not fields.get("command") and "ssl_check" not in fields:
         raise BadRequest(400, "form body has neither a command nor a payload")
+
+
+def _check_event_envelope(body: dict) -> None:
+    """An Events API callback must carry an event object and a Slack-sized event id."""
+    if body.get("type") != "event_callback":
+        return
+    if not isinstance(body.get("event"), dict):
+        raise BadRequest(400, "event_callback without an event object")
+    event_id = body.get("event_id")
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= 64:
+        raise BadRequest(400, "event_callback without a valid event_id")
 
 
 def _parse_json_object(text: str, what: str) -> dict:

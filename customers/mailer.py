@@ -4,7 +4,7 @@
 `smtps://…` (TLS from the start, default port 465). Credentials are URL-decoded, so a password
 with `@` or `:` is written `%40` / `%3A`. Failures come out as MailError with a code:
 `unreachable` (connection, timeout), `auth` (login refused), `rejected` (the server refused the
-sender or recipient).
+sender or recipient). A server that never answers costs at most SMTP_TIMEOUT_SECONDS per step.
 """
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from urllib.parse import unquote, urlsplit
 from core.config import Settings
 
 log = logging.getLogger(__name__)
-TIMEOUT_SECONDS = 20
 # CRLF, and headers folded only past 998 characters: a long subject stays on one line.
 _POLICY = email.policy.SMTP.clone(max_line_length=998)
 
@@ -65,10 +64,11 @@ def send_mail(settings: Settings, to: str, subject: str, text: str, html: str | 
     context = ssl.create_default_context()
     try:
         port = parts.port or (465 if parts.scheme == "smtps" else 587)
+        timeout = settings.smtp_timeout_seconds
         if parts.scheme == "smtps":
-            client = smtplib.SMTP_SSL(parts.hostname, port, timeout=TIMEOUT_SECONDS, context=context)
+            client = smtplib.SMTP_SSL(parts.hostname, port, timeout=timeout, context=context)
         else:
-            client = smtplib.SMTP(parts.hostname, port, timeout=TIMEOUT_SECONDS)
+            client = smtplib.SMTP(parts.hostname, port, timeout=timeout)
         with client:
             client.ehlo()
             if parts.scheme == "smtp" and client.has_extn("starttls"):

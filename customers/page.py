@@ -5,7 +5,8 @@ enlarge), the videos (play and seek: files answer Range requests) and a download
 
 Safety rules:
 - the token is checked (signature, then expiry and revocation in the database) on every request;
-  an expired or revoked link gets a polite page with the shop's phone number, never the files;
+  an expired, revoked or unknown link, or a file that is not there, gets a polite page in the
+  customer's language with the shop's phone number, never the files;
 - `<file>` is our own opaque reference, compared with the send's own items; the path on disk
   comes from the stored sha256 only, never from the URL;
 - the content type comes from our own list (media.kinds), with `nosniff`; the page itself is not
@@ -64,11 +65,12 @@ def create_blueprint(settings: Settings) -> Blueprint:
         return "ok", send
 
     def gone(state: str, send: CustomerSend | None) -> Response:
+        """The polite page: "invalid" | "missing" (404), "expired" | "revoked" (410)."""
         lang = RepairOrder.get_by_id(send.ro_id).language if send else _accepted_language()
         lang = language_of(lang)
         body = render_template("customer_gone.html", lang=lang, state=state, shop=settings.shop_name, phone=settings.shop_phone,
                                tel=re.sub(r"[^\d+]", "", settings.shop_phone or ""), t=lambda k, **v: t(k, lang, **v))
-        return Response(body, status=404 if state == "invalid" else 410, mimetype="text/html")
+        return Response(body, status=404 if state in ("invalid", "missing") else 410, mimetype="text/html")
 
     @bp.get("/c/<token>")
     def page(token: str) -> Response:
@@ -95,15 +97,15 @@ def create_blueprint(settings: Settings) -> Blueprint:
     def file(token: str, ref: str) -> Response:
         state, send = resolve(token)
         if state != "ok" or send is None:
-            return _plain(404 if state == "invalid" else 410, "This link is not available." if state == "invalid" else "This link has expired or was revoked.")
+            return gone(state, send)
         found = _find_item(send, ref, key) if tokens.is_file_ref(ref) else None
         if found is None:
-            return _plain(404, "No such file.")
+            return gone("missing", send)
         item, rofile, number = found
         asset = sends.stored_asset(rofile)
         path = store.path_for(asset.sha256)  # from our own record, never from the URL
         if not path.is_file():
-            return _plain(404, "No such file.")
+            return gone("missing", send)
         content_type, inline = served_type(asset.mimetype)
         ro = RepairOrder.get_by_id(send.ro_id)
         response = send_file(path, mimetype=content_type, as_attachment=request.args.get("download") == "1" or not inline,
@@ -156,10 +158,6 @@ def _download_name(ro: RepairOrder, f: RoFile, number: int, content_type: str) -
     if extension == "bin" and "." in f.name:
         extension = _UNSAFE_NAME.sub("", f.name.rsplit(".", 1)[1])[:8] or "bin"
     return f"{stem}.{extension}"
-
-
-def _plain(status: int, text: str) -> Response:
-    return Response(text + "\n", status=status, mimetype="text/plain")
 
 
 def _accepted_language() -> str:

@@ -3,6 +3,9 @@
 - Admins: StaffUser.is_admin, or listed in ADMIN_SLACK_USER_IDS (the first admins; always admins).
 - May message customers: admins; otherwise StaffUser.can_message_customers, and when an admin
   never decided (None) the configured default (DEFAULT_CAN_MESSAGE_CUSTOMERS).
+
+An admin's own "may message customers" value is kept while they are admin (admins may anyway)
+and applies again once they are not: making someone admin, then not, gives them back what they had.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from storage.models import StaffUser
 
 
 class NotAllowed(Exception):
-    """`reason`: not_admin | self_demotion."""
+    """`reason`: not_admin | self_demotion | admin_may_message."""
 
     def __init__(self, reason: str):
         self.reason = reason
@@ -69,20 +72,32 @@ def staff_page(settings: Settings, page: int, per_page: int) -> tuple[list[Staff
     return [permissions_of(user, settings) for user in rows], pages
 
 
-def set_permissions(actor_id: str, target_id: str, *, can_message: bool, admin: bool, settings: Settings) -> StaffPermissions:
-    """An admin sets a person's two permissions. Raises NotAllowed.
+def set_permissions(actor_id: str, target_id: str, *, can_message: bool | None = None, admin: bool | None = None,
+                    settings: Settings) -> StaffPermissions:
+    """An admin changes a person's permissions; None leaves one as it is. Raises NotAllowed.
 
     An admin cannot take their own admin right away (so the last admin can't lock everyone out);
-    admins from ADMIN_SLACK_USER_IDS stay admins whatever is stored.
+    admins from ADMIN_SLACK_USER_IDS stay admins whatever is stored; taking "may message
+    customers" from someone who is (or becomes) an admin is refused, since admins may anyway.
     """
     if not is_admin(actor_id, settings):
         raise NotAllowed("not_admin")
-    if actor_id == target_id and not admin:
+    if actor_id == target_id and admin is False:
         raise NotAllowed("self_demotion")
-    updated = StaffUser.update(can_message_customers=can_message, is_admin=admin).where(StaffUser.slack_user_id == target_id).execute()
-    if not updated:
-        try:
-            StaffUser.create(slack_user_id=target_id, can_message_customers=can_message, is_admin=admin)
-        except IntegrityError:
-            StaffUser.update(can_message_customers=can_message, is_admin=admin).where(StaffUser.slack_user_id == target_id).execute()
-    return permissions_of(StaffUser.get(StaffUser.slack_user_id == target_id), settings)
+    if can_message is False and (admin if admin is not None else is_admin(target_id, settings)):
+        raise NotAllowed("admin_may_message")
+    fields = {k: v for k, v in (("can_message_customers", can_message), ("is_admin", admin)) if v is not None}
+    if fields:
+        updated = StaffUser.update(**fields).where(StaffUser.slack_user_id == target_id).execute()
+        if not updated:
+            try:
+                StaffUser.create(slack_user_id=target_id, **fields)
+            except IntegrityError:
+                StaffUser.update(**fields).where(StaffUser.slack_user_id == target_id).execute()
+    return permissions_for(target_id, settings)
+
+
+def permissions_for(user_id: str, settings: Settings) -> StaffPermissions:
+    """A person's effective permissions, also for someone not recorded yet (the defaults)."""
+    user = StaffUser.get_or_none(StaffUser.slack_user_id == user_id) or StaffUser(slack_user_id=user_id)
+    return permissions_of(user, settings)

@@ -9,7 +9,11 @@
    within Twilio's limits: at most 10 media and 5 MB; videos always go as the link), or emails
    them. The outcome is recorded: sent / failed (with a code) / opted_out.
 3. `apply_twilio_status` takes Twilio's delivery reports; `retry` and `revoke` are the buttons
-   on the channel note. Each checks the permission of whoever presses it.
+   on the channel note. Each checks the permission of whoever presses it, the original sender
+   included: someone no longer allowed to message customers can do neither.
+
+CustomerSend holds a send's current state; CustomerSendAttempt keeps its whole delivery history
+(every attempt and every gateway report, failures included), so a Retry never erases a failure.
 """
 from __future__ import annotations
 
@@ -31,7 +35,8 @@ from media.kinds import PICTURE, normalise_mimetype
 from media.store import BlobStore
 from media.transcode import Asset, customer_version
 from storage.db import database
-from storage.models import CustomerSend, CustomerSendFile, MediaRendition, RepairOrder, RoFile, SmsOptOut, utcnow
+from storage.models import (CustomerSend, CustomerSendAttempt, CustomerSendFile, MediaRendition, RepairOrder, RoFile, SmsOptOut,
+                            utcnow)
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).with_name("templates")
@@ -43,6 +48,8 @@ MMS_TYPES = ("image/jpeg", "image/png", "image/gif")
 # Twilio's message states → ours; the ones not listed (queued, accepted, sending…) change nothing.
 _TWILIO_STATES = {"sent": "sent", "delivered": "delivered", "undelivered": "failed", "failed": "failed", "read": "delivered"}
 _RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "failed": 3, "opted_out": 3}
+# A report never moves a send out of these (only a Retry does, for failed and opted_out).
+FINAL = ("delivered", "failed", "opted_out")
 
 
 class SendRefused(Exception):
@@ -166,21 +173,21 @@ def deliver(send_id: int, settings: Settings, *, allow_mms: bool = True) -> Cust
             media = _mms_media(send, items, settings) if allow_mms and settings.send_mms else []
             receipt = twilio.send_message(settings, send.destination, texts.sms_body(ro, settings.shop_name, page_url(send, settings), counts),
                                           media, status_callback=f"{settings.public_url}/sms/status")
-            return _finish(send, "sent", method="mms" if media else "sms", provider_id=receipt.sid)
+            return _attempted(send, "sent", method="mms" if media else "sms", provider_id=receipt.sid)
         expires = texts.long_date(send.expires_at, settings.shop_timezone, ro.language)
         subject, text, values = texts.email_parts(ro, settings.shop_name, settings.shop_phone, page_url(send, settings), counts, expires)
         message_id = mailer.send_mail(settings, send.destination, subject, text, _email_html(values), from_name=settings.shop_name)
-        return _finish(send, "sent", provider_id=message_id[:255])
+        return _attempted(send, "sent", provider_id=message_id[:255])
     except SmsError as exc:
         if exc.opted_out:
             record_opt_out(send.destination)
-            return _finish(send, "opted_out", error="opted_out")
-        return _finish(send, "failed", error=f"sms_{exc.code}" + (f":{exc.provider_code}" if exc.provider_code else ""))
+            return _attempted(send, "opted_out", error="opted_out")
+        return _attempted(send, "failed", error=f"sms_{exc.code}" + (f":{exc.provider_code}" if exc.provider_code else ""))
     except MailError as exc:
-        return _finish(send, "failed", error=f"email_{exc.code}")
+        return _attempted(send, "failed", error=f"email_{exc.code}")
     except Exception:  # a bug or a full disk must still leave a failed, retryable send
         log.exception("delivery of send %s failed", send_id)
-        return _finish(send, "failed", error="internal")
+        return _attempted(send, "failed", error="internal")
 
 
 def reachable_by_twilio(public_url: str) -> bool:
@@ -221,6 +228,26 @@ def _finish(send: CustomerSend, status: str, **fields: object) -> CustomerSend:
     return send
 
 
+def _attempted(send: CustomerSend, status: str, **fields: object) -> CustomerSend:
+    """The outcome of one delivery attempt: the send's new state, and a line in its history (together)."""
+    with database.atomic():
+        send = _finish(send, status, **fields)
+        _history(send, "attempt")
+    return send
+
+
+def _history(send: CustomerSend, kind: str, *, status: str | None = None, error: str | None = None, applied: bool = True) -> None:
+    CustomerSendAttempt.create(send=send.id, kind=kind, method=send.method, destination=send.destination or "",
+                               status=status or send.status, error=send.error if status is None else error,
+                               provider_id=send.provider_id, applied=applied)
+
+
+def history(send_id: int) -> list[CustomerSendAttempt]:
+    """Every attempt and report of a send, oldest first."""
+    return list(CustomerSendAttempt.select().where(CustomerSendAttempt.send == send_id)
+                .order_by(CustomerSendAttempt.at, CustomerSendAttempt.id))
+
+
 def record_opt_out(phone: str) -> None:
     try:
         SmsOptOut.create(phone=phone)
@@ -250,12 +277,12 @@ def retry(send_id: int, user_id: str, settings: Settings) -> CustomerSend:
 
 
 def revoke(send_id: int, user_id: str, settings: Settings) -> CustomerSend:
-    """Turn the customer's link off for good. The sender and anyone allowed to message customers may."""
+    """Turn the customer's link off for good. Anyone allowed to message customers may, now: the
+    original sender too, unless they lost that permission since. Raises SendRefused."""
+    _require_permission(user_id, settings)
     send = CustomerSend.get_or_none(CustomerSend.id == send_id)
     if send is None:
         raise SendRefused("not_found")
-    if user_id != send.sent_by:
-        _require_permission(user_id, settings)
     CustomerSend.update(revoked_at=utcnow(), revoked_by=user_id).where((CustomerSend.id == send.id) & (CustomerSend.revoked_at.is_null())).execute()
     return CustomerSend.get_by_id(send.id)
 
@@ -263,7 +290,8 @@ def revoke(send_id: int, user_id: str, settings: Settings) -> CustomerSend:
 def apply_twilio_status(params: Mapping[str, str]) -> CustomerSend | None:
     """Apply one Twilio status report; the send when its status changed, else None.
 
-    Reports may arrive out of order: a late "sent" never overwrites "delivered".
+    Reports may arrive out of order: once delivered, failed or opted out, a send stays so (a late
+    "sent" or "undelivered" never takes "delivered" back). Every report is kept in the history.
     """
     sid = (params.get("MessageSid") or params.get("SmsSid") or "").strip()
     new = _TWILIO_STATES.get((params.get("MessageStatus") or params.get("SmsStatus") or "").strip().lower())
@@ -280,6 +308,10 @@ def apply_twilio_status(params: Mapping[str, str]) -> CustomerSend | None:
             new, error = "opted_out", "opted_out"
         else:
             error = "sms_undelivered" + (f":{code}" if code.isdigit() else "")
-    if send.status == new or _RANK.get(new, 0) < _RANK.get(send.status, 0) or (send.status in ("failed", "opted_out") and new == "delivered"):
+    if send.status in FINAL or send.status == new or _RANK.get(new, 0) < _RANK.get(send.status, 0):
+        _history(send, "report", status=new, error=error, applied=False)
         return None
-    return _finish(send, new, error=error)
+    with database.atomic():
+        send = _finish(send, new, error=error)
+        _history(send, "report")
+    return send

@@ -1,7 +1,8 @@
 """Customer links: opaque, signed tokens that carry a send's token_id.
 
 A token is base64url(token_id ‖ HMAC-SHA256(key, token_id)[:16]): 43 characters that reveal
-nothing and cannot be forged or altered without the signing key (SECRET_KEY). Expiry and revocation live
+nothing and cannot be forged or altered without the signing key (SECRET_KEY). Only the canonical
+encoding is accepted: each token has exactly one spelling, so no changed character is accepted. Expiry and revocation live
 in the database (CustomerSend), so a link can be revoked after it was sent.
 
 Files on the page are named by a reference derived the same way from (token_id, item id):
@@ -43,6 +44,8 @@ def read_token(key: bytes, token: str) -> str | None:
     if not isinstance(token, str) or not _TOKEN.match(token):
         return None
     data = base64.urlsafe_b64decode(token + "=")
+    if _b64(data) != token:
+        return None  # the last character's unused bits were changed: not the token we issued
     raw, mac = data[:_ID_BYTES], data[_ID_BYTES:]
     if not hmac.compare_digest(mac, _mac(key, b"customer-page", raw, _MAC_BYTES)):
         return None

@@ -24,6 +24,8 @@ from storage.models import RepairOrder, RoAlias, StatusChange, SyncState, to_utc
 
 log = logging.getLogger(__name__)
 BATCH = 500
+MAX_EXTERNAL_ID = RepairOrder.external_id.max_length
+MAX_RO_NUMBER = RepairOrder.ro_number.max_length
 
 
 @dataclass
@@ -47,9 +49,9 @@ class SyncReport:
 
 
 def record_fields(record: DmsRecord, fingerprint: str) -> dict:
-    """The RO columns a DMS record sets (times stored as naive UTC)."""
+    """The RO columns a DMS record sets (times stored as naive UTC), cut to the columns' sizes."""
     name = f"{record.customer_first_name} {record.customer_last_name}"
-    return {
+    return _fit({
         "ro_number": record.ro_number,
         "tag_number": record.tag_number,
         "dms_closed": record.closed,
@@ -69,7 +71,18 @@ def record_fields(record: DmsRecord, fingerprint: str) -> dict:
         "name_folded": fold_text(name).strip(),
         "phone_digits": re.sub(r"\D", "", record.mobile_phone or ""),
         "fingerprint": fingerprint,
-    }
+    })
+
+
+def _fit(fields: dict) -> dict:
+    # A DMS can send a 300-character model or a 40-character VIN; PostgreSQL refuses what does not
+    # fit, which would fail the whole batch. Cut to the column instead: one odd row must not stop a sync.
+    columns = RepairOrder._meta.fields
+    for name, value in fields.items():
+        size = getattr(columns.get(name), "max_length", None)
+        if size and isinstance(value, str) and len(value) > size:
+            fields[name] = value[:size]
+    return fields
 
 
 class SyncEngine:
@@ -118,6 +131,10 @@ class SyncEngine:
 
     def _apply(self, record: DmsRecord, fingerprint: str, now: datetime, report: SyncReport) -> int | None:
         """Create or update the record's RO; its id when something was written."""
+        if len(record.external_id) > MAX_EXTERNAL_ID or len(record.ro_number) > MAX_RO_NUMBER:
+            # An id cannot be cut like a model name: a cut id would not find its RO next time.
+            report.rejected.append(Rejected(record.external_id[:40] + "…", f"RO number longer than {MAX_RO_NUMBER} characters"))
+            return None
         ro = self._find(record)
         fields = record_fields(record, fingerprint)
         status = computed_status(record.closed, record.appointment_at, now, self.tz)
@@ -183,10 +200,11 @@ def roll_over(tz: ZoneInfo, now: datetime) -> int:
     due = list(RepairOrder.select().where(
         (RepairOrder.status == UPCOMING) & (RepairOrder.status_manual == False)  # noqa: E712
         & (RepairOrder.dms_closed == False) & (RepairOrder.appointment_at < to_utc_naive(tomorrow))))  # noqa: E712
+    moved = 0
     for ro in due:
         with database.atomic():
-            moved = RepairOrder.update(status=IN_PROGRESS, status_changed_at=utcnow(), updated_at=utcnow(), slack_dirty=True).where(
-                (RepairOrder.id == ro.id) & (RepairOrder.status == UPCOMING)).execute()
-            if moved:
+            if RepairOrder.update(status=IN_PROGRESS, status_changed_at=utcnow(), updated_at=utcnow(), slack_dirty=True).where(
+                    (RepairOrder.id == ro.id) & (RepairOrder.status == UPCOMING)).execute():
                 StatusChange.create(ro=ro, old_status=UPCOMING, new_status=IN_PROGRESS, source="schedule")
-    return len(due)
+                moved += 1
+    return moved

@@ -3,6 +3,7 @@ sending to the customer, and the Revoke link / Retry buttons of the channel note
 
 Listeners parse and render; the rules live in media.intake and customers.send. Slow work (file
 copies, transcoding, SMS/email) runs in media.background, never before Slack's 3-second ack.
+The Slack side of intake (files.info, the notes about a file) is wired here: `intake_for()`.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
         ro = context.get("ro")
         file_id = event.get("file_id") or (event.get("file") or {}).get("id")
         if ro is not None and file_id:
-            background.submit("intake", intake.ingest, services, ro.id, file_id, user_id=event.get("user_id"))
+            background.submit("intake", intake.ingest, intake_for(services), ro.id, file_id, user_id=event.get("user_id"))
 
     def files_in_messages(event: dict, ro: RepairOrder | None) -> None:
         """Slack mobile posts files as `message` events (subtype file_share, or just `files`)."""
@@ -45,7 +46,8 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
             return
         for file in event["files"]:
             if isinstance(file, dict) and file.get("id"):
-                background.submit("intake", intake.ingest, services, ro.id, file["id"], user_id=event.get("user"), ts=event.get("ts"))
+                background.submit("intake", intake.ingest, intake_for(services), ro.id, file["id"], user_id=event.get("user"),
+                                  ts=event.get("ts"))
 
     on_message(app, files_in_messages)
 
@@ -100,7 +102,7 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
         state = views.FilesState.decode(view.get("private_metadata", ""))
         ro = _ro(state.ro_id) if state else None
         if state is None or ro is None:
-            _refuse(ack, view, t("ro.not_found", locale), locale)
+            ack(**views.refusal(view, t("ro.not_found", locale), locale))
             return
         _merge_ticks(state, view)
         try:
@@ -108,7 +110,7 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
                 raise SendRefused("too_many_files", max=sends.MAX_FILES_PER_SEND)
             send = sends.create_send(ro, user_id, sorted(state.selected), settings)
         except SendRefused as refused:
-            _refuse(ack, view, t(f"send.refused.{refused.reason}", locale, **refused.detail), locale)
+            ack(**views.refusal(view, t(f"send.refused.{refused.reason}", locale, **refused.detail), locale))
             return
         ack(response_action="update", view=views.sending_view(ro, send, views.counts_text(sends.counts_of(send), locale), locale))
         background.submit("deliver", deliver_and_announce, services, send.id)
@@ -142,6 +144,41 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
         respond(text=t("send.revoked", locale), response_type="ephemeral", replace_original=False)
 
 
+# -- intake: the Slack side ------------------------------------------------------------------------
+
+def intake_for(services: Services) -> intake.Intake:
+    """media.intake wired to Slack: files.info, and the notes about a file in its thread."""
+
+    def file_info(file_id: str) -> dict:
+        try:
+            return services.slack.file_info(file_id)
+        except SlackError as exc:
+            if exc.raw_code in ("file_not_found", "file_deleted"):
+                raise intake.FileGone(file_id) from None
+            raise intake.InfoUnavailable(exc.raw_code) from None
+
+    return intake.Intake(services.settings, file_info, lambda row, what: announce_file(services, row, what))
+
+
+def announce_file(services: Services, row: RoFile, what: str) -> None:
+    """A one-line note about a file (too large, copies given up), in the uploader's language, in its thread."""
+    ro = RepairOrder.get_or_none(RepairOrder.id == row.ro_id)
+    if ro is None or not ro.channel_id:
+        return
+    locale = services.directory.locale(row.uploader_user_id or None)
+    text = views.file_note(row, what, locale, limit_bytes=services.settings.max_file_mb * 1024 * 1024,
+                           attempts=intake.MAX_COPY_ATTEMPTS)
+    try:
+        services.slack.post(ro.channel_id, text, thread_ts=row.share_ts)
+    except SlackError as exc:
+        log.warning("could not post the file note in RO %s: %s", ro.ro_number, exc.raw_code)
+
+
+def retry_file_copies(services: Services) -> intake.RetryReport:
+    """The scheduler's job: retry failed and stuck file copies."""
+    return intake.retry_pending(intake_for(services))
+
+
 # -- rendering ------------------------------------------------------------------------------------
 
 def files_view(services: Services, ro: RepairOrder, state: views.FilesState, user_id: str, locale: str) -> dict:
@@ -170,17 +207,6 @@ def _merge_ticks(state: views.FilesState, view: dict) -> None:
     picked = ((view.get("state") or {}).get("values") or {}).get(block_id, {}).get(views.PICK_ACTION) or {}
     ticked = {int(o["value"]) for o in picked.get("selected_options") or []}
     state.selected = (state.selected - on_page) | (ticked & on_page)
-
-
-def _refuse(ack: Callable, view: dict, message: str, locale: str) -> None:
-    """Show why nothing was sent: under the checkboxes when there are some, else as the modal's text."""
-    inputs = [b["block_id"] for b in view.get("blocks", []) if b.get("type") == "input" and b.get("block_id")]
-    if inputs:
-        ack(response_action="errors", errors={inputs[0]: message[:150]})
-        return
-    ack(response_action="update", view={
-        "type": "modal", "callback_id": views.CALLBACK_ID + "_done", "title": views.plain(t("files.modal.title", locale)),
-        "close": views.plain(t("files.modal.close", locale)), "blocks": [{"type": "section", "text": views.md("⚠️ " + message)}]})
 
 
 def _ro(value: object) -> RepairOrder | None:

@@ -35,7 +35,7 @@ def channel_of(body: dict) -> str | None:
     """The channel a Slack request is about, whatever its shape (command, event, action, view)."""
     if body.get("channel_id"):
         return body["channel_id"]
-    event = body.get("event") or {}
+    event = body.get("event") if isinstance(body.get("event"), dict) else {}
     for candidate in (event.get("channel"), event.get("channel_id"), (event.get("item") or {}).get("channel")):
         if isinstance(candidate, str):
             return candidate
@@ -46,7 +46,7 @@ def channel_of(body: dict) -> str | None:
         return channel.get("id")
     if isinstance(channel, str):
         return channel
-    view = body.get("view") or {}
+    view = body.get("view") if isinstance(body.get("view"), dict) else {}
     metadata = view.get("private_metadata") or ""
     # Our modals keep "ro:<id>" or a channel id in private_metadata.
     if metadata.startswith("C"):
@@ -56,16 +56,20 @@ def channel_of(body: dict) -> str | None:
 
 def resolve_repair_order(context: dict, body: dict, next: Callable[[], BoltResponse]) -> BoltResponse:
     """Put the RO of the request's channel (or None) in context["ro"] for every listener."""
-    view_meta = ((body.get("view") or {}).get("private_metadata") or "")
+    view = body.get("view") if isinstance(body.get("view"), dict) else {}
+    view_meta = str(view.get("private_metadata") or "")
     ro = None
     if view_meta.startswith("ro:"):
-        try:
-            ro = RepairOrder.get_or_none(RepairOrder.id == int(view_meta.split("|", 1)[0][3:]))
-        except ValueError:
-            ro = None
+        ro_id = _int_id(view_meta.split("|", 1)[0][3:])
+        ro = RepairOrder.get_or_none(RepairOrder.id == ro_id) if ro_id is not None else None
     else:
         channel_id = channel_of(body)
         if channel_id:
             ro = RepairOrder.get_or_none(RepairOrder.channel_id == channel_id)
     context["ro"] = ro
     return next()
+
+
+def _int_id(text: str) -> int | None:
+    """A database id from text we put in Slack, or None for anything a tampered payload sends."""
+    return int(text) if text.isdigit() and len(text) <= 18 else None

@@ -29,8 +29,9 @@ from people.participants import (
     record_left,
     set_participants,
 )
+from slackapi.directory import PROFILE_TTL
 from slackapi.errors import SlackError, SlackErrorCode
-from storage.models import RepairOrder
+from storage.models import RepairOrder, StaffUser, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,22 @@ class SlackWorkspace:
         self.directory = services.directory
 
     def person(self, user_id: str) -> Person:
-        user = self.directory.get(user_id)
-        if user.profile_fetched_at is None:  # Slack could not say who this is
-            return Person(user_id, known=False)
-        return Person(user_id, deleted=bool(user.deleted), is_bot=bool(user.is_bot))
+        """From the directory's fresh profile, else from users.info now, so the reason given is
+        the true one: Slack does not know them, or did not answer (Refused UNAVAILABLE), or a
+        bot / deactivated account (known from users.info even when it carries no locale)."""
+        cached = StaffUser.get_or_none(StaffUser.slack_user_id == user_id)
+        if cached is not None and cached.profile_fetched_at and utcnow() - cached.profile_fetched_at < PROFILE_TTL:
+            return _person(cached)
+        try:
+            profile = self.slack.user_info(user_id)
+        except SlackError as exc:
+            reason = failure_reason(exc)
+            if reason == NOT_FOUND:
+                return Person(user_id, known=False)
+            if cached is not None and cached.profile_fetched_at:
+                return _person(cached)  # known before; a stale profile beats no answer
+            raise Refused(user_id, reason, exc.raw_code) from None
+        return _person(self.directory.remember(profile))
 
     def invite(self, channel_id: str, user_id: str) -> None:
         try:
@@ -80,6 +93,10 @@ class SlackWorkspace:
             return self.slack.usergroup_members(group_id)
         except SlackError as exc:
             raise Refused(group_id, failure_reason(exc), exc.raw_code) from None
+
+
+def _person(user: StaffUser) -> Person:
+    return Person(user.slack_user_id, deleted=bool(user.deleted), is_bot=bool(user.is_bot))
 
 
 def tell(services: Services, user_id: str, channel_id: str | None, text: str, thread_ts: str | None = None) -> None:
@@ -118,40 +135,39 @@ def invite_url(services: Services) -> str | None:
 
 def send_invitation_request(services: Services, form: invitations.InvitationForm, requester: str,
                             ro: RepairOrder | None) -> str:
-    """Save, email and DM the admins; returns the note for the requester (in their language)."""
+    """Save the request, email and DM the admins (people.invitations); returns the note for the
+    requester (in their language)."""
     settings = services.settings
-    requester_locale = services.directory.locale(requester)
-    request = invitations.save(form, requester, ro.id if ro else None)
     admins = invitations.admin_ids(settings.admin_slack_user_ids)
-    if not admins:
-        invitations.record_outcome(request, 0, 0, None)
-        return t("people.invite.no_admin", requester_locale, name=views.escape(form.name))
-    url = invite_url(services)
+    url = invite_url(services) if admins else None
     requester_profile = services.directory.get(requester)
     requester_name = requester_profile.real_name or requester_profile.name or requester
-    emailed = messaged = 0
-    email_error = None
-    for admin_id in admins:
+
+    def email(admin_id: str) -> bool:
         admin = services.directory.get(admin_id)
-        locale = admin.locale
-        if settings.email_enabled and admin.email:
-            subject, body = views.invitation_email(form, requester_name, ro, url, locale)
-            try:
-                send_mail(settings, admin.email, subject, body, from_name=settings.shop_name)
-                emailed += 1
-            except MailError as exc:
-                email_error = exc.code
-                log.warning("invitation request %s: email to an admin failed: %s", request.id, exc.code)
+        if not admin.email:
+            return False
+        subject, body = views.invitation_email(form, requester_name, ro, url, admin.locale)
         try:
-            services.slack.post(admin_id, views.invitation_for_admin(form, requester, ro, url, locale))
-            messaged += 1
+            send_mail(settings, admin.email, subject, body, from_name=settings.shop_name)
+        except MailError as exc:
+            raise invitations.NotDelivered(exc.code) from None
+        return True
+
+    def message(admin_id: str) -> None:
+        try:
+            services.slack.post(admin_id, views.invitation_for_admin(form, requester, ro, url, services.directory.locale(admin_id)))
         except SlackError as exc:
-            log.warning("invitation request %s: DM to %s failed: %s", request.id, admin_id, exc.raw_code)
-    invitations.record_outcome(request, emailed, messaged, email_error)
-    if not emailed and not messaged:
-        return t("people.invite.failed", requester_locale, name=views.escape(form.name))
-    key = "people.invite.sent" if emailed or not settings.email_enabled else "people.invite.sent_slack_only"
-    return t(key, requester_locale, name=views.escape(form.name), count=len(admins))
+            raise invitations.NotDelivered(exc.raw_code) from None
+
+    def failed(channel: str, admin_id: str, code: str) -> None:
+        log.warning("invitation request: %s to admin %s failed: %s", channel, admin_id, code)
+
+    outcome = invitations.request_invitation(form, requester, ro.id if ro else None, admins,
+                                             email=email if settings.email_enabled else None, message=message,
+                                             on_failure=failed)
+    return t(f"people.invite.{outcome.note}", services.directory.locale(requester), name=views.escape(form.name),
+             count=outcome.admins)
 
 
 def register(app: App, services: Services, router: CommandRouter) -> None:
@@ -191,7 +207,7 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
         ack()  # close the modal now; inviting may take longer than Slack waits
         selected = ((view["state"]["values"].get(views.USERS_BLOCK) or {}).get(views.USERS_ACTION) or {}).get("selected_users") or []
         wanted = {u for u in selected if u != services.slack.bot_user_id}
-        changes = set_participants(ro, wanted, user_id, workspace)
+        changes = set_participants(ro, wanted, user_id, workspace, shown=views.shown_participants(view.get("private_metadata")))
         tell(services, user_id, ro.channel_id, views.changes_text(ro, changes, services.directory.locale(user_id)))
 
     @app.action(views.REQUEST_ACTION)

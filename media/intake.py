@@ -1,8 +1,13 @@
 """Intake: every file shared in an RO channel is recorded and copied into our own storage.
 
 `ingest()` runs in the background (never in Slack's 3-second ack path): it records the file
-(uploader, kind, size, time) once per Slack file id, records an Activity row, then downloads
-`url_private_download` with the bot token and stores it content-addressed under MEDIA_DIR.
+(uploader, kind, size, time) once per RO and Slack file id, records an Activity row, then downloads
+`url_private_download` with the bot token and stores it content-addressed under MEDIA_DIR. The
+same Slack file shared into a second RO channel gets its own row there; the copy is shared
+(same sha256), so it is downloaded once.
+
+No Slack here: the caller hands in an `Intake` with Slack's `files.info` and a way to post a note
+about a file (handlers/files.py builds it from the Slack client).
 
 Download rules (the bot token is a key to the whole workspace's files):
 - the token goes only to Slack's file host (https://files.slack.com) or to the host of
@@ -19,16 +24,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Callable
 from urllib.parse import urljoin, urlsplit
 
 import requests
 from peewee import IntegrityError
 
-from core.i18n import t
-from core.services import Services
-from media.kinds import human_size, kind_of, normalise_mimetype
+from core.config import Settings
+from media.kinds import kind_of, normalise_mimetype
 from media.store import BlobStore, TooLarge
-from slackapi.errors import SlackError
 from people.unread import FILE, record_activity
 from storage.models import RepairOrder, RoFile, utcnow
 
@@ -40,10 +44,38 @@ STUCK_AFTER = timedelta(minutes=10)
 SLACK_FILE_HOST = "files.slack.com"
 MAX_REDIRECTS = 5
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<!--")
+# What a note about a file says (the caller words it): over MAX_FILE_MB, or copies given up.
+TOO_LARGE, GAVE_UP = "too_large", "copy_gave_up"
 
 
 class CopyFailed(Exception):
     """A download that must not be stored; the message is for logs and the Files view."""
+
+
+class FileGone(Exception):
+    """files.info: the file was deleted (or never existed)."""
+
+
+class InfoUnavailable(Exception):
+    """files.info failed for another reason (`code`); the copy is retried later."""
+
+    def __init__(self, code: str):
+        self.code = code
+        super().__init__(code)
+
+
+@dataclass
+class Intake:
+    """What intake needs from outside: the settings, Slack's files.info (raises FileGone or
+    InfoUnavailable) and `announce(row, TOO_LARGE | GAVE_UP)`, a note in the file's thread."""
+
+    settings: Settings
+    file_info: Callable[[str], dict]
+    announce: Callable[[RoFile, str], None]
+
+    @property
+    def store(self) -> BlobStore:
+        return BlobStore(self.settings.media_dir)
 
 
 @dataclass
@@ -58,34 +90,30 @@ class RetryReport:
         return text + (f", {len(self.gave_up)} given up" if self.gave_up else "")
 
 
-def store_for(services: Services) -> BlobStore:
-    return BlobStore(services.settings.media_dir)
-
-
 # -- recording ------------------------------------------------------------------------------------
 
-def ingest(services: Services, ro_id: int, file_id: str, *, user_id: str | None = None, ts: str | None = None) -> RoFile | None:
+def ingest(intake: Intake, ro_id: int, file_id: str, *, user_id: str | None = None, ts: str | None = None) -> RoFile | None:
     """Record the Slack file `file_id` shared in the RO's channel, then copy it.
 
-    Returns the new row, or None when the file was already recorded (Slack sends the same file
-    as `file_shared` and as a `message`, and retries events) or no longer exists.
+    Returns the new row, or None when the file was already recorded in this RO (Slack sends the
+    same file as `file_shared` and as a `message`, and retries events) or no longer exists.
     """
     ro = RepairOrder.get_or_none(RepairOrder.id == ro_id)
-    if ro is None or RoFile.select().where(RoFile.slack_file_id == file_id).exists():
+    if ro is None or RoFile.select().where((RoFile.ro == ro) & (RoFile.slack_file_id == file_id)).exists():
         return None
     info: dict | None
     try:
-        info = services.slack.file_info(file_id)
-    except SlackError as exc:
-        if exc.raw_code in ("file_not_found", "file_deleted"):
-            return None
-        log.warning("files.info %s failed (%s): recorded, copy retried later", file_id, exc.raw_code)
+        info = intake.file_info(file_id)
+    except FileGone:
+        return None
+    except InfoUnavailable as exc:
+        log.warning("files.info %s failed (%s): recorded, copy retried later", file_id, exc.code)
         info = None
     row = _record(ro, file_id, info, user_id, ts)
     if row is None:
         return None
     if row.copy_status == "pending":
-        copy(services, row, info)  # also decides "too large", before any download
+        copy(intake, row, info)  # also decides "too large", before any download
     return row
 
 
@@ -113,7 +141,10 @@ def _record(ro: RepairOrder, file_id: str, info: dict | None, user_id: str | Non
     except IntegrityError:
         return None  # the other delivery of the same file won the race
     # Through people.unread so the RO also moves up the lists and counts as read for the uploader.
-    record_activity(ro.id, row.uploader_user_id, FILE, (share_ts or file_id)[:32], at=shared_at)
+    # Dated when we received it in this channel (people.unread's one clock: read marks and
+    # messages are receipt times too): a file taken earlier, or shared into a second RO later,
+    # is still new in this RO. RoFile.shared_at keeps Slack's own time.
+    record_activity(ro.id, row.uploader_user_id, FILE, (share_ts or file_id)[:32])
     return row
 
 
@@ -134,7 +165,7 @@ def _download_url(info: dict) -> str | None:
 
 # -- copying --------------------------------------------------------------------------------------
 
-def copy(services: Services, row: RoFile, info: dict | None = None) -> str:
+def copy(intake: Intake, row: RoFile, info: dict | None = None) -> str:
     """One copy attempt of `row`; returns the new copy_status. Never raises for a bad download."""
     claimed = (RoFile.update(copy_attempts=RoFile.copy_attempts + 1)
                .where((RoFile.id == row.id) & (RoFile.copy_attempts == row.copy_attempts)
@@ -142,38 +173,51 @@ def copy(services: Services, row: RoFile, info: dict | None = None) -> str:
     if not claimed:
         return RoFile.get_by_id(row.id).copy_status  # another worker is on it, or it is done
     attempts = row.copy_attempts + 1
-    settings = services.settings
+    settings = intake.settings
     limit = settings.max_file_mb * 1024 * 1024
+    store = intake.store
     try:
         if info is None:
-            info = services.slack.file_info(row.slack_file_id)
+            info = intake.file_info(row.slack_file_id)
             _refresh(row, info)
         size = int(info.get("size") or 0)
         if size > limit:
             _set(row, copy_status="too_large", last_error=None)
-            _announce(services, row, "files.note.too_large")
+            intake.announce(row, TOO_LARGE)
             return "too_large"
+        twin = _stored_twin(row, store, size)
+        if twin is not None:  # the same Slack file, already copied for another RO
+            _set(row, copy_status="stored", sha256=twin.sha256, size=twin.size or row.size, last_error=None)
+            return "stored"
         url = _download_url(info)
         if not url:
             raise CopyFailed(f"Slack offers no download for this file (mode {info.get('mode') or 'unknown'})")
-        sha, stored = download(url, settings.slack_bot_token or "", settings.slack_api_url, store_for(services),
+        sha, stored = download(url, settings.slack_bot_token or "", settings.slack_api_url, store,
                                max_bytes=limit, expected_size=size, expected_type=normalise_mimetype(info.get("mimetype"), row.name))
     except TooLarge:
         _set(row, copy_status="too_large", last_error=None)
-        _announce(services, row, "files.note.too_large")
+        intake.announce(row, TOO_LARGE)
         return "too_large"
-    except (CopyFailed, SlackError, requests.RequestException, OSError) as exc:
+    except (CopyFailed, FileGone, InfoUnavailable, requests.RequestException, OSError) as exc:
         reason = str(exc) if isinstance(exc, CopyFailed) else _describe(exc)
-        if isinstance(exc, SlackError) and exc.raw_code in ("file_not_found", "file_deleted"):
+        if isinstance(exc, FileGone):
             attempts = MAX_COPY_ATTEMPTS
             reason = "deleted from Slack before it could be copied"
         _set(row, copy_status="failed", last_error=reason[:255], copy_attempts=attempts)
         log.warning("copy of file %s failed (attempt %s): %s", row.slack_file_id, attempts, reason)
         if attempts >= MAX_COPY_ATTEMPTS:
-            _announce(services, row, "files.note.copy_gave_up")
+            intake.announce(row, GAVE_UP)
         return "failed"
     _set(row, copy_status="stored", sha256=sha, size=stored or row.size, last_error=None)
     return "stored"
+
+
+def _stored_twin(row: RoFile, store: BlobStore, size: int) -> RoFile | None:
+    """Another RO's row of the same Slack file whose copy is in the store (and of the same size)."""
+    others = (RoFile.select()
+              .where((RoFile.slack_file_id == row.slack_file_id) & (RoFile.id != row.id) & (RoFile.copy_status == "stored"))
+              .order_by(RoFile.id))
+    return next((o for o in others if store.has(o.sha256) and (not size or o.size == size)), None)
 
 
 def _refresh(row: RoFile, info: dict) -> None:
@@ -191,20 +235,29 @@ def _set(row: RoFile, **fields: object) -> None:
 
 
 def _describe(exc: Exception) -> str:
-    if isinstance(exc, SlackError):
-        return f"Slack files.info failed: {exc.raw_code}"
+    if isinstance(exc, InfoUnavailable):
+        return f"Slack files.info failed: {exc.code}"
     if isinstance(exc, requests.RequestException):
         return f"download failed: {type(exc).__name__}"
     return f"storage error: {type(exc).__name__}"
 
 
 def token_allowed(url: str, slack_api_url: str) -> bool:
-    """May the bot token be sent to `url`? Only Slack's file host over https, or SLACK_API_URL's host."""
-    parts, api = urlsplit(url), urlsplit(slack_api_url)
-    host = (parts.hostname or "").lower()
-    if host == SLACK_FILE_HOST and parts.scheme == "https":
+    """May the bot token be sent to `url`? Only Slack's file host over https (port 443), or the
+    exact origin (scheme, host and port) of SLACK_API_URL."""
+    try:
+        target, api = _origin(url), _origin(slack_api_url)
+    except ValueError:  # a port that is not a number
+        return False
+    if target == ("https", SLACK_FILE_HOST, 443):
         return True
-    return bool(host) and host == (api.hostname or "").lower() and parts.scheme == api.scheme
+    return bool(target[1]) and target == api
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or {"https": 443, "http": 80}.get(scheme)
 
 
 def download(url: str, token: str, slack_api_url: str, store: BlobStore, *, max_bytes: int,
@@ -245,7 +298,7 @@ def download(url: str, token: str, slack_api_url: str, store: BlobStore, *, max_
 
 # -- retries (scheduler) ---------------------------------------------------------------------------
 
-def retry_pending(services: Services, now: datetime | None = None) -> RetryReport:
+def retry_pending(intake: Intake, now: datetime | None = None) -> RetryReport:
     """Retry every failed copy with attempts left, and pending ones whose job was lost.
 
     Safe to run from several processes: each attempt is claimed atomically.
@@ -258,7 +311,7 @@ def retry_pending(services: Services, now: datetime | None = None) -> RetryRepor
             .order_by(RoFile.id))
     for row in rows:
         report.retried += 1
-        status = copy(services, row)
+        status = copy(intake, row)
         if status == "stored":
             report.stored += 1
         elif status == "failed":
@@ -268,19 +321,3 @@ def retry_pending(services: Services, now: datetime | None = None) -> RetryRepor
     if report.retried:
         log.info("file copies: %s", report.summary())
     return report
-
-
-# -- notes in the channel -------------------------------------------------------------------------
-
-def _announce(services: Services, row: RoFile, key: str) -> None:
-    """A one-line note, in the uploader's language, in the thread of the file's message."""
-    ro = RepairOrder.get_or_none(RepairOrder.id == row.ro_id)
-    if ro is None or not ro.channel_id:
-        return
-    locale = services.directory.locale(row.uploader_user_id or None)
-    text = t(key, locale, name=row.name, size=human_size(row.size, locale),
-             limit=human_size(services.settings.max_file_mb * 1024 * 1024, locale), attempts=MAX_COPY_ATTEMPTS)
-    try:
-        services.slack.post(ro.channel_id, text, thread_ts=row.share_ts)
-    except SlackError as exc:
-        log.warning("could not post the file note in RO %s: %s", ro.ro_number, exc.raw_code)

@@ -1,11 +1,14 @@
 """"Request an invitation": someone who is not in the workspace should be; the admins decide.
 
-The request is validated and saved here (so nothing is lost if mail or Slack fails); the
-listener then emails each admin (customers.mailer, SMTP_URL) and DMs them in Slack.
+`request_invitation` saves the request first (so nothing is lost if mail or Slack fails), then
+emails each admin and sends each a DM through two small callables the listener provides (the
+email goes through customers.mailer and SMTP_URL, the DM through Slack: neither is known here),
+records what reached whom, and says which note the requester gets.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from dms.normalize import parse_email
 from storage.models import InvitationRequest, StaffUser
@@ -55,3 +58,60 @@ def admin_ids(configured: tuple[str, ...]) -> list[str]:
 def record_outcome(request: InvitationRequest, emailed: int, messaged: int, email_error: str | None) -> None:
     (InvitationRequest.update(emailed_to=emailed, messaged_to=messaged, email_error=email_error)
      .where(InvitationRequest.id == request.id).execute())
+
+
+class NotDelivered(Exception):
+    """An email or DM that did not go out; `code` says why (for the record and the logs)."""
+
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
+
+
+# Send the request to one admin (by Slack user id). An email sender returns False when that
+# admin has no address; both raise NotDelivered when the gateway fails.
+EmailAdmin = Callable[[str], bool]
+MessageAdmin = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    request: InvitationRequest
+    admins: int
+    emailed: int
+    messaged: int
+    email_error: str | None
+    email_enabled: bool
+
+    @property
+    def note(self) -> str:
+        """What the requester is told (i18n: people.invite.<note>)."""
+        if not self.admins:
+            return "no_admin"
+        if not (self.emailed or self.messaged):
+            return "failed"
+        return "sent" if self.emailed or not self.email_enabled else "sent_slack_only"
+
+
+def request_invitation(form: InvitationForm, requested_by: str, ro_id: int | None, admins: list[str], *,
+                       email: EmailAdmin | None, message: MessageAdmin,
+                       on_failure: Callable[[str, str, str], None] = lambda channel, admin, code: None) -> Outcome:
+    """Save the request, email (when `email` is given) and DM each admin, record the outcome.
+    `on_failure(channel, admin id, code)` hears about each failed email ("email") or DM ("dm")."""
+    request = save(form, requested_by, ro_id)
+    emailed = messaged = 0
+    email_error = None
+    for admin_id in admins:
+        if email is not None:
+            try:
+                emailed += bool(email(admin_id))
+            except NotDelivered as exc:
+                email_error = exc.code
+                on_failure("email", admin_id, exc.code)
+        try:
+            message(admin_id)
+            messaged += 1
+        except NotDelivered as exc:
+            on_failure("dm", admin_id, exc.code)
+    record_outcome(request, emailed, messaged, email_error)
+    return Outcome(request, len(admins), emailed, messaged, email_error, email is not None)

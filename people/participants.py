@@ -14,6 +14,7 @@ from peewee import IntegrityError
 
 from storage.db import database
 from storage.models import Participant, RepairOrder, utcnow
+from storage.search import copy_activity
 
 # Why someone could not be added or removed (i18n: people.reason.<code>).
 DEACTIVATED, BOT, NOT_FOUND, REFUSED, UNAVAILABLE, NO_CHANNEL = (
@@ -41,7 +42,8 @@ class Refused(Exception):
 class Workspace(Protocol):
     """What participants need from the chat workspace (Slack adapter: handlers.participants)."""
 
-    def person(self, user_id: str) -> Person: ...
+    def person(self, user_id: str) -> Person:
+        """Who this is. Raises Refused (UNAVAILABLE…) when the workspace cannot say right now."""
 
     def invite(self, channel_id: str, user_id: str) -> None:
         """Add to the channel; being a member already is success. Raises Refused."""
@@ -78,15 +80,17 @@ def record_joined(ro: RepairOrder, user_id: str, added_by: str | None = None) ->
     reactivated = (Participant.update(active=True, removed_at=None, added_at=now, added_by=added_by)
                    .where((Participant.ro == ro.id) & (Participant.user_id == user_id) & (Participant.active == False))  # noqa: E712
                    .execute())
-    if reactivated:
-        return True
-    role = "owner" if user_id == ro.owner_user_id else "participant"
-    try:
-        with database.atomic():
-            Participant.create(ro=ro.id, user_id=user_id, role=role, added_by=added_by, added_at=now)
-        return True
-    except IntegrityError:  # already there and active (or another thread recorded it first)
-        return False
+    news = bool(reactivated)
+    if not reactivated:
+        role = "owner" if user_id == ro.owner_user_id else "participant"
+        try:
+            with database.atomic():
+                Participant.create(ro=ro.id, user_id=user_id, role=role, added_by=added_by, added_at=now)
+            news = True
+        except IntegrityError:  # already there and active (or another thread recorded it first)
+            pass
+    copy_activity([ro.id], user_id)  # "mine" lists it by the RO's activity (also a row the publisher wrote)
+    return news
 
 
 def record_left(ro: RepairOrder, user_id: str) -> bool:
@@ -127,7 +131,10 @@ def _add_one(ro: RepairOrder, user_id: str, by: str | None, workspace: Workspace
     """None when added, else the reason."""
     if not ro.channel_id:
         return NO_CHANNEL
-    person = workspace.person(user_id)
+    try:
+        person = workspace.person(user_id)
+    except Refused as exc:
+        return exc.reason
     if not person.known:
         return NOT_FOUND
     if person.deleted:
@@ -142,13 +149,18 @@ def _add_one(ro: RepairOrder, user_id: str, by: str | None, workspace: Workspace
     return None
 
 
-def set_participants(ro: RepairOrder, wanted: Iterable[str], by: str, workspace: Workspace) -> Changes:
-    """Make the active participants `wanted` (the Participants modal's Update): invite the new,
-    remove the unticked, keep the owner."""
+def set_participants(ro: RepairOrder, wanted: Iterable[str], by: str, workspace: Workspace,
+                     shown: Iterable[str] | None = None) -> Changes:
+    """Apply the Participants modal's Update: `shown` is who the modal listed when it opened,
+    `wanted` who was ticked when Update was pressed. Only the difference is applied: invite the
+    ticked who were not shown, remove the shown who were unticked, keep the owner. Whoever
+    joined or left meanwhile (an @mention, leaving by hand) and was left alone in the modal
+    stays as they are now. `shown` None = the current participants (the modal's list is not known)."""
     wanted = set(wanted)
     current = set(active_participants(ro.id))
-    changes = add_people(ro, [u for u in wanted if u not in current], by, workspace)
-    for user_id in sorted(current - wanted):
+    shown = current if shown is None else set(shown)
+    changes = add_people(ro, [u for u in wanted - shown if u not in current], by, workspace)
+    for user_id in sorted((shown - wanted) & current):
         if user_id == ro.owner_user_id:
             changes.kept_owner = user_id
             continue

@@ -39,7 +39,11 @@ class SlackError(Exception):
         except ValueError:
             self.code = SlackErrorCode.OTHER
         self.detail = detail or {}
-        super().__init__(f"Slack {method} failed: {code}")
+        if "exception" in self.detail:
+            # No answer at all (refused, timed out, DNS): say so, not just "other".
+            super().__init__(f"Slack unreachable for {method} ({self.detail['exception']})")
+        else:
+            super().__init__(f"Slack {method} failed: {code}")
 
     @classmethod
     def from_api_error(cls, method: str, error: SlackApiError) -> "SlackError":

@@ -56,6 +56,16 @@ class SlackService:
                 return None
             raise
 
+    def iter_users(self) -> Iterator[dict]:
+        """Every member of the workspace (users.list, all pages); `/ro admin` lists them."""
+        cursor = None
+        while True:
+            page = self.call("users.list", limit=200, **({"cursor": cursor} if cursor else {}))
+            yield from page.get("members", [])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return
+
     def usergroup_members(self, group_id: str) -> list[str]:
         return list(self.call("usergroups.users.list", usergroup=group_id).get("users", []))
 
@@ -66,7 +76,8 @@ class SlackService:
     def channel_info(self, channel_id: str) -> dict:
         return self.call("conversations.info", channel=channel_id)["channel"]
 
-    def iter_channels(self, types: str = "public_channel,private_channel") -> Iterator[dict]:
+    def iter_channels(self, types: str = "public_channel") -> Iterator[dict]:
+        # RO channels are public; private ones would need the groups:read scope.
         cursor = None
         while True:
             page = self.call("conversations.list", types=types, limit=200, exclude_archived=False, **({"cursor": cursor} if cursor else {}))
@@ -95,9 +106,6 @@ class SlackService:
 
     def set_topic(self, channel_id: str, topic: str) -> None:
         self.call("conversations.setTopic", channel=channel_id, topic=topic[:250])
-
-    def open_dm(self, user_id: str) -> str:
-        return self.call("conversations.open", users=user_id)["channel"]["id"]
 
     # -- messages --------------------------------------------------------------------------
     def post(self, channel: str, text: str, blocks: list | None = None, thread_ts: str | None = None, **extra: Any) -> dict:
@@ -149,29 +157,6 @@ class SlackService:
     # -- files -----------------------------------------------------------------------------
     def file_info(self, file_id: str) -> dict:
         return self.call("files.info", file=file_id)["file"]
-
-    def upload(self, channel: str, filename: str, content: bytes, title: str | None = None, comment: str | None = None, thread_ts: str | None = None) -> dict:
-        try:
-            response = self.client.files_upload_v2(
-                channel=channel, filename=filename, content=content, title=title or filename,
-                initial_comment=comment, thread_ts=thread_ts,
-            )
-            return response.data if isinstance(response.data, dict) else {}
-        except SlackApiError as exc:
-            raise SlackError.from_api_error("files_upload_v2", exc) from None
-        except (SlackClientError, OSError) as exc:
-            raise SlackError("files_upload_v2", "other", {"exception": type(exc).__name__}) from None
-
-    # -- people (files and the customer: /ro admin) -----------------------------------------
-    def iter_users(self) -> Iterator[dict]:
-        """Every member of the workspace (users.list, paged), with their locale."""
-        cursor = None
-        while True:
-            page = self.call("users.list", limit=200, include_locale=True, **({"cursor": cursor} if cursor else {}))
-            yield from page.get("members", [])
-            cursor = (page.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                return
 
 
 def _wants_json(kwargs: dict) -> bool:

@@ -45,20 +45,18 @@ def sync_once(services: Services, connector: Connector, now: datetime | None = N
     """Read the DMS into the database, then bring Slack up to date. Raises lease.LeaseBusy when
     another sync runs."""
     tz = services.settings.shop_timezone
-    with lease.held("sync", SYNC_LEASE_TTL) as holder:
+    with lease.held("sync", SYNC_LEASE_TTL):
         report = SyncEngine(connector, tz, timedelta(days=services.settings.sync_lookback_days)).run(now)
-        publisher = Publisher(services.slack, services.directory, tz)
-        # Keep the lease while a long first sync waits out Slack's channel-creation limit.
-        published = publisher.publish_pending(heartbeat=lambda: lease.acquire("sync", holder, SYNC_LEASE_TTL))
+        published = Publisher(services.slack, services.directory, tz).publish_pending(now)
     return SyncOutcome(report, published)
 
 
 def rollover_once(services: Services, now: datetime | None = None) -> SyncOutcome:
     tz = services.settings.shop_timezone
-    with lease.held("sync", SYNC_LEASE_TTL) as holder:
-        moved = roll_over(tz, now or datetime.now(tz))
-        published = Publisher(services.slack, services.directory, tz).publish_pending(
-            heartbeat=lambda: lease.acquire("sync", holder, SYNC_LEASE_TTL))
+    now = now or datetime.now(tz)
+    with lease.held("sync", SYNC_LEASE_TTL):
+        moved = roll_over(tz, now)
+        published = Publisher(services.slack, services.directory, tz).publish_pending(now)
     return SyncOutcome(SyncReport(status_changes=moved), published)
 
 
@@ -135,7 +133,8 @@ class Scheduler:
 def describe_publish(report: PublishReport | None) -> str:
     if report is None:
         return "not published"
-    text = f"{report.channels_created} channel(s) created, {report.cards_updated} card(s) updated, {report.notes_posted} note(s)"
+    text = (f"{report.channels_created} channel(s) created, {report.cards_posted} card(s) posted, "
+            f"{report.cards_updated} card(s) updated, {report.notes_posted} note(s)")
     if report.failed:
         text += f", {len(report.failed)} failed ({', '.join(f'{n}: {r}' for n, r in report.failed[:5])})"
     if report.stopped_early:

@@ -6,8 +6,10 @@ command line) holds "sync" for its duration, so two syncs never publish at once.
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
 import uuid
 from contextlib import contextmanager
 from datetime import timedelta
@@ -15,8 +17,10 @@ from typing import Iterator
 
 from peewee import IntegrityError
 
-from storage.db import database
+from storage.db import database, with_connection
 from storage.models import Lease, utcnow
+
+log = logging.getLogger(__name__)
 
 
 def holder_id() -> str:
@@ -49,10 +53,26 @@ class LeaseBusy(Exception):
 
 @contextmanager
 def held(name: str, ttl: timedelta, holder: str | None = None) -> Iterator[str]:
+    """Hold the lease for the block, renewed in the background: a long DMS read or a sync waiting
+    out Slack's limits keeps it, a dead process loses it after `ttl`."""
     holder = holder or holder_id()
     if not acquire(name, holder, ttl):
         raise LeaseBusy(name)
+    done = threading.Event()
+    renew = with_connection(acquire)
+
+    def keep_alive() -> None:
+        while not done.wait(ttl.total_seconds() / 3):
+            try:
+                renew(name, holder, ttl)
+            except Exception:  # a missed renewal is retried; the lease still has time left
+                log.warning("could not renew lease %s", name)
+
+    thread = threading.Thread(target=keep_alive, name=f"lease-{name}", daemon=True)
+    thread.start()
     try:
         yield holder
     finally:
+        done.set()
+        thread.join()
         release(name, holder)

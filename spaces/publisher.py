@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Callable
+from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from slackapi.errors import SlackError, SlackErrorCode
 from slackapi.service import SlackService
 from slackapi.directory import Directory
 from spaces.naming import channel_name
-from storage.models import Participant, RepairOrder, StaffUser, StatusChange, utcnow
+from storage.models import Participant, RepairOrder, StaffUser, StatusChange, to_utc_naive, utcnow
 from handlers.views import ro_card
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ MAX_NAME_ATTEMPTS = 50
 @dataclass
 class PublishReport:
     channels_created: int = 0
+    cards_posted: int = 0
     cards_updated: int = 0
     notes_posted: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (ro number, reason)
@@ -39,25 +40,33 @@ class Publisher:
         self.tz = tz
         self._channels_by_name: dict[str, dict] | None = None
 
-    def publish_pending(self, limit: int | None = None, heartbeat: Callable[[], object] | None = None) -> PublishReport:
-        """Publish every dirty RO, oldest appointment first so today's spaces come before next week's."""
+    def publish_pending(self, now: datetime | None = None, limit: int | None = None) -> PublishReport:
+        """Publish every dirty RO: today's and coming appointments first, soonest first (they are
+        what staff open at 7:00), then the ones in the past, most recent first."""
         report = PublishReport()
-        query = (RepairOrder.select().where(RepairOrder.slack_dirty == True)  # noqa: E712
-                 .order_by(RepairOrder.appointment_at.asc(nulls="LAST"), RepairOrder.id))
-        if limit:
-            query = query.limit(limit)
-        for ro in query:
-            if heartbeat is not None:
-                heartbeat()
-            try:
-                self.publish(ro, report)
-            except SlackError as exc:
-                report.failed.append((ro.ro_number, exc.raw_code))
-                log.warning("RO %s: Slack %s failed: %s", ro.ro_number, exc.method, exc.raw_code)
-                if exc.code in (SlackErrorCode.RATELIMITED, SlackErrorCode.INVALID_AUTH, SlackErrorCode.NOT_AUTHED):
-                    # Still limited after the client's own waits, or no access: the next run resumes.
-                    report.stopped_early = exc.raw_code
-                    break
+        today = datetime.combine((now or datetime.now(self.tz)).astimezone(self.tz).date(), time(0), self.tz)
+        dirty = RepairOrder.slack_dirty == True  # noqa: E712
+        coming = RepairOrder.appointment_at >= to_utc_naive(today)
+        queries = [
+            RepairOrder.select().where(dirty & coming).order_by(RepairOrder.appointment_at, RepairOrder.id),
+            RepairOrder.select().where(dirty & ~coming).order_by(RepairOrder.appointment_at.desc(), RepairOrder.id),
+            RepairOrder.select().where(dirty & RepairOrder.appointment_at.is_null()).order_by(RepairOrder.id),
+        ]
+        done = 0
+        for query in queries:
+            for ro in query:
+                if limit is not None and done >= limit:
+                    return report
+                done += 1
+                try:
+                    self.publish(ro, report)
+                except SlackError as exc:
+                    report.failed.append((ro.ro_number, exc.raw_code))
+                    log.warning("RO %s: Slack %s failed: %s", ro.ro_number, exc.method, exc.raw_code)
+                    if exc.code in (SlackErrorCode.RATELIMITED, SlackErrorCode.INVALID_AUTH, SlackErrorCode.NOT_AUTHED):
+                        # Still limited after the client's own waits, or no access: the next run resumes.
+                        report.stopped_early = exc.raw_code
+                        return report
         return report
 
     def publish(self, ro: RepairOrder, report: PublishReport | None = None) -> None:
@@ -78,9 +87,11 @@ class Publisher:
         self._ensure_owner(ro)
         locale = self._card_locale(ro)
         text, blocks = ro_card.card(ro, self.tz, locale, self._conversation_url(ro))
+        updated = False
         if ro.card_ts:
             try:
                 self.slack.update(ro.channel_id, ro.card_ts, text, blocks)
+                updated = True
             except SlackError as exc:
                 if exc.code is not SlackErrorCode.MESSAGE_NOT_FOUND:
                     raise
@@ -92,11 +103,12 @@ class Publisher:
                 self.slack.update(ro.channel_id, ro.card_ts, text, blocks)
             else:
                 ro.card_ts = self.slack.post(ro.channel_id, text, blocks)["ts"]
+                report.cards_posted += 1
             RepairOrder.update(card_ts=ro.card_ts).where(RepairOrder.id == ro.id).execute()
             self.slack.pin(ro.channel_id, ro.card_ts)
             # A fresh card already shows the current status: no note for what came before it.
             StatusChange.update(announced=True).where(StatusChange.ro == ro.id).execute()
-        report.cards_updated += 1
+        report.cards_updated += int(updated)
         new_topic = ro_card.topic(ro, self.tz, locale)
         if new_topic != ro.topic:
             self.slack.set_topic(ro.channel_id, new_topic)

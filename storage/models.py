@@ -98,10 +98,10 @@ class RepairOrder(BaseModel):
     phone_digits = CharField(default="", index=True)
     # Fingerprint of the DMS record last applied; an unchanged record costs nothing.
     fingerprint = CharField(default="", max_length=64)
-    status = CharField(default="upcoming", max_length=16, index=True)
+    status = CharField(default="upcoming", max_length=16)  # indexed with last_activity_at (Meta)
     status_manual = BooleanField(default=False)
     status_changed_at = DateTimeField(null=True)
-    owner_user_id = CharField(null=True, max_length=32, index=True)
+    owner_user_id = CharField(null=True, max_length=32)  # indexed with last_activity_at (Meta)
     channel_id = CharField(null=True, unique=True, max_length=32)
     channel_name = CharField(null=True, max_length=80)
     card_ts = CharField(null=True, max_length=32)
@@ -114,7 +114,12 @@ class RepairOrder(BaseModel):
     last_activity_at = DateTimeField(default=utcnow, index=True)
 
     class Meta:
-        indexes = ((("source", "external_id"), True),)
+        indexes = ((("source", "external_id"), True),
+                   # Lists newest first, read in index order: "mine" (its owner arm), with and
+                   # without a status, and "all" of a status (storage.search).
+                   (("owner_user_id", "last_activity_at", "id"), False),
+                   (("owner_user_id", "status", "last_activity_at", "id"), False),
+                   (("status", "last_activity_at", "id"), False))
 
     @property
     def customer_name(self) -> str:
@@ -138,15 +143,18 @@ class RoAlias(BaseModel):
 
 class Participant(BaseModel):
     ro = ForeignKeyField(RepairOrder, backref="participants", on_delete="CASCADE")
-    user_id = CharField(max_length=32, index=True)
+    user_id = CharField(max_length=32)
     role = CharField(default="participant", max_length=16)  # owner | participant
     active = BooleanField(default=True)
     added_by = CharField(null=True, max_length=32)
     added_at = DateTimeField(default=utcnow)
     removed_at = DateTimeField(null=True)
+    # A copy of the RO's last_activity_at (kept by storage.search), so "the ROs I take part in,
+    # newest first" is read in index order; None until first copied.
+    activity = DateTimeField(null=True)
 
     class Meta:
-        indexes = ((("ro", "user_id"), True),)
+        indexes = ((("ro", "user_id"), True), (("user_id", "active", "activity", "ro"), False))
 
 
 class StatusChange(BaseModel):
@@ -162,7 +170,8 @@ class StatusChange(BaseModel):
 
 class RoFile(BaseModel):
     ro = ForeignKeyField(RepairOrder, backref="files", on_delete="CASCADE")
-    slack_file_id = CharField(unique=True, max_length=32)
+    # Once per RO: the same Slack file shared into two RO channels has a row in each (same sha256).
+    slack_file_id = CharField(max_length=32, index=True)
     uploader_user_id = CharField(max_length=32, index=True)
     kind = CharField(max_length=16)  # picture | video | document
     name = CharField(default="")
@@ -176,6 +185,9 @@ class RoFile(BaseModel):
     last_error = CharField(null=True)
     # Files and the customer: ts of the message that shared it (notes about the file go in its thread).
     share_ts = CharField(null=True, max_length=32)
+
+    class Meta:
+        indexes = ((("ro", "slack_file_id"), True),)
 
 
 class CustomerSend(BaseModel):
@@ -289,10 +301,12 @@ class RoSearchTerm(BaseModel):
 
 
 class NotifyCursor(BaseModel):
-    """Per user: notifications only consider activity after this Activity id (set when they turn a setting on)."""
+    """Per user and kind: notifications only consider activity after these Activity ids (each set
+    when its setting is turned on)."""
 
     user_id = CharField(primary_key=True, max_length=32)
-    since_activity_id = BigIntegerField(default=0)
+    since_message_id = BigIntegerField(default=0)
+    since_file_id = BigIntegerField(default=0)
 
 
 class NotifyMark(BaseModel):
@@ -346,4 +360,20 @@ class MediaRendition(BaseModel):
     created_at = DateTimeField(default=utcnow)
 
 
-ALL_MODELS += [SmsOptOut, MediaRendition]
+class CustomerSendAttempt(BaseModel):
+    """A send's delivery history, appended to and never rewritten: every delivery attempt (the
+    first one and each Retry) and every delivery report from the gateway, failures included."""
+
+    send = ForeignKeyField(CustomerSend, backref="attempts", on_delete="CASCADE")
+    at = DateTimeField(default=utcnow)
+    kind = CharField(max_length=8)  # attempt | report
+    method = CharField(max_length=8)  # sms | mms | email
+    destination = CharField(default="")
+    status = CharField(max_length=16)
+    error = CharField(null=True)
+    provider_id = CharField(null=True)
+    # A report that arrived late (e.g. "failed" after "delivered") is kept but changes nothing.
+    applied = BooleanField(default=True)
+
+
+ALL_MODELS += [SmsOptOut, MediaRendition, CustomerSendAttempt]

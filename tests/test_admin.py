@@ -22,7 +22,8 @@ def admin_client(admin_app, fake_slack):
 
 
 def _rows(view: dict) -> dict[str, dict]:
-    return {b["block_id"][len("admin_u_"):]: b for b in view["blocks"] if b.get("block_id", "").startswith("admin_u_")}
+    """Rows by user id (a row's block id is admin_u_<user>.<revision>.<what it showed>)."""
+    return {b["block_id"][len("admin_u_"):].split(".")[0]: b for b in view["blocks"] if b.get("block_id", "").startswith("admin_u_")}
 
 
 def _ticked(row: dict) -> set[str]:
@@ -105,7 +106,81 @@ def test_admins_from_configuration_stay_admins(admin_client, fake_slack, admin_a
     view = _open_admin(admin_client, fake_slack, user="UTECH")
     _toggle(admin_client, view, "UTECH", "UADVISOR", {"message"})
     wait_until(lambda: "ADMIN_SLACK_USER_IDS" in str(latest_view(fake_slack)["blocks"]), message="the notice")
+    # The untick was saved, yet ADMIN_SLACK_USER_IDS wins, and the modal shows it.
+    assert StaffUser.get(StaffUser.slack_user_id == "UADVISOR").is_admin is False
     assert is_admin("UADVISOR", admin_app.settings)
+    assert _ticked(_rows(latest_view(fake_slack))["UADVISOR"]) == {"message", "admin"}
+
+    # The same untick does demote an admin who is not in ADMIN_SLACK_USER_IDS.
+    view = latest_view(fake_slack)
+    updates = len(fake_slack.calls_to("views.update"))
+    _toggle(admin_client, view, "UADVISOR", "UTECH", {"message"})
+    fake_slack.wait_for("views.update", count=updates + 1)
+    assert not is_admin("UTECH", admin_app.settings)
+    assert _ticked(_rows(latest_view(fake_slack))["UTECH"]) == {"message"}
+
+
+def _tick_and_wait(client, fake_slack, view: dict, actor: str, target: str, values: set[str]) -> dict:
+    """Tick as `actor` in `view`; the modal as it is drawn again."""
+    updates = len(fake_slack.calls_to("views.update"))
+    _toggle(client, view, actor, target, values)
+    calls = fake_slack.wait_for("views.update", count=updates + 1)
+    assert calls[-1].ok, calls[-1].error
+    return latest_view(fake_slack)
+
+
+def test_ticking_admin_alone_keeps_the_persons_own_setting_and_the_modal_shows_what_they_may_do(fake_slack, sqlite_url, tmp_path):
+    running = start_app(files_env(fake_slack, sqlite_url, tmp_path, None, None, ADMIN_SLACK_USER_IDS="UADVISOR",
+                                  DEFAULT_CAN_MESSAGE_CUSTOMERS="false"))
+    try:
+        client = SlackTestClient(running.url, fake_slack)
+        view = _open_admin(client, fake_slack)
+        before = _rows(view)["UTECH"]
+        assert _ticked(before) == set(), "internal only by default here"
+
+        view = _tick_and_wait(client, fake_slack, view, "UADVISOR", "UTECH", {"admin"})
+        row = _rows(view)["UTECH"]
+        assert _ticked(row) == {"message", "admin"}, "an admin may message customers: the modal says so at once"
+        assert row["block_id"] != before["block_id"], "a new block id, so Slack shows the new ticks"
+        user = StaffUser.get(StaffUser.slack_user_id == "UTECH")
+        assert (user.is_admin, user.can_message_customers) == (True, None), "nobody unticked 'message': nothing written"
+        assert can_message_customers("UTECH", running.settings)
+
+        view = _tick_and_wait(client, fake_slack, view, "UADVISOR", "UTECH", {"message"})  # Admin unticked
+        assert _ticked(_rows(view)["UTECH"]) == set(), "back to the default, shown at once"
+        user = StaffUser.get(StaffUser.slack_user_id == "UTECH")
+        assert (user.is_admin, user.can_message_customers) == (False, None)
+        assert not can_message_customers("UTECH", running.settings)
+    finally:
+        running.stop()
+
+
+def test_someone_allowed_to_message_customers_keeps_it_after_being_admin_for_a_while(admin_client, admin_app, fake_slack):
+    StaffUser.create(slack_user_id="UTECH", name="luc", can_message_customers=True)
+    view = _open_admin(admin_client, fake_slack)
+    view = _tick_and_wait(admin_client, fake_slack, view, "UADVISOR", "UTECH", {"message", "admin"})
+    view = _tick_and_wait(admin_client, fake_slack, view, "UADVISOR", "UTECH", {"message"})
+    user = StaffUser.get(StaffUser.slack_user_id == "UTECH")
+    assert (user.is_admin, user.can_message_customers) == (False, True)
+    assert can_message_customers("UTECH", admin_app.settings) and _ticked(_rows(view)["UTECH"]) == {"message"}
+
+
+def test_unticking_message_for_an_admin_is_refused_and_changes_nothing(admin_client, admin_app, fake_slack):
+    StaffUser.create(slack_user_id="UTECH", name="luc", is_admin=True)
+    view = _open_admin(admin_client, fake_slack)
+    row = _rows(view)["UTECH"]
+    assert _ticked(row) == {"message", "admin"}
+    assert row["accessory"]["options"][0]["description"]["text"] == "inclus avec Administrateur"
+    view = _tick_and_wait(admin_client, fake_slack, view, "UADVISOR", "UTECH", {"admin"})  # 'message' unticked
+    assert "écrire aux clients" in str([b for b in view["blocks"] if b.get("block_id") == "admin_notice"])
+    assert _ticked(_rows(view)["UTECH"]) == {"message", "admin"}, "the box shows what holds"
+    user = StaffUser.get(StaffUser.slack_user_id == "UTECH")
+    assert (user.is_admin, user.can_message_customers) == (True, None)
+
+    # Demoted later: the default applies again (nothing was silently written).
+    view = _tick_and_wait(admin_client, fake_slack, view, "UADVISOR", "UTECH", {"message"})
+    assert can_message_customers("UTECH", admin_app.settings) and _ticked(_rows(view)["UTECH"]) == {"message"}
+    assert StaffUser.get(StaffUser.slack_user_id == "UTECH").can_message_customers is None
 
 
 def test_many_people_are_paged(admin_client, fake_slack):

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from customers import send as sends
+from media.store import BlobStore
 from storage.models import CustomerSend, utcnow
 from tests.factories import make_ro
 from tests.test_files_support import (SHOP_PHONE, app, client, delivered_send, heic_bytes, jpeg_bytes, page_path, smtp,  # noqa: F401
@@ -121,19 +122,64 @@ def test_content_types_come_from_our_list_not_the_upload(app, fake_slack, name, 
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
+_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _last_char_variants(token: str) -> tuple[str, str]:
+    """Two changes of the last character: one in the bits that carry the signature, and one in
+    the two bits base64 leaves unused (the same bytes once decoded: a non-canonical spelling)."""
+    index = _B64.index(token[-1])
+    return token[:-1] + _B64[index ^ 0b000100], token[:-1] + _B64[index ^ 0b000001]
+
+
 def test_a_tampered_token_gets_a_polite_page_and_no_files(app, gallery):
     _, send = gallery
     path = page_path(app, send)
     token = path.rsplit("/", 1)[1]
-    tampered = token[:-1] + ("A" if token[-1] != "A" else "B")
-    for bad in (tampered, token[:-2], token + "x", "x" * 43, "../../etc/passwd"):
+    tampered, respelled = _last_char_variants(token)
+    for bad in (tampered, respelled, token[:-2], token + "x", "x" * 43, "../../etc/passwd"):
         response = _get(app, f"/c/{bad}", **{"Accept-Language": "fr-CA,fr;q=0.9"})
         assert response.status_code == 404
         if "/" not in bad:
             assert "Ce lien n'est pas valide" in _text(response) and SHOP_PHONE in response.text
     file_ref = IMG.search(_get(app, path).text).group(1).rsplit("/", 1)[1]
-    assert _get(app, f"/c/{tampered}/{file_ref}").status_code == 404
+    for bad in (tampered, respelled):
+        assert _get(app, f"/c/{bad}/{file_ref}").status_code == 404
     assert "Ce lien" not in _get(app, f"/c/{tampered}", **{"Accept-Language": "en-US"}).text
+
+
+@pytest.mark.parametrize("language,expired,revoked,missing,other", [
+    ("fr", "Ce lien a expiré", "Ce lien n'est plus accessible", "Ce fichier n'est pas disponible", "This link"),
+    ("en", "This link has expired", "This link is no longer available", "This file is not available", "Ce lien"),
+])
+def test_file_links_that_do_not_work_answer_in_the_customers_language_with_the_shops_phone(app, fake_slack, language, expired,
+                                                                                              revoked, missing, other):
+    ro = make_ro(fake_slack, language=language)
+    send = delivered_send(app, ro, [stored_file(app, ro, jpeg_bytes(), "a.jpg", "image/jpeg")])
+    file_url = IMG.search(_get(app, page_path(app, send)).text).group(1)
+    browser = {"Accept-Language": "fr-CA" if language == "en" else "en-US"}  # the customer's language wins
+
+    def polite(response: requests.Response, status: int, words: str) -> None:
+        assert (response.status_code, response.headers["Content-Type"].split(";")[0]) == (status, "text/html")
+        assert words in _text(response) and SHOP_PHONE in response.text and 'href="tel:5145550100"' in response.text
+        assert other not in _text(response) and response.content[:3] != b"\xff\xd8\xff"
+
+    polite(_get(app, f"{page_path(app, send)}/AAAAAAAAAAAAAAAA", **browser), 404, missing)  # no such file in this send
+
+    [(_, rofile)] = sends.items_of(send)
+    copy = BlobStore(app.settings.media_dir).path_for(sends.stored_asset(rofile).sha256)
+    kept = copy.read_bytes()
+    copy.unlink()  # our copy is gone from the disk
+    polite(_get(app, file_url, **browser), 404, missing)
+    copy.write_bytes(kept)
+    assert _get(app, file_url).status_code == 200
+
+    CustomerSend.update(expires_at=utcnow() - timedelta(minutes=1)).where(CustomerSend.id == send.id).execute()
+    polite(_get(app, file_url, **browser), 410, expired)
+
+    CustomerSend.update(expires_at=utcnow() + timedelta(days=1)).where(CustomerSend.id == send.id).execute()
+    sends.revoke(send.id, "UADVISOR", app.settings)
+    polite(_get(app, file_url, **browser), 410, revoked)
 
 
 def test_a_token_signed_with_another_key_is_refused(app, gallery):

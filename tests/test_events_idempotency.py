@@ -11,6 +11,14 @@ from tests.conftest import SlackTestClient, start_app, wait_until
 
 
 @pytest.fixture
+def app_env(fake_slack, database_url, tmp_path):
+    """These scenarios run on SQLite and on PostgreSQL (pool hygiene in Flask and Bolt threads)."""
+    from tests.conftest import make_env
+
+    return make_env(fake_slack, database_url, tmp_path)
+
+
+@pytest.fixture
 def counting_app(app_env, fake_slack):
     """The real app with one extra listener that counts deliveries (stands in for a feature)."""
     import bot

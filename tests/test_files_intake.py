@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import hashlib
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
+from handlers.files import retry_file_copies
 from media import intake
 from storage.models import Activity, RoFile
 from tests.conftest import SlackTestClient, start_app, wait_until
@@ -105,17 +107,86 @@ def test_an_html_page_with_status_200_is_a_failed_download_then_retried(app, cli
         row = _row(file_id)
         assert (row.copy_status, row.copy_attempts, row.sha256) == ("failed", 1, None)
         assert "HTML" in row.last_error
-        assert login.authorizations == [f"Bearer {app.settings.slack_bot_token}"]  # same host as SLACK_API_URL
+        # Same host as SLACK_API_URL but another port: another origin, so the token stays home.
+        assert login.authorizations == [None]
         stored = [p for p in Path(app.settings.media_dir).rglob("*") if p.is_file()]
         assert stored == [], "the sign-in page must never be stored"
 
         fake_slack.files[file_id]["url_private_download"] = real_url  # the token problem is fixed
-        report = intake.retry_pending(app.services)
+        report = retry_file_copies(app.services)
         assert (report.retried, report.stored) == (1, 1)
         row = RoFile.get(RoFile.slack_file_id == file_id)
         assert row.copy_status == "stored" and _blob(app, row.sha256).read_bytes() == content
     finally:
         login.stop()
+
+
+def test_a_sign_in_page_from_slack_itself_with_the_token_is_a_failed_download(app, client, fake_slack):
+    """Slack's own file host, given the token, still answers its sign-in page (token without files:read)."""
+    ro, content = make_ro(fake_slack, members=("UTECH",)), jpeg_bytes()
+    file_id = slack_file(fake_slack, ro.channel_id, "IMG_0010.jpg", content, "image/jpeg")
+    fake_slack._file_bytes[file_id] = LOGIN_PAGE  # served as image/jpeg, like a misconfigured proxy would
+    client.event(file_shared_event(file_id, ro.channel_id))
+    row = _row(file_id)
+    assert (row.copy_status, row.sha256) == ("failed", None) and "HTML" in row.last_error
+    assert [d["authorized"] for d in fake_slack.downloads] == [True]
+    assert not [p for p in Path(app.settings.media_dir).rglob("*") if p.is_file()]
+    fake_slack._file_bytes[file_id] = content
+    assert retry_file_copies(app.services).stored == 1
+    assert _blob(app, RoFile.get(RoFile.slack_file_id == file_id).sha256).read_bytes() == content
+
+
+@pytest.mark.parametrize("url,api,allowed", [
+    ("http://127.0.0.1:8080/files/x.jpg", "http://127.0.0.1:8080/api/", True),
+    ("http://127.0.0.1:9090/files/x.jpg", "http://127.0.0.1:8080/api/", False),  # same host, another port
+    ("https://slack.example:443/x", "https://slack.example/api/", True),  # 443 written or not: one origin
+    ("https://slack.example:8443/x", "https://slack.example/api/", False),
+    ("http://slack.example/x", "https://slack.example/api/", False),  # same host, another scheme
+    ("https://files.slack.com:8443/files-pri/T1-F1/x.jpg", "https://slack.com/api/", False),
+    ("https://files.slack.com:443/files-pri/T1-F1/x.jpg", "https://slack.com/api/", True),
+    ("http://127.0.0.1:notaport/x", "http://127.0.0.1:8080/api/", False),
+])
+def test_the_token_goes_to_an_origin_not_just_a_host(url, api, allowed):
+    assert intake.token_allowed(url, api) is allowed
+
+
+def test_the_same_file_shared_into_a_second_ro_is_recorded_there_and_downloaded_once(app_any_db, fake_slack):
+    client = SlackTestClient(app_any_db.url, fake_slack)
+    first, second = make_ro(fake_slack, members=("UTECH",)), make_ro(fake_slack, members=("UTECH",))
+    content = jpeg_bytes(color=(10, 20, 30))
+    row_a = share(client, fake_slack, first, "IMG_0100.jpg", content, "image/jpeg")
+    file_id = row_a.slack_file_id
+
+    # Shared again into the second RO's channel: Slack sends the message and file_shared (twice: a retry).
+    shared = file_message_event([file_id], second.channel_id)
+    client.event(shared)
+    client.event(file_shared_event(file_id, second.channel_id), event_id="EvSECOND")
+    client.event(file_shared_event(file_id, second.channel_id), event_id="EvSECOND", retry_num=1)
+    row_b = wait_until(lambda: RoFile.get_or_none((RoFile.ro == second) & (RoFile.slack_file_id == file_id)
+                                                  & (RoFile.copy_status != "pending")), timeout=10, message="the second RO's row")
+    time.sleep(0.3)
+    assert row_b.id != row_a.id and (row_b.copy_status, row_b.sha256, row_b.size) == ("stored", row_a.sha256, len(content))
+    assert row_b.share_ts == shared["ts"], "notes about it go in the second channel's thread"
+    assert RoFile.select().where(RoFile.slack_file_id == file_id).count() == 2
+    assert RoFile.select().where(RoFile.ro == first).count() == 1 and RoFile.select().where(RoFile.ro == second).count() == 1
+    assert len(fake_slack.downloads) == 1, "one copy for both ROs"
+    assert _blob(app_any_db, row_b.sha256).read_bytes() == content
+    activity = Activity.get((Activity.ro == second) & (Activity.kind == "file"))
+    assert (activity.user_id, activity.ts) == ("UTECH", shared["ts"])
+
+
+def test_the_times_recorded_come_from_slack(client, fake_slack):
+    from storage.models import utcnow
+
+    ro = make_ro(fake_slack, members=("UTECH",))
+    taken = int(time.time()) - 3 * 3600  # uploaded three hours ago, shared in the RO now
+    file_id = slack_file(fake_slack, ro.channel_id, "IMG_0200.jpg", jpeg_bytes(), "image/jpeg", created=taken)
+    received = utcnow()
+    client.event(file_message_event([file_id], ro.channel_id))
+    row = _row(file_id)
+    assert row.shared_at == datetime.fromtimestamp(taken, timezone.utc).replace(tzinfo=None), "Slack's file time"
+    activity = Activity.get((Activity.ro == ro) & (Activity.kind == "file"))
+    assert received <= activity.at <= utcnow(), "new in the RO when it was shared there, not when it was taken"
 
 
 def test_the_bot_token_goes_only_to_slack_hosts(app, client, fake_slack):
@@ -167,7 +238,7 @@ def test_a_file_over_the_size_limit_is_recorded_not_copied_with_a_note(fake_slac
         note = fake_slack.wait_for("chat.postMessage")[-1]
         assert note.args["channel"] == ro.channel_id and "walkaround.mov" in note.args["text"]
         assert "1.0 MB" in note.args["text"] or "1 MB" in note.args["text"]
-        assert intake.retry_pending(running.services).retried == 0
+        assert retry_file_copies(running.services).retried == 0
     finally:
         running.stop()
 
@@ -181,10 +252,10 @@ def test_copies_give_up_after_the_last_attempt_with_a_note(app, client, fake_sla
         client.event(file_shared_event(file_id, ro.channel_id))
         _row(file_id)
         for _ in range(intake.MAX_COPY_ATTEMPTS - 1):
-            intake.retry_pending(app.services)
+            retry_file_copies(app.services)
         row = RoFile.get(RoFile.slack_file_id == file_id)
         assert (row.copy_status, row.copy_attempts) == ("failed", intake.MAX_COPY_ATTEMPTS)
-        assert intake.retry_pending(app.services).retried == 0
+        assert retry_file_copies(app.services).retried == 0
         notes = [c for c in fake_slack.calls_to("chat.postMessage") if "IMG_0007.jpg" in c.args.get("text", "")]
         assert len(notes) == 1 and "5" in notes[0].args["text"]
     finally:
@@ -199,7 +270,7 @@ def test_files_info_down_records_the_file_and_the_retry_fills_it_in(app, client,
     client.event(file_shared_event(file_id, ro.channel_id))
     row = _row(file_id)
     assert row.copy_status == "failed" and row.uploader_user_id == "UTECH"
-    intake.retry_pending(app.services)
+    retry_file_copies(app.services)
     row = RoFile.get(RoFile.slack_file_id == file_id)
     assert (row.copy_status, row.name, row.kind, row.size) == ("stored", "IMG_0008.jpg", "picture", len(content))
 
@@ -215,7 +286,7 @@ def test_a_stuck_pending_copy_is_picked_up_again(app, fake_slack):
     # As if the process died right after recording the file.
     RoFile.create(ro=ro, slack_file_id=file_id, uploader_user_id="UTECH", kind="picture", name="IMG_0009.jpg",
                   size=len(content), shared_at=utcnow() - timedelta(hours=1))
-    assert intake.retry_pending(app.services).stored == 1
+    assert retry_file_copies(app.services).stored == 1
 
 
 def test_a_hostile_file_name_never_becomes_a_path(app, client, fake_slack, tmp_path):

@@ -298,6 +298,16 @@ def with_ticks(view: dict, file_ids: list[int]) -> dict:
     return view
 
 
+def crafted(view: dict, files: list) -> dict:
+    """The modal as a hand-made request would send it: a checkbox group the app never drew
+    (no Send button, no checkboxes), with `files` ticked."""
+    view = json.loads(json.dumps(view))
+    view["blocks"].append({"type": "input", "block_id": "files_p0", "label": {"type": "plain_text", "text": "x"},
+                           "element": {"type": "checkboxes", "action_id": "files_pick",
+                                       "options": [{"text": {"type": "plain_text", "text": f.name[:75]}, "value": str(f.id)} for f in files]}})
+    return with_ticks(view, [f.id for f in files])
+
+
 def submit(client: SlackTestClient, view: dict, user: str = "UADVISOR"):
     response = client.action({"type": "view_submission", "user": {"id": user}, "team": {"id": "T0001"}, "api_app_id": "A0001", "view": view})
     assert response.status_code == 200, response.text
@@ -334,11 +344,24 @@ def wait_send(status: str | tuple, timeout: float = 20):
                       timeout=timeout, message=f"a send {wanted}")
 
 
+def note_buttons(message: dict) -> dict[str, dict]:
+    """The buttons of a channel note, by action id."""
+    return {e["action_id"]: e for b in message.get("blocks", []) if b["type"] == "actions" for e in b["elements"]}
+
+
 def note_of(fake_slack, channel_id: str, send) -> dict:
     from storage.models import CustomerSend
 
     ts = wait_until(lambda: CustomerSend.get_by_id(send.id).note_ts, message="the send note")
     return next(m for m in fake_slack.messages[channel_id] if m["ts"] == ts)
+
+
+def told_and_retry_offered(fake_slack, ro, send, sender: str = "UADVISOR") -> tuple[str, dict]:
+    """After a failed send: what the sender was told privately, and the channel note once it offers Retry."""
+    told = wait_until(lambda: [e for e in fake_slack.ephemerals if e["user"] == sender], message="the sender told")
+    note = wait_until(lambda: (lambda n: n if "send_retry" in note_buttons(n) else None)(note_of(fake_slack, ro.channel_id, send)),
+                      message="a Retry button on the note")
+    return told[0]["text"], note
 
 
 def stored_file(app, ro, content: bytes, name: str, mimetype: str, uploader: str = "UTECH", minutes_ago: int = 0,

@@ -1,10 +1,13 @@
 """The Files modal: newest first, checkbox groups of at most 10 (paged), Send to customer."""
 from __future__ import annotations
 
+import time
+from urllib.parse import quote
+
 from storage.models import CustomerSend, CustomerSendFile, StaffUser
 from tests.conftest import wait_until
 from tests.factories import make_ro
-from tests.test_files_support import (app, client, jpeg_bytes, latest_view, open_files, press_page, smtp, stored_file,  # noqa: F401
+from tests.test_files_support import (app, client, crafted, jpeg_bytes, latest_view, open_files, press_page, smtp, stored_file,  # noqa: F401
                                       submit, twilio, wait_send, with_ticks)
 
 
@@ -101,14 +104,37 @@ def test_files_not_copied_are_listed_but_cannot_be_ticked(app, client, fake_slac
     assert big.id not in _option_ids(view)
 
 
-def test_without_permission_the_modal_has_no_send_button(app, client, fake_slack):
+def test_without_permission_the_modal_has_no_send_button(app, client, fake_slack, twilio, smtp):
     ro = make_ro(fake_slack, members=("UTECH",))
-    stored_file(app, ro, jpeg_bytes(), "a.jpg", "image/jpeg")
+    photo = stored_file(app, ro, jpeg_bytes(), "a.jpg", "image/jpeg")
     StaffUser.create(slack_user_id="UTECH", name="luc", locale="en-US", can_message_customers=False)
     view = open_files(client, fake_slack, ro, user="UTECH")
     assert "submit" not in view and not _checkboxes(view)
     assert "not allowed to send" in str(view["blocks"])
+    # A Send crafted anyway is refused by the server, and nothing goes out.
+    answer = submit(client, crafted(view, [photo]), user="UTECH")
+    assert answer["response_action"] == "errors" and "not allowed" in next(iter(answer["errors"].values()))
+    time.sleep(0.3)
     assert CustomerSend.select().count() == 0
+    assert twilio.messages == [] and twilio.rejected == [] and smtp.messages == []
+
+
+def test_ten_files_with_long_names_still_open_within_slacks_limits(app, client, fake_slack):
+    ro = make_ro(fake_slack, members=("UTECH",))
+    stem = "Estimate & inspection <report> for customer vehicle 2021 Honda Civic front brakes rotors pads calipers "
+    names = [f"{i:02d}_{stem}{'x' * 40}.pdf" for i in range(10)]
+    assert all(len(n) >= 150 for n in names)
+    files = [stored_file(app, ro, b"%PDF-1.4 " + bytes([i]), name, "application/pdf", minutes_ago=i) for i, name in enumerate(names)]
+    StaffUser.create(slack_user_id="UTECH", name="luc", real_name="Luc " + "&" * 200, locale="en-US")
+    view = open_files(client, fake_slack, ro)  # the fake Slack refuses a section text over 3,000 characters
+    listing = [b["text"]["text"] for b in view["blocks"] if b.get("block_id", "").startswith("files_list")]
+    assert listing and all(len(text) <= 3000 for text in listing)
+    text = "\n".join(listing)
+    for number, f in enumerate(files, start=1):
+        assert f"`{number}.`" in text and f"<{quote(f.permalink, safe=':/&')}|{f.name[:2]}_Estimate &amp; inspection &lt;report&gt;" in text
+    assert "…" in text, "long names are shortened"
+    assert _option_ids(view) == [f.id for f in files]
+    assert len(view["blocks"]) <= 100
 
 
 def test_the_selection_kept_between_pages_never_cuts_an_id():

@@ -2,16 +2,27 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 
 from handlers.views import home as views
+from handlers.home import flush_notifications
 from people.unread import mark_read, record_activity, unread_counts
+from tests.conftest import wait_until
 from storage import search
+from storage.db import database
 from storage.models import Activity, Participant, ReadMark, RepairOrder, utcnow
 from tests.factories import make_ro
-from tests.test_people_support import people, people_env  # noqa: F401 - fixtures
+from tests.test_people_support import dms_to, people_any_db, people_env  # noqa: F401 - fixtures
+
+
+@pytest.fixture
+def people(people_any_db):
+    """Lists and unread counts run on both databases."""
+    return people_any_db
 
 
 def open_home(people, user="UADVISOR", view: dict | None = None) -> dict:
@@ -55,7 +66,7 @@ def test_opening_home_shows_my_repair_orders_newest_activity_first(people, shop)
     home = open_home(people)
     assert home["type"] == "home" and state(home)["tab"] == "mine"
     lines = rows(home)
-    assert len(lines) == 2 and "RO 48213" in lines[0] and "RO 48214" in lines[1]
+    assert len(lines) == 2 and lines[0].startswith("*BT 48213* ·") and lines[1].startswith("*BT 48214* ·")  # French: BT
     first = lines[0]
     assert "Hélène Bélanger" in first and "2021 Honda Civic" in first and "En cours" in first
     assert f"<#{shop['mine'].channel_id}>" in first
@@ -100,7 +111,12 @@ def test_an_empty_search_box_clears_the_search(people, shop):
 
 
 def test_a_500_character_search_with_wildcards_is_text(people, shop):
-    home = press(people, views.SEARCH, open_home(people), value="%' OR 1=1 --" + "_" * 488)
+    home = press(people, views.ALL, open_home(people))
+    home = press(people, views.SEARCH, home, value="%ag" + "%" * 497)  # LIKE: "contains ag", i.e. Gagnon
+    assert rows(home) == [] and len(state(home)["query"]) == 100
+    home = press(people, views.SEARCH, home, value="gag" + "_" * 497)  # LIKE: "gag" and 97 more characters, i.e. nothing
+    assert [("48215" in r) for r in rows(home)] == [True] and len(state(home)["query"]) == 100
+    home = press(people, views.SEARCH, home, value="%' OR 1=1 --" + "_" * 488)  # injected: every RO
     assert rows(home) == [] and len(state(home)["query"]) == 100
 
 
@@ -139,7 +155,7 @@ def test_mark_as_read_and_opening_from_home_clear_the_count(people, fake_slack, 
     mark_buttons = [b for b in home["blocks"] if b.get("block_id", "").endswith("_read")]
     assert len(mark_buttons) == 2
     home = press(people, views.MARK_READ, home, value=str(shop["mine"].id))
-    line = {ro: next(r for r in rows(home) if f"RO {shop[ro].ro_number}" in r) for ro in ("mine", "taking_part")}
+    line = {ro: next(r for r in rows(home) if f"BT {shop[ro].ro_number}" in r) for ro in ("mine", "taking_part")}
     assert "🔵" not in line["mine"] and "🔵 1 à lire" in line["taking_part"]
     home = press(people, views.OPEN, home, value=str(shop["taking_part"].id))
     assert all("🔵" not in r for r in rows(home))
@@ -188,11 +204,22 @@ def test_a_user_with_nothing_sees_how_to_get_added(people, fake_slack, shop):
 
 # -- unread, as a domain service ------------------------------------------------------------------
 
-def test_unread_counts_for_a_page_in_one_grouped_query(people, fake_slack, shop):
+def test_unread_counts_for_a_page_in_one_grouped_query(people, fake_slack, shop, monkeypatch):
     a, b, c = shop["mine"], shop["taking_part"], shop["other"]
     for ro, user, ts in ((a, "UTECH", "1.1"), (a, "UTECH", "1.2"), (a, "UADVISOR", "1.3"), (b, "UTECH", "2.1"), (c, "UADVISOR", "3.1")):
         Activity.create(ro=ro, user_id=user, kind="message", ts=ts, at=utcnow() - timedelta(minutes=5))
+    here, statements = threading.get_ident(), []
+    execute_sql = database.obj.execute_sql
+
+    def counting(sql, *args, **kwargs):
+        if threading.get_ident() == here:  # this test's queries, not the app's threads
+            statements.append(sql)
+        return execute_sql(sql, *args, **kwargs)
+
+    monkeypatch.setattr(database.obj, "execute_sql", counting)
     assert unread_counts("UADVISOR", [a.id, b.id, c.id]) == {a.id: 2, b.id: 1}
+    assert len(statements) == 1 and "GROUP BY" in statements[0], statements
+    monkeypatch.undo()
     mark_read(a.id, "UADVISOR")
     assert unread_counts("UADVISOR", [a.id, b.id, c.id]) == {b.id: 1}
     mark_read(a.id, "UADVISOR", at=utcnow() - timedelta(hours=1))  # a mark never moves back
@@ -207,3 +234,25 @@ def test_record_activity_is_idempotent_and_marks_the_author_read(people, fake_sl
     assert ReadMark.get((ReadMark.ro == ro.id) & (ReadMark.user_id == "UTECH")).last_read_at is not None
     assert RepairOrder.get_by_id(ro.id).last_activity_at > shop["mine"].last_activity_at
     assert Participant.select().where(Participant.user_id == "UTECH").count() == 1  # activity is not membership
+
+
+def test_a_file_shared_after_my_last_post_is_unread_and_announced(people, fake_slack, shop):
+    """Files are dated by when they reached the RO, like messages and read marks, not by when
+    Slack first received the upload: a photo taken yesterday and shared now is new."""
+    from people import notifications
+    from tests.test_files_support import file_shared_event, jpeg_bytes, slack_file
+
+    ro = shop["taking_part"]
+    fake_slack.add_user("UPARTS", "paul")
+    Participant.create(ro=ro, user_id="UPARTS")
+    notifications.set_preferences("UPARTS", messages=False, files=True)
+    people.say(ro.channel_id, "waiting for the photo", user="UADVISOR")  # read up to now
+    yesterday = int(time.time()) - 26 * 3600  # older than what notifications look back on, too
+    file_id = slack_file(fake_slack, ro.channel_id, "IMG_0301.jpg", jpeg_bytes(), "image/jpeg", user="UTECH", created=yesterday)
+    people.client.event(file_shared_event(file_id, ro.channel_id, user="UTECH"))
+    wait_until(lambda: Activity.get_or_none((Activity.ro == ro.id) & (Activity.kind == "file")), message="the file recorded")
+    line = next(r for r in rows(open_home(people)) if "48214" in r)
+    assert "🔵 1 à lire" in line
+    assert flush_notifications(people.services) == 1
+    dm = dms_to(fake_slack, "UPARTS")
+    assert len(dm) == 1 and "1 new file from <@UTECH>" in dm[0]["text"] and f"<#{ro.channel_id}>" in dm[0]["text"]

@@ -92,3 +92,31 @@ def test_healthz_and_unknown_routes(running_app):
     response = requests.get(running_app.url + "/nope", timeout=5)
     _assert_json_error(response, 404)
     _assert_json_error(requests.get(running_app.url + "/slack/events", timeout=5), 405)
+
+
+def test_event_callback_without_an_event_object_is_400(slack, fake_slack):
+    body = json.dumps({"type": "event_callback", "event": "x", "event_id": "Ev1"}).encode()
+    _assert_json_error(slack.post_raw(body, "application/json"), 400)
+    body = json.dumps({"type": "event_callback", "event": {"type": "message"}, "event_id": "E" * 65}).encode()
+    _assert_json_error(slack.post_raw(body, "application/json"), 400)
+    assert fake_slack.calls == []
+
+
+def test_tampered_view_metadata_is_not_a_500(slack):
+    payload = {"type": "view_submission", "user": {"id": "UTECH"}, "team": {"id": "T0001"},
+               "view": {"id": "V1", "callback_id": "nothing_we_know", "private_metadata": "ro:" + "9" * 30,
+                        "state": {"values": {}}}}
+    # Without the view's type Bolt cannot even read it: a clear 400.
+    _assert_json_error(slack.action(payload), 400)
+    # Well-formed but pointing at an impossible RO id: handled, not a crash.
+    payload["view"]["type"] = "modal"
+    assert slack.action(payload).status_code in (200, 404)
+
+
+def test_create_app_is_what_gunicorn_serves(app_env):
+    import bot
+    from core.config import load_settings
+
+    client = bot.create_app(load_settings(app_env, require_slack=True)).test_client()
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    assert client.post("/slack/events", data=b"{}", headers={"Content-Type": "application/json"}).status_code == 401

@@ -2,8 +2,6 @@
 "Request an invitation" emailed to the admins through a real SMTP server on loopback."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from handlers.views import participants as views
@@ -11,7 +9,13 @@ from storage.models import InvitationRequest, Participant
 from tests.conftest import wait_until
 from tests.factories import make_ro
 from tests.test_files_support import closed_port_url, smtp  # noqa: F401 - fixture
-from tests.test_people_support import answer, dms_to, ephemerals_to, people, people_env  # noqa: F401 - fixtures
+from tests.test_people_support import answer, dms_to, ephemerals_to, people_any_db, people_env  # noqa: F401 - fixtures
+
+
+@pytest.fixture
+def people(people_any_db):
+    """Participants are kept on both databases."""
+    return people_any_db
 
 
 @pytest.fixture
@@ -47,16 +51,52 @@ def invitation_state(name="Nadia Roy", email="nadia@dealer.example", role="techn
 def test_the_card_button_opens_the_modal_prefilled_with_the_participants(people, fake_slack, ro):
     people.action("UTECH", "ro_participants", str(ro.id), channel=ro.channel_id)
     view = fake_slack.wait_for("views.open")[0].args["view"]
-    assert view["callback_id"] == views.UPDATE_CALLBACK and view["private_metadata"] == f"ro:{ro.id}"
+    # The RO first (the middleware reads "ro:<id>"), then who the modal shows.
+    assert view["callback_id"] == views.UPDATE_CALLBACK and view["private_metadata"] == f"ro:{ro.id}|UADVISOR,UTECH"
     select = next(b for b in view["blocks"] if b.get("block_id") == views.USERS_BLOCK)["element"]
     assert select["type"] == "multi_users_select" and select["initial_users"] == ["UADVISOR", "UTECH"]
-    assert "Request an invitation" in str(view["blocks"])
+    assert "Request an invitation" in str(view["blocks"]) and f"*RO {ro.ro_number} · Jean Tremblay*" in str(view["blocks"])
+
+
+def open_modal(people, fake_slack, ro, user="UTECH") -> dict:
+    before = len(fake_slack.calls_to("views.open"))
+    people.action(user, "ro_participants", str(ro.id), channel=ro.channel_id)
+    return fake_slack.wait_for("views.open", count=before + 1)[-1].args["view"]
+
+
+def shown(view) -> list[str]:
+    return next(b for b in view["blocks"] if b.get("block_id") == views.USERS_BLOCK)["element"].get("initial_users", [])
+
+
+def test_update_keeps_who_joined_while_the_modal_was_open(people, fake_slack, ro):
+    view = open_modal(people, fake_slack, ro)
+    people.say(ro.channel_id, "<@UPARTS> can you check the rotor?", user="UADVISOR")  # added while the modal is open
+    wait_until(lambda: "UPARTS" in active(ro), message="UPARTS added by the mention")
+    people.submit("UTECH", views.UPDATE_CALLBACK, view["private_metadata"], users_state(*shown(view)))  # Update, unchanged
+    wait_until(lambda: ephemerals_to(fake_slack, "UTECH"), message="summary")
+    assert "Nothing changed" in ephemerals_to(fake_slack, "UTECH")[0]["text"]
+    assert active(ro) == {"UADVISOR", "UTECH", "UPARTS"} and fake_slack.calls_to("conversations.kick") == []
+
+
+def test_update_applies_only_what_was_changed_in_the_modal(people, fake_slack, ro):
+    fake_slack.add_user("UBODY", "bob")
+    view = open_modal(people, fake_slack, ro, user="UADVISOR")
+    people.say(ro.channel_id, "<@UPARTS> tires", user="UADVISOR")  # joins meanwhile
+    people.client.event({"type": "member_left_channel", "user": "UTECH", "channel": ro.channel_id})  # leaves meanwhile
+    wait_until(lambda: active(ro) == {"UADVISOR", "UPARTS"}, message="the changes made meanwhile")
+    people.services.slack.kick(ro.channel_id, "UTECH")  # the fake's membership does not follow events
+    # In the modal: UADVISOR and UTECH shown; UBODY added. UTECH left meanwhile but stays ticked: not invited back.
+    people.submit("UADVISOR", views.UPDATE_CALLBACK, view["private_metadata"], users_state("UADVISOR", "UTECH", "UBODY"))
+    wait_until(lambda: ephemerals_to(fake_slack, "UADVISOR"), message="summary")
+    assert active(ro) == {"UADVISOR", "UPARTS", "UBODY"}
+    assert [c.args["users"] for c in fake_slack.calls_to("conversations.invite") if c.ok] == ["UPARTS", "UBODY"]
 
 
 def test_the_slash_command_opens_the_same_modal_in_french(people, fake_slack, ro):
     people.client.command("participants", user_id="UADVISOR", channel_id=ro.channel_id)
     view = fake_slack.wait_for("views.open")[0].args["view"]
     assert view["title"]["text"] == "Participants" and "Demander une invitation" in str(view["blocks"])
+    assert f"*BT {ro.ro_number} · Jean Tremblay*" in str(view["blocks"]) and "RO " not in str(view["blocks"])
 
 
 def test_the_slash_command_outside_an_ro_channel_says_where_it_works(people, fake_slack, ro):
@@ -148,7 +188,7 @@ def test_the_owner_rejoining_keeps_the_owner_role(people, fake_slack, ro):
 def test_the_bot_joining_and_other_channels_are_ignored(people, fake_slack, ro):
     people.client.event({"type": "member_joined_channel", "user": fake_slack.bot_user_id, "channel": ro.channel_id})
     people.client.event({"type": "member_joined_channel", "user": "UPARTS", "channel": "CGENERAL"})
-    time.sleep(0.3)
+    people.settle()  # both events' listeners have run
     assert Participant.select().where(Participant.user_id.in_([fake_slack.bot_user_id, "UPARTS"])).count() == 0
 
 
@@ -192,7 +232,7 @@ def test_a_bad_invitation_form_is_answered_in_the_form_and_nothing_sent(people, 
     response = people.submit("UTECH", views.INVITE_CALLBACK, f"ro:{ro.id}", invitation_state(**fields))
     body = response.json()
     assert body["response_action"] == "errors" and message in body["errors"][block]
-    time.sleep(0.2)
+    people.settle()  # the listener has finished: nothing was sent after the answer
     assert smtp.messages == [] and InvitationRequest.select().count() == 0 and dms_to(fake_slack, "UADMIN") == []
 
 
@@ -262,3 +302,16 @@ def test_a_line_break_in_the_name_cannot_add_mail_headers(people, fake_slack, ro
     wait_until(lambda: smtp.messages, message="the email")
     assert smtp.messages[0]["to"] == ["alice.admin@dealer.example"]
     assert smtp.parsed(0)["Bcc"] is None and "Invitation request: Nadia Bcc: evil" in " ".join(str(smtp.parsed(0)["Subject"]).split())
+
+
+def test_a_participant_list_too_long_for_the_modal_metadata_falls_back_to_the_current_one(people, fake_slack, ro):
+    """Slack keeps 3000 characters of private_metadata: with hundreds of participants the list is
+    left out and Update compares with the participants of the moment, as before."""
+    many = [f"U{n:010d}" for n in range(300)]
+    view = views.participants_modal(ro, many, "en-US")
+    assert view["private_metadata"] == f"ro:{ro.id}" and views.shown_participants(view["private_metadata"]) is None
+    people.submit("UTECH", views.UPDATE_CALLBACK, view["private_metadata"], users_state("UADVISOR", "UTECH", "UPARTS"))
+    wait_until(lambda: ephemerals_to(fake_slack, "UTECH"), message="summary")
+    assert active(ro) == {"UADVISOR", "UTECH", "UPARTS"}
+    few = views.participants_modal(ro, ["UADVISOR", "UTECH"], "en-US")["private_metadata"]
+    assert views.shown_participants(few) == ["UADVISOR", "UTECH"] and len(f"ro:{ro.id}|" + ",".join(many)) > 3000

@@ -23,3 +23,13 @@ def test_bad_values_name_the_variable(name, value):
     with pytest.raises(ConfigError) as error:
         load_settings({name: value})
     assert name in str(error.value)
+
+
+def test_the_smtp_password_never_reaches_a_log(monkeypatch):
+    """SMTP_URL carries a password (the invitation emails): it is masked like the other secrets."""
+    import bot
+    from core.logsafe import redact
+
+    monkeypatch.setenv("SMTP_URL", "smtp://mailer:Kx9-smtp-pass@mail.example.com:587")
+    bot._settings(require_slack=False)
+    assert redact("login failed for smtp://mailer:Kx9-smtp-pass@mail.example.com") == "login failed for smtp://mailer:***@mail.example.com"

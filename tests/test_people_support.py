@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from concurrent.futures import Future, wait
 
 import pytest
 
@@ -24,6 +25,7 @@ class Probe:
     def __init__(self):
         self.seen: set[str] = set()
         self._lock = threading.Lock()
+        self.listeners: Listeners | None = None
 
     def __call__(self, event: dict, ro) -> None:
         with self._lock:
@@ -33,10 +35,43 @@ class Probe:
         wait_until(lambda: ts in self.seen, message=f"message {ts} handled")
 
 
+class Listeners:
+    """Tracks every listener run Bolt hands its executor. Bolt submits the run before it answers
+    Slack's HTTP request, so once a request has returned, `settle()` returning means its
+    listeners have finished: the deterministic way to check that an event changed nothing."""
+
+    def __init__(self, bolt_app):
+        executor = bolt_app.listener_runner.listener_executor
+        submit = executor.submit
+        self._futures: list[Future] = []
+        self._lock = threading.Lock()
+
+        def tracking(fn, /, *args, **kwargs):
+            future = submit(fn, *args, **kwargs)
+            with self._lock:
+                self._futures.append(future)
+            return future
+
+        executor.submit = tracking
+
+    def settle(self, timeout: float = 10.0) -> None:
+        while True:
+            with self._lock:
+                running = [f for f in self._futures if not f.done()]
+            if not running:
+                return
+            _, not_done = wait(running, timeout=timeout)
+            assert not not_done, f"{len(not_done)} listener run(s) still going after {timeout}s"
+
+
 class PeopleApp:
     def __init__(self, running: RunningApp, client: SlackTestClient, probe: Probe, fake):
         self.running, self.client, self.probe, self.fake = running, client, probe, fake
         self.services = running.services
+
+    def settle(self) -> None:
+        """Every listener started by the requests sent so far has finished."""
+        self.probe.listeners.settle()
 
     def say(self, channel: str, text: str, user: str = "UADVISOR", wait: bool = True, **extra) -> str:
         """Post a message event as Slack does; returns its ts once every feature handled it."""
@@ -83,6 +118,7 @@ def start_people_app(fake_slack, db_url: str, tmp_path, **env) -> tuple[RunningA
     bot.open_storage(settings)
     services, bolt_app, flask_app = bot.build(settings)
     probe = Probe()
+    probe.listeners = Listeners(bolt_app)
     on_message(bolt_app, probe)
     return RunningApp(settings, flask_app, services), probe
 
@@ -93,11 +129,22 @@ def people_env() -> dict:
     return {}
 
 
-@pytest.fixture
-def people(fake_slack, sqlite_url, tmp_path, people_env):
-    running, probe = start_people_app(fake_slack, sqlite_url, tmp_path, **people_env)
+def _people_app(fake_slack, db_url: str, tmp_path, people_env):
+    running, probe = start_people_app(fake_slack, db_url, tmp_path, **people_env)
     yield PeopleApp(running, SlackTestClient(running.url, fake_slack), probe, fake_slack)
     running.stop()
+
+
+@pytest.fixture
+def people(fake_slack, sqlite_url, tmp_path, people_env):
+    yield from _people_app(fake_slack, sqlite_url, tmp_path, people_env)
+
+
+@pytest.fixture
+def people_any_db(fake_slack, database_url, tmp_path, people_env):
+    """The app on each database (PostgreSQL when TEST_POSTGRES_URL is set). A module whose tests
+    must run on both overrides `people` with it."""
+    yield from _people_app(fake_slack, database_url, tmp_path, people_env)
 
 
 def answer(fake_slack, n: int = 1) -> dict:

@@ -10,6 +10,14 @@ from tests.factories import make_ro
 
 
 @pytest.fixture
+def app_env(fake_slack, database_url, tmp_path):
+    """These scenarios run on SQLite and on PostgreSQL (pool hygiene in Flask and Bolt threads)."""
+    from tests.conftest import make_env
+
+    return make_env(fake_slack, database_url, tmp_path)
+
+
+@pytest.fixture
 def ro(running_app, fake_slack):
     ro = make_ro(fake_slack, owner="UADVISOR", status="upcoming")
     services = running_app.services

@@ -71,16 +71,24 @@ def test_feature_jobs_are_scheduled_and_run(services, fake_slack, tmp_path):
 
     jobs = {job.name: job for job in bot.feature_jobs(services)}
     assert set(jobs) == {"file-copy-retry", "notifications", "prune-event-ids"}
+    from people.notifications import set_preferences
+    from people.unread import record_activity
+    from tests.test_people_support import dms_to
+
     with database.connection_context():
-        ro = make_ro(fake_slack)
+        ro = make_ro(fake_slack, owner="UADVISOR", members=("UTECH",))
         fake_slack.add_file("F1", "photo.jpg", b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg", "jpg", "UTECH", channels=(ro.channel_id,))
         RoFile.create(ro=ro, slack_file_id="F1", uploader_user_id="UTECH", kind="picture", name="photo.jpg",
                       mimetype="image/jpeg", size=14, copy_status="failed", copy_attempts=1)
+        set_preferences("UADVISOR", messages=True, files=False)  # a due digest: UTECH wrote in UADVISOR's RO
+        record_activity(ro.id, "UTECH", "message", "1700000000.000100")
     jobs["file-copy-retry"].func()
     jobs["notifications"].func()
     with database.connection_context():
         row = RoFile.get(RoFile.slack_file_id == "F1")
         assert row.copy_status == "stored" and row.copy_attempts < MAX_COPY_ATTEMPTS
+    dms = dms_to(fake_slack, "UADVISOR")
+    assert len(dms) == 1 and "1 nouveau message de <@UTECH>" in dms[0]["text"]
 
 
 def test_old_event_ids_are_pruned_and_recent_ones_kept(services):

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 
 from storage import search
-from storage.models import RepairOrder, utcnow
+from storage.models import utcnow
 from tests.factories import make_ro
 from tests.test_people_support import answer, people, people_env  # noqa: F401 - fixtures
 
@@ -40,7 +40,8 @@ def test_search_by_name_answers_a_compact_list_with_channel_links(people, fake_s
 
 
 @pytest.mark.parametrize("text,number", [("438 555-0199", "48213"), ("0199", "48213"), ("48214", "48214"), ("t213", "48213"),
-                                         ("TREMB", "48214")])
+                                         ("TREMB", "48214"), ("gagnon 0142", "48215"), ("helene 0199", "48213"),
+                                         ("tremblay 48214", "48214")])
 def test_search_by_phone_ro_and_tag(people, fake_slack, shop, text, number):
     people.client.command(f"search {text}", user_id="UTECH")
     assert [f"*RO {number}*" in line for line in lines(answer(fake_slack))] == [True]
@@ -50,6 +51,7 @@ def test_search_in_french(people, fake_slack, shop):
     people.client.command("search gagnon", user_id="UADVISOR")
     reply = answer(fake_slack)
     assert "Bons de travail pour « gagnon »" in reply["blocks"][0]["text"]["text"] and "Terminé" in lines(reply)[0]
+    assert lines(reply)[0].startswith("*BT 48215* · Jean Gagnon")
 
 
 @pytest.mark.parametrize("text", ["search", "search  ", "search x", "search %", "search '", "search _"])
@@ -60,6 +62,9 @@ def test_an_empty_or_one_character_search_is_a_hint(people, fake_slack, shop, te
 
 @pytest.mark.parametrize("text", ["%%%%", "tr%", "%' OR '1'='1", "x" * 500, "ab" + "_" * 300])
 def test_wildcards_quotes_and_long_text_are_searched_as_text(people, fake_slack, shop, text):
+    # What LIKE '%…%' or an injected OR would also list: "Petro" contains "tr", "Xabier" contains "ab".
+    for number, last in (("48216", "Petro"), ("48217", "Xabier")):
+        search.index_ro(make_ro(fake_slack, ro_number=number, customer_last_name=last, customer_first_name="Ann"))
     people.client.command(f"search {text}", user_id="UTECH")
     reply = answer(fake_slack)
     if text == "%%%%":
@@ -68,7 +73,10 @@ def test_wildcards_quotes_and_long_text_are_searched_as_text(people, fake_slack,
         assert [("48214" in line) for line in lines(reply)] == [True]
     else:
         assert "No repair order matches" in str(reply["blocks"]) and len(str(reply["blocks"])) < 3000
-    assert RepairOrder.select().count() == 3
+        assert lines(reply) == [f"No repair order matches “{text[:100]}”. Try the last name only, the last 4 digits of the mobile, "
+                                "or the RO or tag number."]
+    people.client.command("search petro", user_id="UTECH")  # the table is intact whatever was typed
+    assert [("48216" in line) for line in lines(answer(fake_slack, 2))] == [True]
 
 
 def test_more_than_a_page_says_how_to_narrow_it(people, fake_slack, shop):

@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import re
+import socket
+import time
 
+import pytest
 import requests
 
 from storage.models import CustomerSend
 from tests.conftest import SlackTestClient, start_app, wait_until
 from tests.factories import make_ro
-from tests.test_files_support import (PUBLIC_URL, SmtpSink, app, client, closed_port_url, files_env, jpeg_bytes, note_of,  # noqa: F401
-                                      press_note_button, send_files, smtp, stored_file, twilio, wait_send)
+from tests.test_files_support import (PUBLIC_URL, SmtpSink, app, client, closed_port_url, crafted, files_env,  # noqa: F401
+                                      jpeg_bytes, note_buttons, note_of, open_files, press_note_button, send_files, smtp,
+                                      stored_file, submit, told_and_retry_offered, twilio, wait_send, with_ticks)
 
 
 def _ro(fake_slack, **fields):
@@ -52,10 +56,13 @@ def test_with_neither_gateway_set_up_the_send_is_refused(fake_slack, sqlite_url,
     try:
         client = SlackTestClient(running.url, fake_slack)
         ro = _ro(fake_slack, email=None)
-        from tests.test_files_support import open_files
-
+        photo = stored_file(running, ro, jpeg_bytes(), "a.jpg", "image/jpeg")
         view = open_files(client, fake_slack, ro, user="UTECH")
         assert "submit" not in view and "TWILIO" in str(view["blocks"])
+        # A Send crafted anyway is refused by the server and records nothing.
+        answer = submit(client, crafted(view, [photo]), user="UTECH")
+        assert answer["response_action"] == "errors" and "TWILIO" in next(iter(answer["errors"].values()))
+        time.sleep(0.3)
         assert CustomerSend.select().count() == 0
     finally:
         running.stop()
@@ -71,8 +78,9 @@ def test_smtp_down_fails_the_send_tells_the_sender_and_retry_works(fake_slack, s
         send_files(client, fake_slack, ro, [stored_file(running, ro, jpeg_bytes(), "a.jpg", "image/jpeg")])
         send = wait_send("failed")
         assert send.error == "email_unreachable"
-        told = wait_until(lambda: [e for e in fake_slack.ephemerals if e["user"] == "UADVISOR"], message="the sender told")
-        assert "courriel" in told[0]["text"]
+        told, note = told_and_retry_offered(fake_slack, ro, send)
+        assert "courriel" in told and "courriel" in note["text"]
+        assert note_buttons(note)["send_retry"]["value"] == str(send.id)
 
         sink.start()
         press_note_button(client, ro, "send_retry", send.id)
@@ -107,13 +115,32 @@ def test_smtp_login_is_used_and_a_refused_login_is_a_clear_failure(fake_slack, s
         sink.stop()
 
 
-def test_unreachable_mail_host_never_hangs_the_modal(fake_slack, sqlite_url, tmp_path):
-    running = start_app(files_env(fake_slack, sqlite_url, tmp_path, None, None, SMTP_URL=closed_port_url("smtp")))
+@pytest.fixture(params=["refused", "silent"])
+def dead_mail_host(request):
+    """A mail server address that refuses connections, or one that accepts them (the kernel does)
+    and never says a word."""
+    if request.param == "refused":
+        yield closed_port_url("smtp")
+        return
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    yield f"smtp://127.0.0.1:{silent.getsockname()[1]}"
+    silent.close()
+
+
+def test_unreachable_mail_host_never_hangs_the_modal(fake_slack, sqlite_url, tmp_path, dead_mail_host):
+    running = start_app(files_env(fake_slack, sqlite_url, tmp_path, None, None, SMTP_URL=dead_mail_host, SMTP_TIMEOUT_SECONDS="1"))
     try:
         client = SlackTestClient(running.url, fake_slack)
         ro = _ro(fake_slack, mobile_phone=None)
-        answer = send_files(client, fake_slack, ro, [stored_file(running, ro, jpeg_bytes(), "a.jpg", "image/jpeg")])
+        photo = stored_file(running, ro, jpeg_bytes(), "a.jpg", "image/jpeg")
+        view = open_files(client, fake_slack, ro)
+        started = time.monotonic()
+        answer = submit(client, with_ticks(view, [photo.id]))
+        assert time.monotonic() - started < 2.5, "the modal answers within Slack's 3 seconds"
         assert answer["response_action"] == "update", "the modal answers at once; delivery runs in the background"
-        assert wait_send("failed").error == "email_unreachable"
+        assert wait_send("failed", timeout=10).error == "email_unreachable"
+        assert time.monotonic() - started < 8, "bounded by SMTP_TIMEOUT_SECONDS"
     finally:
         running.stop()

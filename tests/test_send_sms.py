@@ -3,14 +3,17 @@ an SMS gateway that is down, retries, revocation, and the permission checks."""
 from __future__ import annotations
 
 import re
+import time
 
+import pytest
 import requests
 
 from customers.tokens import read_token
 from storage.models import CustomerSend, SmsOptOut, StaffUser
 from tests.conftest import start_app, wait_until
 from tests.factories import make_ro
-from tests.test_files_support import (PUBLIC_URL, app, client, files_env, jpeg_bytes, noisy_jpeg_bytes, note_of, open_files,  # noqa: F401
+from tests.test_files_support import (PUBLIC_URL, app, client, crafted, files_env, jpeg_bytes, noisy_jpeg_bytes, note_buttons,  # noqa: F401
+                                      note_of, open_files, told_and_retry_offered,
                                       press_note_button, send_files, smtp, stored_file, submit, twilio, wait_send, with_ticks)
 from tests.conftest import SlackTestClient
 
@@ -29,10 +32,6 @@ def _failed_send(app, client, fake_slack, twilio):
     send = wait_send("failed")
     twilio.come_back()
     return ro, send
-
-
-def _buttons(message: dict) -> dict[str, dict]:
-    return {e["action_id"]: e for b in message.get("blocks", []) if b["type"] == "actions" for e in b["elements"]}
 
 
 def _local(app, url: str) -> str:
@@ -58,7 +57,7 @@ def test_a_send_texts_the_customer_in_french_with_a_link(app, client, fake_slack
 
     note = note_of(fake_slack, ro.channel_id, send)
     assert "<@UADVISOR>" in note["text"] and "1 photo" in note["text"] and "(514) 555-0142" in note["text"]
-    assert "send_revoke" in _buttons(note) and "send_retry" not in _buttons(note)
+    assert "send_revoke" in note_buttons(note) and "send_retry" not in note_buttons(note)
 
 
 def test_an_english_customer_gets_english(app, client, fake_slack, twilio):
@@ -72,7 +71,8 @@ def test_an_english_customer_gets_english(app, client, fake_slack, twilio):
 def test_photos_ride_as_mms_within_limits_and_videos_only_as_the_link(app, client, fake_slack, twilio):
     ro = _ro(fake_slack)
     photos = [stored_file(app, ro, jpeg_bytes(color=(i, 9, 9)), f"p{i}.jpg", "image/jpeg", minutes_ago=i) for i in range(12)]
-    clip = stored_file(app, ro, b"\x00\x00\x00\x18ftypmp42 fake", "walk.mp4", "video/mp4")
+    clip_bytes = b"\x00\x00\x00\x18ftypmp42 fake"
+    clip = stored_file(app, ro, clip_bytes, "walk.mp4", "video/mp4")
     view = open_files(client, fake_slack, ro)
     from tests.test_files_support import press_page
 
@@ -85,7 +85,9 @@ def test_photos_ride_as_mms_within_limits_and_videos_only_as_the_link(app, clien
         assert url.startswith(f"{PUBLIC_URL}/c/")
         served = requests.get(_local(app, url), timeout=10)
         assert served.status_code == 200 and served.headers["Content-Type"] == "image/jpeg"
-    assert all(requests.get(_local(app, u), timeout=10).content != clip for u in message["MediaUrl"])
+    served = [requests.get(_local(app, u), timeout=10).content for u in message["MediaUrl"]]
+    assert clip_bytes not in served, "the video never rides as MMS"
+    assert sorted(served) == sorted(jpeg_bytes(color=(i, 9, 9)) for i in range(2, 12)), "the first ten photos in recording order"
 
 
 def test_mms_media_stay_under_five_megabytes(app, client, fake_slack, twilio):
@@ -140,7 +142,7 @@ def test_an_undelivered_report_fails_the_send_and_tells_the_sender(app, client, 
     assert (send.status, send.error) == ("failed", "sms_undelivered:30005")
     told = wait_until(lambda: [e for e in fake_slack.ephemerals if e["user"] == "UADVISOR"], message="the sender told")
     assert "30005" in told[0]["text"]
-    wait_until(lambda: "send_retry" in _buttons(note_of(fake_slack, ro.channel_id, send)), message="a Retry button")
+    wait_until(lambda: "send_retry" in note_buttons(note_of(fake_slack, ro.channel_id, send)), message="a Retry button")
 
 
 def test_a_customer_who_opted_out_gets_no_more_texts(app, client, fake_slack, twilio):
@@ -154,7 +156,7 @@ def test_a_customer_who_opted_out_gets_no_more_texts(app, client, fake_slack, tw
     told = wait_until(lambda: [e for e in fake_slack.ephemerals if e["user"] == "UADVISOR"], message="the sender told")
     assert "STOP" in told[0]["text"]
     note = note_of(fake_slack, ro.channel_id, send)
-    assert "STOP" in note["text"] and "send_retry" not in _buttons(note), "no email to fall back on"
+    assert "STOP" in note["text"] and "send_retry" not in note_buttons(note), "no email to fall back on"
 
     view = open_files(client, fake_slack, ro)
     assert "submit" not in view and "STOP" in str(view["blocks"])
@@ -169,9 +171,9 @@ def test_after_an_opt_out_the_note_offers_email_and_it_works(app, client, fake_s
     twilio.fail_with(21610)
     send_files(client, fake_slack, ro, [stored_file(app, ro, jpeg_bytes(), "a.jpg", "image/jpeg")])
     send = wait_send("opted_out")
-    note = wait_until(lambda: (lambda n: n if "send_retry" in _buttons(n) else None)(note_of(fake_slack, ro.channel_id, send)),
+    note = wait_until(lambda: (lambda n: n if "send_retry" in note_buttons(n) else None)(note_of(fake_slack, ro.channel_id, send)),
                       message="a Send by email button")
-    assert _buttons(note)["send_retry"]["text"]["text"] == "Envoyer par courriel"
+    assert note_buttons(note)["send_retry"]["text"]["text"] == "Envoyer par courriel"
     press_note_button(client, ro, "send_retry", send.id)
     send = wait_send("sent")
     assert (send.method, send.destination) == ("email", "jean@example.com")
@@ -185,17 +187,14 @@ def test_twilio_down_fails_the_send_tells_the_sender_and_retry_works(app, client
     send_files(client, fake_slack, ro, [stored_file(app, ro, jpeg_bytes(), "a.jpg", "image/jpeg")])
     send = wait_send("failed")
     assert send.error == "sms_unreachable"
-    told = wait_until(lambda: [e for e in fake_slack.ephemerals if e["user"] == "UADVISOR"], message="the sender told")
-    assert "Twilio" in told[0]["text"]
-    note = wait_until(lambda: (lambda n: n if "send_retry" in _buttons(n) else None)(note_of(fake_slack, ro.channel_id, send)),
-                      message="a Retry button")
-    assert "échoué" in note["text"]
+    told, note = told_and_retry_offered(fake_slack, ro, send)
+    assert "Twilio" in told and "échoué" in note["text"]
 
     twilio.come_back()
     press_note_button(client, ro, "send_retry", send.id)
     wait_until(lambda: CustomerSend.get_by_id(send.id).status == "sent", timeout=10, message="the retry sent")
     assert len(twilio.messages) == 1 and twilio.messages[0]["MediaUrl"] == [], "a retry goes as a plain text with the link"
-    wait_until(lambda: "send_retry" not in _buttons(note_of(fake_slack, ro.channel_id, send)), message="note updated")
+    wait_until(lambda: "send_retry" not in note_buttons(note_of(fake_slack, ro.channel_id, send)), message="note updated")
 
 
 def test_twilio_5xx_and_rejections_are_failures_with_reasons(app, client, fake_slack, twilio):
@@ -214,8 +213,6 @@ def test_a_double_pressed_retry_sends_once(app, client, fake_slack, twilio):
     press_note_button(client, ro, "send_retry", send.id)
     press_note_button(client, ro, "send_retry", send.id)
     wait_until(lambda: CustomerSend.get_by_id(send.id).status == "sent", message="sent")
-    import time
-
     time.sleep(0.5)
     assert len(twilio.messages) == 1
 
@@ -254,10 +251,7 @@ def test_a_customer_with_neither_mobile_nor_email_cannot_be_sent_to(app, client,
     view = open_files(client, fake_slack, ro, user="UTECH")
     assert "submit" not in view and "neither a mobile number nor an email" in str(view["blocks"])
     # A submission crafted anyway is refused by the server too.
-    view["blocks"].append({"type": "input", "block_id": "files_p0", "label": {"type": "plain_text", "text": "x"},
-                           "element": {"type": "checkboxes", "action_id": "files_pick",
-                                       "options": [{"text": {"type": "plain_text", "text": "a"}, "value": str(photo.id)}]}})
-    answer = submit(client, with_ticks(view, [photo.id]), user="UTECH")
+    answer = submit(client, crafted(view, [photo]), user="UTECH")
     assert answer["response_action"] == "errors" and "neither" in next(iter(answer["errors"].values()))
     assert CustomerSend.select().count() == 0 and twilio.messages == []
 
@@ -300,7 +294,7 @@ def test_revoking_the_link_closes_the_page_and_updates_the_note(app, client, fak
     assert gone.status_code == 410 and "514 555-0100" in gone.text
     assert requests.get(media_url, timeout=10).status_code == 410
     wait_until(lambda: "révoqué" in note_of(fake_slack, ro.channel_id, send)["text"], message="note says revoked")
-    assert "send_revoke" not in _buttons(note_of(fake_slack, ro.channel_id, send))
+    assert "send_revoke" not in note_buttons(note_of(fake_slack, ro.channel_id, send))
 
 
 def test_retry_needs_permission_too(app, client, fake_slack, twilio):
@@ -309,3 +303,107 @@ def test_retry_needs_permission_too(app, client, fake_slack, twilio):
     press_note_button(client, ro, "send_retry", send.id, user="UTECH")
     wait_until(lambda: any("not allowed" in r.get("text", "") for r in fake_slack.responses), message="refusal")
     assert CustomerSend.get_by_id(send.id).status == "failed" and twilio.messages == []
+
+
+def test_a_late_failure_report_never_takes_delivered_back(app, client, fake_slack, twilio):
+    ro = _ro(fake_slack)
+    send_files(client, fake_slack, ro, [stored_file(app, ro, jpeg_bytes(), "a.jpg", "image/jpeg")])
+    send = wait_send("sent")
+    sid = twilio.messages[0]["sid"]
+    assert twilio.status_callback(app.url, PUBLIC_URL, sid, "delivered").status_code == 204
+    wait_until(lambda: "livré" in str(note_of(fake_slack, ro.channel_id, send).get("blocks")), message="note shows delivered")
+    for late, code in (("undelivered", "30005"), ("failed", "30008")):
+        assert twilio.status_callback(app.url, PUBLIC_URL, sid, late, error_code=code).status_code == 204
+        current = CustomerSend.get_by_id(send.id)
+        assert (current.status, current.error) == ("delivered", None)
+    time.sleep(0.5)
+    assert not [e for e in fake_slack.ephemerals if e["user"] == "UADVISOR"], "nobody is told of a failure"
+    note = note_of(fake_slack, ro.channel_id, send)
+    assert "livré" in str(note["blocks"]) and "send_retry" not in note_buttons(note)
+
+
+def test_an_opt_out_reported_by_the_delivery_callback_is_recorded_and_the_sender_told(app, client, fake_slack, twilio):
+    ro = _ro(fake_slack, email=None)
+    send_files(client, fake_slack, ro, [stored_file(app, ro, jpeg_bytes(), "a.jpg", "image/jpeg")])
+    send = wait_send("sent")
+    assert SmsOptOut.select().count() == 0
+    assert twilio.status_callback(app.url, PUBLIC_URL, twilio.messages[0]["sid"], "undelivered", error_code="21610").status_code == 204
+    send = CustomerSend.get_by_id(send.id)
+    assert (send.status, send.error) == ("opted_out", "opted_out")
+    assert SmsOptOut.get_or_none(SmsOptOut.phone == "+15145550142") is not None
+    told = wait_until(lambda: [e for e in fake_slack.ephemerals if e["user"] == "UADVISOR"], message="the sender told")
+    assert "STOP" in told[0]["text"]
+    wait_until(lambda: "STOP" in note_of(fake_slack, ro.channel_id, send)["text"], message="the note says so")
+    view = open_files(client, fake_slack, ro)
+    assert "submit" not in view and "STOP" in str(view["blocks"]), "no more texts to that number"
+
+
+@pytest.mark.parametrize("env,days", [({}, 30), ({"SHARE_TTL_DAYS": "3"}, 3)])
+def test_links_expire_after_share_ttl_days(fake_slack, sqlite_url, tmp_path, twilio, env, days):
+    from datetime import timedelta
+
+    from storage.models import utcnow
+
+    running = start_app(files_env(fake_slack, sqlite_url, tmp_path, twilio, None, **env))
+    try:
+        client = SlackTestClient(running.url, fake_slack)
+        ro = _ro(fake_slack)
+        before = utcnow()
+        send_files(client, fake_slack, ro, [stored_file(running, ro, jpeg_bytes(), "a.jpg", "image/jpeg")])
+        after = utcnow()
+        send = wait_send("sent")
+        assert before + timedelta(days=days) <= send.expires_at <= after + timedelta(days=days)
+    finally:
+        running.stop()
+
+
+def test_every_attempt_and_report_is_kept_in_the_history(app, client, fake_slack, twilio):
+    from customers.send import history
+
+    ro, send = _failed_send(app, client, fake_slack, twilio)
+    press_note_button(client, ro, "send_retry", send.id)
+    wait_until(lambda: CustomerSend.get_by_id(send.id).status == "sent", timeout=10, message="the retry sent")
+    sid = twilio.messages[0]["sid"]
+    twilio.status_callback(app.url, PUBLIC_URL, sid, "delivered")
+    twilio.status_callback(app.url, PUBLIC_URL, sid, "undelivered", error_code="30005")  # late: kept, not applied
+    rows = history(send.id)
+    assert [(r.kind, r.status, r.error, r.applied) for r in rows] == [
+        ("attempt", "failed", "sms_unreachable", True),
+        ("attempt", "sent", None, True),
+        ("report", "delivered", None, True),
+        ("report", "failed", "sms_undelivered:30005", False),
+    ]
+    assert [r.provider_id for r in rows] == [None, sid, sid, sid]
+    assert {(r.method, r.destination) for r in rows} == {("sms", "+15145550142")}
+    assert CustomerSend.get_by_id(send.id).status == "delivered"
+
+
+def test_an_opt_out_then_a_retry_by_email_keeps_both_in_the_history(app, client, fake_slack, twilio, smtp):
+    from customers.send import history
+
+    ro = _ro(fake_slack, email="jean@example.com")
+    twilio.fail_with(21610)
+    send_files(client, fake_slack, ro, [stored_file(app, ro, jpeg_bytes(), "a.jpg", "image/jpeg")])
+    send = wait_send("opted_out")
+    wait_until(lambda: "send_retry" in note_buttons(note_of(fake_slack, ro.channel_id, send)), message="Send by email")
+    press_note_button(client, ro, "send_retry", send.id)
+    wait_until(lambda: CustomerSend.get_by_id(send.id).status == "sent", timeout=10, message="emailed")
+    assert [(r.method, r.destination, r.status) for r in history(send.id)] == [
+        ("sms", "+15145550142", "opted_out"), ("email", "jean@example.com", "sent")]
+
+
+def test_a_sender_who_lost_the_permission_cannot_revoke_their_send(app, client, fake_slack, twilio):
+    ro = _ro(fake_slack)
+    send_files(client, fake_slack, ro, [stored_file(app, ro, jpeg_bytes(), "a.jpg", "image/jpeg")])
+    send = wait_send("sent")
+    page_url = _local(app, TOKEN_URL.search(twilio.messages[0]["Body"]).group(0))
+    note_of(fake_slack, ro.channel_id, send)
+    StaffUser.get_or_create(slack_user_id="UADVISOR")
+    StaffUser.update(can_message_customers=False).where(StaffUser.slack_user_id == "UADVISOR").execute()  # an admin took it away
+    press_note_button(client, ro, "send_revoke", send.id, user="UADVISOR")
+    wait_until(lambda: any("pas la permission" in r.get("text", "") for r in fake_slack.responses), message="refusal")
+    assert CustomerSend.get_by_id(send.id).revoked_at is None and requests.get(page_url, timeout=10).status_code == 200
+
+    press_note_button(client, ro, "send_revoke", send.id, user="UTECH")  # allowed by default
+    wait_until(lambda: CustomerSend.get_by_id(send.id).revoked_by == "UTECH", message="revoked by someone allowed")
+    assert requests.get(page_url, timeout=10).status_code == 410

@@ -42,7 +42,7 @@ def test_sync_prints_what_it_created_changed_and_skipped(fake_slack, tmp_path):
     assert "created: 48213" in first.stdout and "Slack: 1 channel(s) created" in first.stdout
     second = _bot(["sync"], env, tmp_path)
     assert "0 created, 0 changed, 1 unchanged" in second.stdout
-    assert "Slack: 0 channel(s) created, 0 card(s) updated" in second.stdout
+    assert "Slack: 0 channel(s) created, 0 card(s) posted, 0 card(s) updated" in second.stdout
 
 
 def test_sync_with_the_dms_down_says_so_and_exits_1(fake_slack, tmp_path):
@@ -78,3 +78,10 @@ def test_reindex_rebuilds_search_keys(tmp_path):
     assert result.returncode == 0 and "1 repair order(s) reindexed." in result.stdout
     with database.connection_context():
         assert [ro.ro_number for ro in search.find("belanger").items] == ["48213"]
+
+
+def test_dry_run_of_the_bundled_sample_writes_nothing(tmp_path):
+    result = _bot(["sync", "--dry-run"], {}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "20 RO(s), 0 skipped. Nothing was written (dry run)." in result.stdout
+    assert not (tmp_path / "data").exists()

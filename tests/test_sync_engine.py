@@ -1,6 +1,7 @@
 """The sync engine on SQLite and PostgreSQL: idempotent upserts, statuses, bad rows, a DMS that fails."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -88,6 +89,7 @@ def test_a_row_that_disappears_is_kept_as_it_was(db, feed):
 
 
 def test_bad_rows_are_skipped_with_reasons_and_the_rest_goes_on(db, feed, caplog):
+    caplog.set_level(logging.INFO)
     write_feed(feed, [
         row("48213"),
         row("", customer_last_name="NoNumber"),
@@ -100,7 +102,8 @@ def test_bad_rows_are_skipped_with_reasons_and_the_rest_goes_on(db, feed, caplog
     assert len(report.rejected) == 3
     reasons = " ".join(r.reason for r in report.rejected)
     assert "555-01" not in reasons
-    assert "555-01" not in caplog.text
+    assert "skipped" in caplog.text and "next tuesday" in caplog.text  # the reasons are logged…
+    assert "555-01" not in caplog.text  # …with the phone masked
 
 
 def test_a_dms_that_is_down_changes_nothing_and_the_next_sync_catches_up(db, feed):
@@ -229,3 +232,36 @@ def test_synced_ros_are_found_by_search_and_follow_dms_changes(db, feed):
     sync(feed)
     assert search.find("belanger").items == []
     assert [ro.ro_number for ro in search.find("gagnon").items] == ["48213"]
+
+
+def test_oversized_values_are_cut_to_fit_and_oversized_ids_skipped(db, feed):
+    """On PostgreSQL an oversized value would fail the whole batch; one odd row must not stop a sync."""
+    write_feed(feed, [
+        row("48213"),
+        row("48214", vin="1HGCM82633A00435212345678901234567890", vehicle_model="M" * 300, customer_last_name="L" * 400),
+        row("9" * 80),
+        row("48216"),
+    ])
+    report = sync(feed)
+    assert sorted(report.created) == ["48213", "48214", "48216"]
+    assert [r.reason for r in report.rejected] == ["RO number longer than 64 characters"]
+    ro = RepairOrder.get(RepairOrder.ro_number == "48214")
+    assert len(ro.vin) == RepairOrder.vin.max_length and ro.vehicle_model == "M" * 255
+    assert sync(feed).unchanged == 3  # and the next sync recognises every RO
+
+
+def test_the_watermark_is_stored_and_passed_back(db):
+    seen: list = []
+
+    class Incremental:
+        source = "tekmetric"
+
+        def fetch(self, since):
+            seen.append(since)
+            return FetchResult(records=[], snapshot=False, watermark=f"w{len(seen)}")
+
+    engine = SyncEngine(Incremental(), TZ)
+    engine.run(NOW)
+    engine.run(NOW)
+    assert seen == [None, "w1"]
+    assert SyncState.get(SyncState.source == "tekmetric").watermark == "w2"

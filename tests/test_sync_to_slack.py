@@ -2,6 +2,7 @@
 rate limits and interrupted runs."""
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -111,10 +112,13 @@ def test_the_midnight_rollover_is_noted_in_the_channel(services, fake_slack, fee
 def test_rate_limited_channel_creation_waits_and_makes_no_duplicates(services, fake_slack, feed):
     write_feed(feed, [row(str(48300 + n), customer_last_name=f"Client{n}") for n in range(4)])
     fake_slack.rate_limit("conversations.create", times=2, retry_after=1)
+    started = time.monotonic()
     outcome = run(services, feed)
+    assert time.monotonic() - started >= 2  # waited Retry-After twice
     assert outcome.publish.channels_created == 4 and not outcome.publish.failed
-    names = [c["name"] for c in fake_slack.channels.values() if c["name"].startswith("ro-483")]
-    assert sorted(names) == sorted(set(names)) and len(names) == 4
+    assert [c.status for c in fake_slack.calls_to("conversations.create")][:2] == [429, 429]
+    assert RepairOrder.select().where(RepairOrder.channel_id.is_null()).count() == 0
+    assert len({ro.channel_id for ro in RepairOrder.select()}) == 4
 
 
 def test_a_sync_stopped_by_rate_limits_resumes_next_time_without_duplicates(services, fake_slack, feed, monkeypatch):
@@ -206,3 +210,25 @@ def test_an_archived_channel_is_left_alone(services, fake_slack, feed):
     outcome = run(services, feed)
     assert not outcome.publish.failed and not RepairOrder.get().slack_dirty
     assert "chat.postMessage" not in writes(fake_slack)  # no note, no new card in an archived channel
+
+
+def test_todays_spaces_come_first_then_coming_then_past(services, fake_slack, feed):
+    write_feed(feed, [row("48001", "2026-11-20T09:00"), row("48002", "2026-12-02T09:00"),
+                      row("48003", "2026-11-29T15:00"), row("48004", "2026-11-29T08:00")])
+    from dms.sync import SyncEngine
+    from spaces.publisher import Publisher
+
+    SyncEngine(FileFeedConnector(str(feed), TZ), TZ).run(NOW)
+    Publisher(services.slack, services.directory, TZ).publish_pending(NOW)
+    created = [c.args["name"][3:8] for c in fake_slack.calls_to("conversations.create")]
+    assert created == ["48004", "48003", "48002", "48001"]
+
+
+def test_reopening_in_the_dms_is_shown_on_the_card(services, fake_slack, feed):
+    write_feed(feed, [row("48213", "2026-11-29T09:00", status="closed", closed_at="2026-11-29T12:00")])
+    run(services, feed)
+    fake_slack.reset_calls()
+    write_feed(feed, [row("48213", "2026-11-29T09:00")])
+    run(services, feed)
+    assert "En cours" in str(fake_slack.calls_to("chat.update")[0].args["blocks"])
+    assert [c.args["text"] for c in fake_slack.calls_to("chat.postMessage")] == ["Statut : Terminé → *En cours* (par le DMS)"]

@@ -1,14 +1,17 @@
-"""Block Kit for files: the Files modal (paged checkboxes, Send to customer), the "sending" screen,
-and the note posted in the RO channel for each send (with Revoke link / Retry buttons).
+"""Block Kit for files: the Files modal (paged checkboxes, Send to customer), the "sending" and
+"refused" screens, the note posted in the RO channel for each send (with Revoke link / Retry
+buttons), and the one-line notes about a file (too large, copy given up).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from core.i18n import t
 from customers.texts import long_date
 from handlers.views.ro_card import when
+from media.intake import TOO_LARGE
 from media.kinds import DOCUMENT, PICTURE, VIDEO, human_size
 from storage.models import CustomerSend, RepairOrder, RoFile
 
@@ -21,6 +24,10 @@ RETRY_ACTION = "send_retry"
 PAGE_SIZE = 10  # Slack's limit of options in one checkbox group
 KIND_EMOJI = {PICTURE: "📷", VIDEO: "🎬", DOCUMENT: "📄"}
 _META_LIMIT = 3000
+SECTION_LIMIT = 3000  # Slack's limit on a section's text
+NAME_CHARS = 80  # a file name in the list, before escaping
+PERSON_CHARS = 60
+ERROR_CHARS = 150  # Slack's limit on an input block's error
 
 
 @dataclass
@@ -105,7 +112,8 @@ def files_modal(ro: RepairOrder, files: list[RoFile], state: FilesState, *, loca
     else:
         start = page * PAGE_SIZE
         lines = [_file_line(start + n + 1, f, locale, tz, names) for n, f in enumerate(shown)]
-        blocks.append({"type": "section", "block_id": "files_list", "text": md("\n".join(lines))})
+        for n, text in enumerate(_pack(lines, SECTION_LIMIT)):
+            blocks.append({"type": "section", "block_id": "files_list" if n == 0 else f"files_list_{n + 1}", "text": md(text)})
         sendable = [f for f in shown if f.copy_status == "stored"]
         if may_send and can_send and sendable:
             options = [_option(start + shown.index(f) + 1, f, locale, names) for f in sendable]
@@ -138,11 +146,32 @@ def pager(block_id: str, prev_action: str, next_action: str, page: int, pages: i
     return [{"type": "actions", "block_id": block_id, "elements": nav}] if nav else []
 
 
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _url(url: str) -> str:
+    """A URL that cannot break out of Slack's <url|text> markup (<, >, | and spaces percent-encoded)."""
+    return quote(url, safe=":/?#[]@!$&'()*+,;=%~")
+
+
+def _pack(lines: list[str], limit: int) -> list[str]:
+    """Lines joined into as few texts of at most `limit` characters as they fit in (never cut mid-line)."""
+    texts: list[str] = []
+    for line in lines:
+        line = line[:limit]
+        if texts and len(texts[-1]) + 1 + len(line) <= limit:
+            texts[-1] += "\n" + line
+        else:
+            texts.append(line)
+    return texts
+
+
 def _file_line(number: int, f: RoFile, locale: str, tz: ZoneInfo, names: dict[str, str]) -> str:
-    name = _escape(f.name[:80])
-    title = f"<{f.permalink}|{name}>" if f.permalink else name
+    name = _escape(_short(f.name, NAME_CHARS))
+    title = f"<{_url(f.permalink)}|{name}>" if f.permalink else name
     parts = [f"`{number}.` {KIND_EMOJI.get(f.kind, '📄')} {title}", human_size(f.size, locale),
-             _escape(names.get(f.uploader_user_id, f.uploader_user_id or "—")), when(f.shared_at, tz, locale)]
+             _escape(_short(names.get(f.uploader_user_id, f.uploader_user_id or "—"), PERSON_CHARS)), when(f.shared_at, tz, locale)]
     if f.copy_status != "stored":
         parts.append(t(f"files.copy.{f.copy_status}", locale))
     return " · ".join(parts)
@@ -159,6 +188,23 @@ def sending_view(ro: RepairOrder, send: CustomerSend, counts_text: str, locale: 
              method=t(f"send.method.{send.method}", locale), destination=_destination(send))
     return {"type": "modal", "callback_id": CALLBACK_ID + "_done", "title": plain(t("files.modal.title", locale)),
             "close": plain(t("files.modal.close", locale)), "blocks": [{"type": "section", "text": md(text)}]}
+
+
+def refusal(view: dict, message: str, locale: str) -> dict:
+    """How to answer a refused Send (the arguments of `ack`): under the checkboxes when there are
+    some, else the modal becomes the message."""
+    inputs = [b["block_id"] for b in view.get("blocks", []) if b.get("type") == "input" and b.get("block_id")]
+    if inputs:
+        return {"response_action": "errors", "errors": {inputs[0]: _short(message, ERROR_CHARS)}}
+    return {"response_action": "update", "view": {
+        "type": "modal", "callback_id": CALLBACK_ID + "_done", "title": plain(t("files.modal.title", locale)),
+        "close": plain(t("files.modal.close", locale)), "blocks": [{"type": "section", "text": md(_short("⚠️ " + message, SECTION_LIMIT))}]}}
+
+
+def file_note(f: RoFile, what: str, locale: str, *, limit_bytes: int, attempts: int) -> str:
+    """The one-line note about a file in its thread: over the size limit, or copies given up."""
+    key = "files.note.too_large" if what == TOO_LARGE else "files.note.copy_gave_up"
+    return t(key, locale, name=f.name, size=human_size(f.size, locale), limit=human_size(limit_bytes, locale), attempts=attempts)
 
 
 def _destination(send: CustomerSend) -> str:

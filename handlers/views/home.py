@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from core.i18n import t
 from dms.status import STATUSES
 from handlers.views.ro_card import STATUS_EMOJI, status_label
-from handlers.views.search import channel_url, escape, ro_line
+from handlers.views.search import channel_url, escape, ro_line, ro_number
 from people.notifications import Digest, Preferences
 from storage.models import RepairOrder
 from storage.search import MAX_CHARS, Page
@@ -167,6 +167,6 @@ def notification_text(digest: Digest, ro: RepairOrder, locale: str | None) -> st
     if digest.files:
         what.append(counted("people.notify.files", digest.files, locale))
     authors = ", ".join(f"<@{a}>" for a in digest.authors[:5])
-    where = f"<#{ro.channel_id}>" if ro.channel_id else f"RO {ro.ro_number}"
+    where = f"<#{ro.channel_id}>" if ro.channel_id else ro_number(ro, locale)
     return t("people.notify.text", locale, number=escape(ro.ro_number), customer=escape(ro.customer_name or "—"),
              what=", ".join(what), authors=authors, channel=where)

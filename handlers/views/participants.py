@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from core.i18n import t
+from handlers.views.ro_card import title
 from handlers.views.search import escape
 from people.invitations import MAX_NAME, MAX_NOTE, ROLES, InvitationForm
 from people.participants import Changes
@@ -12,6 +13,7 @@ INVITE_CALLBACK = "participants_invite_request"
 USERS_BLOCK, USERS_ACTION = "participants_users", "users"
 REQUEST_ACTION = "participants_request_invite"
 NAME_BLOCK, EMAIL_BLOCK, ROLE_BLOCK, NOTE_BLOCK = "invite_name", "invite_email", "invite_role", "invite_note"
+MAX_METADATA = 3000  # Slack's limit on a view's private_metadata
 FIELD_BLOCKS = {"name": NAME_BLOCK, "email": EMAIL_BLOCK, "role": ROLE_BLOCK, "note": NOTE_BLOCK}
 
 
@@ -19,8 +21,24 @@ def _plain(text: str, limit: int = 75) -> dict:
     return {"type": "plain_text", "text": text[:limit], "emoji": True}
 
 
-def _ro_label(ro: RepairOrder) -> str:
-    return f"RO {ro.ro_number} · {ro.customer_name or '—'}"
+def _ro_label(ro: RepairOrder, locale: str | None) -> str:
+    return title(ro, locale)  # "RO 48213 · Jean Tremblay", "BT 48213 · …" in French
+
+
+def _metadata(ro: RepairOrder, user_ids: list[str]) -> str:
+    """"ro:<id>|U1,U2": the RO first (handlers.middleware reads it), then who the modal shows,
+    so Update applies only what the person changed. Slack keeps 3000 characters: a list that
+    does not fit is left out (Update then compares with the participants of the moment)."""
+    metadata = f"ro:{ro.id}|{','.join(user_ids)}"
+    return metadata if len(metadata) <= MAX_METADATA else f"ro:{ro.id}"
+
+
+def shown_participants(metadata: str | None) -> list[str] | None:
+    """Who the Participants modal showed, from its private_metadata; None when not recorded."""
+    _, separator, users = (metadata or "").partition("|")
+    if not separator:
+        return None
+    return [u for u in users.split(",") if u]
 
 
 def participants_modal(ro: RepairOrder, user_ids: list[str], locale: str | None) -> dict:
@@ -32,12 +50,12 @@ def participants_modal(ro: RepairOrder, user_ids: list[str], locale: str | None)
     return {
         "type": "modal",
         "callback_id": UPDATE_CALLBACK,
-        "private_metadata": f"ro:{ro.id}",
+        "private_metadata": _metadata(ro, user_ids),
         "title": _plain(t("people.participants.title", locale), 24),
         "submit": _plain(t("people.participants.submit", locale), 24),
         "close": _plain(t("people.participants.close", locale), 24),
         "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{escape(_ro_label(ro))}*"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{escape(_ro_label(ro, locale))}*"}},
             {"type": "input", "block_id": USERS_BLOCK, "optional": True,
              "label": _plain(t("people.participants.label", locale), 2000), "element": select},
             {"type": "context", "elements": [{"type": "mrkdwn", "text": t("people.participants.owner_note", locale, owner=owner)}]},
@@ -99,7 +117,7 @@ def refusal_lines(refused: list[tuple[str, str]], locale: str | None, group: boo
 
 def changes_text(ro: RepairOrder, changes: Changes, locale: str | None) -> str:
     """What pressing Update did, for the person who pressed it."""
-    lines = [t("people.participants.updated", locale, ro=escape(_ro_label(ro)))]
+    lines = [t("people.participants.updated", locale, ro=escape(_ro_label(ro, locale)))]
     if changes.added:
         lines.append(t("people.participants.added", locale, who=_people(changes.added)))
     if changes.removed:
@@ -116,7 +134,7 @@ def invitation_for_admin(form: InvitationForm, requester: str, ro: RepairOrder |
                          locale: str | None) -> str:
     """The admin's DM (mrkdwn)."""
     lines = [t("people.invite.admin_dm", locale, requester=f"<@{requester}>",
-               where=escape(_ro_label(ro)) if ro else "—"),
+               where=escape(_ro_label(ro, locale)) if ro else "—"),
              f"• *{escape(form.name)}* <mailto:{escape(form.email)}|{escape(form.email)}>"]
     if form.role:
         lines.append(f"• {t('people.invite.role', locale)}: {t(f'people.invite.role.{form.role}', locale)}")
@@ -130,7 +148,7 @@ def invitation_email(form: InvitationForm, requester_name: str, ro: RepairOrder 
                      locale: str | None) -> tuple[str, str]:
     """(subject, plain-text body) of the admins' email."""
     subject = t("people.invite.email_subject", locale, name=form.name, email=form.email)
-    lines = [t("people.invite.email_intro", locale, requester=requester_name, where=_ro_label(ro) if ro else "—"), "",
+    lines = [t("people.invite.email_intro", locale, requester=requester_name, where=_ro_label(ro, locale) if ro else "—"), "",
              f"{t('people.invite.name', locale)}: {form.name}", f"{t('people.invite.email', locale)}: {form.email}"]
     if form.role:
         lines.append(f"{t('people.invite.role', locale)}: {t(f'people.invite.role.{form.role}', locale)}")

@@ -20,9 +20,14 @@ def channel_url(ro: RepairOrder) -> str | None:
     return f"https://slack.com/app_redirect?channel={ro.channel_id}" if ro.channel_id else None
 
 
+def ro_number(ro: RepairOrder, locale: str | None) -> str:
+    """"RO 48213" ("BT 48213" in French), escaped for mrkdwn."""
+    return t("people.list.number", locale, number=escape(ro.ro_number))
+
+
 def ro_line(ro: RepairOrder, locale: str | None, unread: int = 0) -> str:
     """"*RO 48213* · Jean Tremblay · 2021 Honda Civic · In progress · #ro-48213-tremblay · 🔵 3 new"."""
-    parts = [f"*RO {escape(ro.ro_number)}*", escape(ro.customer_name or "—")]
+    parts = [f"*{ro_number(ro, locale)}*", escape(ro.customer_name or "—")]
     if ro.vehicle:
         parts.append(escape(ro.vehicle))
     parts.append(status_label(ro.status, locale))
