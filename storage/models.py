@@ -93,9 +93,10 @@ class RepairOrder(BaseModel):
     vehicle_model = CharField(null=True)
     vin = CharField(null=True, max_length=32)
     advisor_email = CharField(null=True)
-    # Search helpers kept in step with the fields above (accent-folded name, phone digits).
-    name_folded = CharField(default="", index=True)
-    phone_digits = CharField(default="", index=True)
+    # Plain search text (accent-folded name, phone digits) for ad-hoc SQL and the benchmark's naive
+    # baseline. Unindexed: the app searches `ro_search_term` (storage/search.py), never these.
+    name_folded = CharField(default="")
+    phone_digits = CharField(default="")
     # Fingerprint of the DMS record last applied; an unchanged record costs nothing.
     fingerprint = CharField(default="", max_length=64)
     status = CharField(default="upcoming", max_length=16)  # indexed with last_activity_at (Meta)
