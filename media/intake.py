@@ -309,7 +309,8 @@ def retry_pending(intake: Intake, now: datetime | None = None) -> RetryReport:
             .where(((RoFile.copy_status == "failed") & (RoFile.copy_attempts < MAX_COPY_ATTEMPTS))
                    | ((RoFile.copy_status == "pending") & (RoFile.shared_at < now - STUCK_AFTER)))
             .order_by(RoFile.id))
-    for row in rows:
+    # Read all first: a SQLite cursor still open while we write would hold an old snapshot.
+    for row in list(rows):
         report.retried += 1
         status = copy(intake, row)
         if status == "stored":

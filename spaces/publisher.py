@@ -54,9 +54,15 @@ class Publisher:
         ]
         done = 0
         for query in queries:
-            for ro in query:
+            # Ids first, then each RO fresh: on SQLite a SELECT still being read while we write
+            # keeps an old snapshot, and any other writer (the lease renewer, the web process)
+            # would then make our next write fail with "database is locked".
+            for ro_id in [ro.id for ro in query.select(RepairOrder.id)]:
                 if limit is not None and done >= limit:
                     return report
+                ro = RepairOrder.get_or_none(RepairOrder.id == ro_id)
+                if ro is None or not ro.slack_dirty:
+                    continue
                 done += 1
                 try:
                     self.publish(ro, report)
@@ -123,7 +129,7 @@ class Publisher:
 
     def announce_status_changes(self, ro: RepairOrder, locale: str | None) -> int:
         posted = 0
-        pending = StatusChange.select().where((StatusChange.ro == ro.id) & (StatusChange.announced == False)).order_by(StatusChange.id)  # noqa: E712
+        pending = list(StatusChange.select().where((StatusChange.ro == ro.id) & (StatusChange.announced == False)).order_by(StatusChange.id))  # noqa: E712
         for change in pending:
             claimed = StatusChange.update(announced=True).where((StatusChange.id == change.id) & (StatusChange.announced == False)).execute()  # noqa: E712
             if not claimed:

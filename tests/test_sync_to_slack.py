@@ -232,3 +232,18 @@ def test_reopening_in_the_dms_is_shown_on_the_card(services, fake_slack, feed):
     run(services, feed)
     assert "En cours" in str(fake_slack.calls_to("chat.update")[0].args["blocks"])
     assert [c.args["text"] for c in fake_slack.calls_to("chat.postMessage")] == ["Statut : Terminé → *En cours* (par le DMS)"]
+
+
+def test_a_long_publish_survives_other_writers(services, fake_slack, feed, monkeypatch):
+    """While the publisher works through many ROs, other connections write (the lease renewer,
+    the web process). On SQLite a cursor kept open across our writes made them fail with
+    "database is locked"; the publish must go through."""
+    from datetime import timedelta
+
+    import spaces.jobs
+
+    monkeypatch.setattr(spaces.jobs, "SYNC_LEASE_TTL", timedelta(seconds=0.15))  # renew every 50 ms
+    write_feed(feed, [row(str(48600 + n), customer_last_name=f"Client{n}") for n in range(25)])
+    outcome = run(services, feed)
+    assert outcome.publish.channels_created == 25 and not outcome.publish.failed
+    assert RepairOrder.select().where(RepairOrder.slack_dirty == True).count() == 0  # noqa: E712
