@@ -21,6 +21,7 @@ from handlers.commands import CommandContext, CommandRouter
 from handlers.message_events import on_message
 from handlers.views import files as views
 from handlers.views import ro_card
+from handlers.middleware import repair_order_from
 from media import background, intake
 from slackapi.errors import SlackError
 from storage.models import CustomerSend, RepairOrder, RoFile, StaffUser
@@ -67,7 +68,7 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
     def files_button(ack, body, action, context):
         ack()
         user_id = body["user"]["id"]
-        ro = _ro(action.get("value")) or context.get("ro")
+        ro = repair_order_from(action.get("value")) or context.get("ro")
         if ro is None:
             return
         locale = services.directory.locale(user_id)
@@ -80,7 +81,7 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
         ack()
         view = body["view"]
         state = views.FilesState.decode(view.get("private_metadata", ""))
-        ro = _ro(state.ro_id) if state else None
+        ro = repair_order_from(state.ro_id) if state else None
         if state is None or ro is None:
             return
         _merge_ticks(state, view)
@@ -100,7 +101,7 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
         user_id = body["user"]["id"]
         locale = services.directory.locale(user_id)
         state = views.FilesState.decode(view.get("private_metadata", ""))
-        ro = _ro(state.ro_id) if state else None
+        ro = repair_order_from(state.ro_id) if state else None
         if state is None or ro is None:
             ack(**views.refusal(view, t("ro.not_found", locale), locale))
             return
@@ -207,13 +208,6 @@ def _merge_ticks(state: views.FilesState, view: dict) -> None:
     picked = ((view.get("state") or {}).get("values") or {}).get(block_id, {}).get(views.PICK_ACTION) or {}
     ticked = {int(o["value"]) for o in picked.get("selected_options") or []}
     state.selected = (state.selected - on_page) | (ticked & on_page)
-
-
-def _ro(value: object) -> RepairOrder | None:
-    try:
-        return RepairOrder.get_or_none(RepairOrder.id == int(value))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
 
 
 # -- delivery and the channel note -----------------------------------------------------------------

@@ -18,6 +18,7 @@ from handlers.commands import CommandRouter
 from handlers.message_events import human_author, on_message
 from handlers.participants import failure_reason
 from handlers.views import home as views
+from handlers.middleware import repair_order_from
 from people import notifications
 from people.participants import UNAVAILABLE
 from people.unread import MESSAGE, mark_read, record_activity, unread_counts
@@ -67,13 +68,6 @@ def _state(body: dict) -> views.HomeState:
     return views.HomeState.from_metadata((body.get("view") or {}).get("private_metadata"))
 
 
-def _ro_id(action: dict) -> int | None:
-    try:
-        return int(action.get("value", ""))
-    except ValueError:
-        return None
-
-
 def register(app: App, services: Services, router: CommandRouter) -> None:
     def on_channel_message(event: dict, ro) -> None:
         if ro is None or event.get("subtype") not in ACTIVITY_SUBTYPES:
@@ -121,9 +115,9 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
         state.query, state.page = "", 0
 
     def read(state, action, user_id):
-        ro_id = _ro_id(action)
-        if ro_id is not None and RepairOrder.get_or_none(RepairOrder.id == ro_id) is not None:
-            mark_read(ro_id, user_id)
+        ro = repair_order_from(action.get("value"))
+        if ro is not None:
+            mark_read(ro.id, user_id)
 
     for action_id, change in ((views.SEARCH, search), (views.MINE, tab("mine")), (views.ALL, tab("all")),
                               (views.STATUS, status), (views.PREVIOUS, page), (views.NEXT, page),

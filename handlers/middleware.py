@@ -60,8 +60,7 @@ def resolve_repair_order(context: dict, body: dict, next: Callable[[], BoltRespo
     view_meta = str(view.get("private_metadata") or "")
     ro = None
     if view_meta.startswith("ro:"):
-        ro_id = _int_id(view_meta.split("|", 1)[0][3:])
-        ro = RepairOrder.get_or_none(RepairOrder.id == ro_id) if ro_id is not None else None
+        ro = repair_order_from(view_meta.split("|", 1)[0][3:])
     else:
         channel_id = channel_of(body)
         if channel_id:
@@ -70,6 +69,10 @@ def resolve_repair_order(context: dict, body: dict, next: Callable[[], BoltRespo
     return next()
 
 
-def _int_id(text: str) -> int | None:
-    """A database id from text we put in Slack, or None for anything a tampered payload sends."""
-    return int(text) if text.isdigit() and len(text) <= 18 else None
+def repair_order_from(value: object) -> RepairOrder | None:
+    """The RO whose id we put in a button value or view metadata, or None for anything a
+    tampered payload sends (not a number, or one too large for the database)."""
+    text = str(value if value is not None else "").strip()
+    if not (text.isdigit() and len(text) <= 18):
+        return None
+    return RepairOrder.get_or_none(RepairOrder.id == int(text))

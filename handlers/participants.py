@@ -15,6 +15,7 @@ from customers.mailer import MailError, send_mail
 from handlers.commands import CommandContext, CommandRouter
 from handlers.views import participants as views
 from handlers.views.ro_card import PARTICIPANTS_ACTION
+from handlers.middleware import repair_order_from
 from people import invitations
 from people.participants import (
     BOT,
@@ -114,13 +115,6 @@ def tell(services: Services, user_id: str, channel_id: str | None, text: str, th
         log.warning("could not tell %s: %s", user_id, exc.raw_code)
 
 
-def _ro_of(value: object) -> RepairOrder | None:
-    try:
-        return RepairOrder.get_or_none(RepairOrder.id == int(str(value)))
-    except ValueError:
-        return None
-
-
 def invite_url(services: Services) -> str | None:
     """SLACK_INVITE_URL, else the workspace's own admin invite page (team.info)."""
     if services.settings.slack_invite_url:
@@ -191,7 +185,7 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
     def participants_button(ack, body, action, respond):
         ack()
         user_id = body["user"]["id"]
-        ro = _ro_of(action.get("value"))
+        ro = repair_order_from(action.get("value"))
         if ro is None:
             respond(text=t("ro.not_found", services.directory.locale(user_id)), response_type="ephemeral", replace_original=False)
             return
@@ -214,7 +208,7 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
     def request_invitation(ack, body, action):
         ack()
         locale = services.directory.locale(body["user"]["id"])
-        services.slack.push_view(body["trigger_id"], views.invitation_modal(_ro_of(action.get("value")), locale))
+        services.slack.push_view(body["trigger_id"], views.invitation_modal(repair_order_from(action.get("value")), locale))
 
     @app.view(views.INVITE_CALLBACK)
     def invitation_submitted(ack, body, view, context):

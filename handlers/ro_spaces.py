@@ -11,6 +11,7 @@ from dms.status import parse_status
 from handlers.commands import CommandContext, CommandRouter
 from handlers.views import ro_card
 from handlers.views.customer_info import customer_info_modal
+from handlers.middleware import repair_order_from
 from slackapi.errors import SlackError
 from spaces.publisher import Publisher
 from spaces.status import set_status
@@ -70,7 +71,7 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
     def customer_info(ack, body, action):
         ack()
         locale = services.directory.locale(body["user"]["id"])
-        ro = _ro_from_button(action)
+        ro = repair_order_from(action.get("value"))
         if ro is None:
             return
         services.slack.open_view(body["trigger_id"], customer_info_modal(ro, tz, locale))
@@ -78,10 +79,3 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
     @app.action(ro_card.CONVERSATION_ACTION)
     def conversation_link(ack):
         ack()  # a link button: Slack opens the URL, we only acknowledge
-
-
-def _ro_from_button(action: dict) -> RepairOrder | None:
-    try:
-        return RepairOrder.get_or_none(RepairOrder.id == int(action.get("value", "")))
-    except ValueError:
-        return None

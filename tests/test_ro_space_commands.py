@@ -102,3 +102,12 @@ def test_customer_info_button_opens_the_modal(slack, fake_slack, ro):
     text = str(view)
     for fact in ("Customer information", "Jean Tremblay", "+15145550142", "jean@example.com", "Français", "2HGFC2F59MH512345"):
         assert fact in text
+
+
+def test_ro_ids_sent_back_by_slack_are_read_safely(ro):
+    from handlers.middleware import repair_order_from
+
+    assert repair_order_from(str(ro.id)).id == ro.id
+    assert repair_order_from(ro.id).id == ro.id
+    for tampered in ("9" * 30, "-1", "1e3", "", None, "ro:1", " "):
+        assert repair_order_from(tampered) is None
