@@ -1,7 +1,10 @@
 """The database: one peewee proxy, bound at start from DATABASE_URL.
 
 SQLite gets WAL, foreign keys and a busy timeout so the web process and the scheduler can share
-a file; PostgreSQL gets a connection pool because Bolt runs listeners on a thread pool.
+a file, and its transactions begin IMMEDIATE: a deferred transaction that reads, then writes after
+another connection has committed cannot wait (SQLITE_BUSY_SNAPSHOT bypasses the busy timeout) and
+fails at once with "database is locked". PostgreSQL gets a connection pool because Bolt runs
+listeners on a thread pool.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ def open_database(url: str) -> Database:
         path = url.split("sqlite:///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = connect(url, pragmas=SQLITE_PRAGMAS, timeout=10)
+        db = connect(url, pragmas=SQLITE_PRAGMAS, timeout=10, lock_type="IMMEDIATE")
     else:
         db = connect(_pooled(url), max_connections=20, stale_timeout=300, timeout=10)
     database.initialize(db)

@@ -33,8 +33,9 @@ def migrate() -> int:
     """Bring the schema to LATEST; safe to run from several processes at once. Returns the version."""
     db = database.obj
     with database.connection_context():
-        # Two processes starting together must not both create tables: take a write lock first.
-        with (db.atomic() if is_postgres() else db.atomic(lock_type="IMMEDIATE")):
+        # Two processes starting together must not both create tables: take a write lock first
+        # (SQLite transactions begin IMMEDIATE, see storage.db; PostgreSQL needs the advisory lock).
+        with db.atomic():
             if is_postgres():
                 db.execute_sql("SELECT pg_advisory_xact_lock(781234)")
             version = current_version(db)

@@ -93,3 +93,40 @@ def test_worker_threads_get_their_own_connection_and_close_it(db):
     # The pool (PostgreSQL) got its connection back: nothing is left checked out by the thread.
     if is_postgres():
         assert len(database.obj._in_use) <= 1
+
+
+def test_a_transaction_that_reads_then_writes_waits_for_a_concurrent_writer(db):
+    """The scheduler's sync reads an RO, then writes it, while the lease renewer and the web process
+    write: on SQLite a deferred transaction failed at once with 'database is locked'."""
+    read_done, other_started = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    @with_connection
+    def sync_like():
+        try:
+            with database.atomic():
+                ProcessedEvent.select().count()  # the transaction now holds a read snapshot
+                read_done.set()
+                other_started.wait(5)
+                # Give the other writer time to commit if nothing holds it back.
+                threading.Event().wait(0.3)
+                ProcessedEvent.create(event_id="Ev-sync")
+        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
+            errors.append(exc)
+
+    @with_connection
+    def other_writer():
+        try:
+            read_done.wait(5)
+            other_started.set()
+            ProcessedEvent.create(event_id="Ev-other")
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sync_like), threading.Thread(target=other_writer)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert errors == []
+    assert {e.event_id for e in ProcessedEvent.select()} >= {"Ev-sync", "Ev-other"}
