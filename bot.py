@@ -86,15 +86,24 @@ def cmd_web(args, with_scheduler: bool = False) -> int:
     app = build(settings)[2]
     from core.server import run_server
 
+    from media import background
+
     if not with_scheduler:
-        run_server(app, settings.port, threads=args.threads)
+        run_server(app, settings.port, threads=args.threads, on_worker_exit=background.drain)
         return 0
     running: list = []
+
+    def stop_worker() -> None:
+        for scheduler in running:
+            scheduler.shutdown()
+        background.drain()
+
     # Started inside the server's worker, so the web app and the jobs share one process; stopped
-    # with it, so the lease is handed over at once instead of after it expires.
+    # with it, so the lease is handed over at once instead of after it expires, and the sends and
+    # file copies already started finish.
     run_server(app, settings.port, threads=args.threads,
                on_worker_start=lambda: running.append(start_scheduler(settings)),
-               on_worker_exit=lambda: [scheduler.shutdown() for scheduler in running])
+               on_worker_exit=stop_worker)
     return 0
 
 

@@ -12,6 +12,7 @@ from handlers import commands, middleware
 from storage.db import with_connection
 
 log = logging.getLogger(__name__)
+LISTENER_THREADS = 10
 
 
 class ConnectionPerTaskExecutor(ThreadPoolExecutor):
@@ -28,7 +29,7 @@ def build_bolt_app(services: Services) -> App:
         signing_secret=settings.slack_signing_secret,
         client=services.slack.client,
         token_verification_enabled=False,  # `check` tests the token; start-up must not need Slack up
-        listener_executor=ConnectionPerTaskExecutor(max_workers=10, thread_name_prefix="bolt"),
+        listener_executor=ConnectionPerTaskExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt"),
         logger=logging.getLogger("slack_bolt"),
     )
     app.use(middleware.deduplicate_events)

@@ -38,3 +38,13 @@ def submit(name: str, fn: Callable[..., object], *args: object, **kwargs: object
             return None
 
     return _executor().submit(run)
+
+
+def drain() -> None:
+    """Wait for the jobs already submitted: a stopping server finishes the sends it started
+    instead of dropping them. A later submit starts a new pool."""
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True)

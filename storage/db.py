@@ -18,6 +18,10 @@ from playhouse.db_url import connect
 database = DatabaseProxy()
 
 SQLITE_PRAGMAS = {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10000, "synchronous": "normal"}
+# Every thread of a process can hold a connection while it works: 8 web threads (--threads),
+# 10 Bolt listeners, 3 background jobs, up to 10 scheduler jobs and the lease renewers. A smaller
+# pool made Slack wait 10 s and then answered 500 in a burst. PostgreSQL allows 100 by default.
+PG_POOL_SIZE = 40
 T = TypeVar("T")
 
 
@@ -36,7 +40,7 @@ def open_database(url: str) -> Database:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         db = connect(url, pragmas=SQLITE_PRAGMAS, timeout=10, lock_type="IMMEDIATE")
     else:
-        db = connect(_pooled(url), max_connections=20, stale_timeout=300, timeout=10)
+        db = connect(_pooled(url), max_connections=PG_POOL_SIZE, stale_timeout=300, timeout=10)
     database.initialize(db)
     return db
 

@@ -7,7 +7,8 @@ older database to the same shape (playhouse.migrate).
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 from peewee import Database
 from playhouse.migrate import SchemaMigrator
@@ -29,26 +30,38 @@ def current_version(db: Database) -> int:
     return row.version if row else 0
 
 
-def migrate() -> int:
-    """Bring the schema to LATEST; safe to run from several processes at once. Returns the version."""
+def migrate(migrations: list[Callable[[SchemaMigrator], None]] | None = None) -> int:
+    """Bring the schema to the latest version; safe to run from several processes at once.
+    Returns the version. (`migrations` defaults to MIGRATIONS.)"""
+    migrations = MIGRATIONS if migrations is None else migrations
+    latest = 1 + len(migrations)
     db = database.obj
     with database.connection_context():
-        # Two processes starting together must not both create tables: take a write lock first
-        # (SQLite transactions begin IMMEDIATE, see storage.db; PostgreSQL needs the advisory lock).
-        with db.atomic():
-            if is_postgres():
-                db.execute_sql("SELECT pg_advisory_xact_lock(781234)")
+        with _schema_lock(db):
             version = current_version(db)
             if version == 0:
                 db.create_tables(ALL_MODELS, safe=True)
-                SchemaVersion.create(version=LATEST)
-                log.info("database created at schema version %s", LATEST)
-                return LATEST
+                SchemaVersion.create(version=latest)
+                log.info("database created at schema version %s", latest)
+                return latest
         migrator = SchemaMigrator.from_database(db)
-        while version < LATEST:
-            with db.atomic():
-                MIGRATIONS[version - 1](migrator)
-                version += 1
-                SchemaVersion.create(version=version)
-            log.info("database migrated to schema version %s", version)
-        return version
+        while True:
+            with _schema_lock(db):
+                # Read again under the lock: another process may have applied it while we waited.
+                version = current_version(db)
+                if version >= latest:
+                    return version
+                migrations[version - 1](migrator)
+                SchemaVersion.create(version=version + 1)
+            log.info("database migrated to schema version %s", version + 1)
+
+
+@contextmanager
+def _schema_lock(db: Database) -> Iterator[None]:
+    """A transaction that holds the database's write lock, so two processes starting together do
+    not both create tables or run a migration (SQLite transactions begin IMMEDIATE, see storage.db;
+    PostgreSQL needs an advisory lock)."""
+    with db.atomic():
+        if is_postgres():
+            db.execute_sql("SELECT pg_advisory_xact_lock(781234)")
+        yield

@@ -121,17 +121,24 @@ class SlackTestClient:
 
 
 class RunningApp:
-    def __init__(self, settings, flask_app, services):
+    def __init__(self, settings, flask_app, services, bolt_app):
         self.settings = settings
         self.flask_app = flask_app
         self.services = services
+        self.bolt_app = bolt_app
         self._server = make_server("127.0.0.1", 0, flask_app, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop serving and wait for the listeners and background jobs still running: left going,
+        they would write into the database the next test binds."""
+        from media import background
+
         self._server.shutdown()
+        self.bolt_app.listener_runner.listener_executor.shutdown(wait=True)
+        background.drain()
 
 
 def start_app(env: dict[str, str]) -> RunningApp:
@@ -140,8 +147,8 @@ def start_app(env: dict[str, str]) -> RunningApp:
 
     settings = load_settings(env, require_slack=True)
     bot.open_storage(settings)
-    services, _bolt, flask_app = bot.build(settings)
-    return RunningApp(settings, flask_app, services)
+    services, bolt_app, flask_app = bot.build(settings)
+    return RunningApp(settings, flask_app, services, bolt_app)
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ def counting_app(app_env, fake_slack):
         with lock:
             seen.append(event["text"])
 
-    app = RunningApp(settings, flask_app, services)
+    app = RunningApp(settings, flask_app, services, bolt_app)
     yield app, seen
     app.stop()
 

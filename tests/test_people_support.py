@@ -120,7 +120,7 @@ def start_people_app(fake_slack, db_url: str, tmp_path, **env) -> tuple[RunningA
     probe = Probe()
     probe.listeners = Listeners(bolt_app)
     on_message(bolt_app, probe)
-    return RunningApp(settings, flask_app, services), probe
+    return RunningApp(settings, flask_app, services, bolt_app), probe
 
 
 @pytest.fixture

@@ -130,3 +130,60 @@ def test_a_transaction_that_reads_then_writes_waits_for_a_concurrent_writer(db):
         thread.join(20)
     assert errors == []
     assert {e.event_id for e in ProcessedEvent.select()} >= {"Ev-sync", "Ev-other"}
+
+
+def test_every_thread_of_a_busy_process_gets_a_connection_at_once(db):
+    """Web threads, Bolt listeners, background jobs and scheduler jobs each hold a connection while
+    they work; with a pool smaller than that, a burst waited 10 s and Slack got a 500."""
+    from handlers import LISTENER_THREADS
+    from media import background
+
+    holders = 8 + LISTENER_THREADS + background.WORKERS + 10  # --threads default, Bolt, media, APScheduler
+    together = threading.Barrier(holders, timeout=30)
+    errors: list[BaseException] = []
+
+    @with_connection
+    def hold():
+        try:
+            ProcessedEvent.select().count()
+            together.wait()  # every thread holds its connection here at the same moment
+        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hold) for _ in range(holders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+
+
+def test_processes_starting_together_run_each_migration_once(database_url):
+    """Every process migrates at start; a migration must run once, whoever waited for the lock."""
+    from peewee import IntegerField
+    from playhouse.migrate import migrate as apply
+
+    open_database(database_url)
+    migrate()  # an existing database at version 1
+    runs: list[int] = []
+
+    def add_column(migrator):
+        runs.append(1)
+        apply(migrator.add_column("staff_user", "test_extra", IntegerField(null=True)))
+
+    errors: list[Exception] = []
+
+    def start():
+        try:
+            assert migrate([add_column]) == 2
+        except Exception as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and runs == [1]
+    with database.connection_context():
+        assert [v.version for v in SchemaVersion.select().order_by(SchemaVersion.version)] == [1, 2]
