@@ -367,7 +367,7 @@ def test_retry_after_beyond_the_wait_budget_gives_up_at_once(fake_tekmetric, con
     started = time.monotonic()
     with pytest.raises(DmsUnavailable):
         connector.fetch(None)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 15, "did not wait out Retry-After: 30"
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
@@ -378,11 +378,11 @@ def test_server_errors_are_unavailable(fake_tekmetric, connect, status):
 
 
 def test_timeout_is_unavailable(fake_tekmetric, connect):
-    fake_tekmetric.delay(1.0)
+    fake_tekmetric.delay(20.0)
     started = time.monotonic()
     with pytest.raises(DmsUnavailable, match="did not answer"):
         connect(timeout=0.2).fetch(None)
-    assert time.monotonic() - started < 0.9
+    assert time.monotonic() - started < 10, "gave up at the time-out, not when the DMS answered"
 
 
 def test_connection_refused_is_unavailable(connect):

@@ -430,12 +430,8 @@ def test_wait_for_returns_and_times_out_helpfully(fake_slack: FakeSlack, client:
     assert fake_slack.calls == []
 
 
-def test_start_stop_is_fast_and_isolated() -> None:
-    import time
-
-    began = time.monotonic()
+def test_fakes_started_together_are_isolated() -> None:
     fakes = [FakeSlack().start() for _ in range(5)]
     assert len({f.url for f in fakes}) == 5
     for fake in fakes:
         fake.stop()
-    assert time.monotonic() - began < 2
