@@ -8,6 +8,7 @@ The Slack side of intake (files.info, the notes about a file) is wired here: `in
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Callable
 
 from slack_bolt import App
@@ -28,6 +29,9 @@ from storage.models import CustomerSend, RepairOrder, RoFile, StaffUser
 
 log = logging.getLogger(__name__)
 _IGNORED_SUBTYPES = ("message_changed", "message_deleted", "bot_message")
+# Redraws of one send's note are serialised (see show_note). Striped rather than one lock per send
+# so the table never grows; two sends sharing a stripe only wait for each other's redraw.
+_NOTE_LOCKS = tuple(threading.Lock() for _ in range(64))
 
 
 def register(app: App, services: Services, router: CommandRouter) -> None:
@@ -141,7 +145,7 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
             reason = refused.reason if isinstance(refused, SendRefused) else "not_found"
             respond(text=t(f"send.refused.{reason}", locale), response_type="ephemeral", replace_original=False)
             return
-        show_note(services, send)
+        show_note(services, send.id)
         respond(text=t("send.revoked", locale), response_type="ephemeral", replace_original=False)
 
 
@@ -214,9 +218,9 @@ def _merge_ticks(state: views.FilesState, view: dict) -> None:
 
 def deliver_and_announce(services: Services, send_id: int, allow_mms: bool = True) -> None:
     """Background: show "sending…" in the channel, deliver, then show the outcome (and tell the sender)."""
-    show_note(services, CustomerSend.get_by_id(send_id))
+    show_note(services, send_id)
     send = sends.deliver(send_id, services.settings, allow_mms=allow_mms)
-    show_note(services, send)
+    show_note(services, send_id)
     tell_sender_if_failed(services, send)
 
 
@@ -225,17 +229,32 @@ def on_send_status_changed(services: Services) -> Callable[[int], None]:
 
     def changed(send_id: int) -> None:
         def job() -> None:
-            send = CustomerSend.get_by_id(send_id)
-            show_note(services, send)
-            tell_sender_if_failed(services, send)
+            show_note(services, send_id)
+            tell_sender_if_failed(services, CustomerSend.get_by_id(send_id))
 
         background.submit("send-status", job)
 
     return changed
 
 
-def show_note(services: Services, send: CustomerSend) -> None:
-    """Post the send's note in the RO channel, or update it in place."""
+def show_note(services: Services, send_id: int) -> None:
+    """Post the send's note in the RO channel, or update it in place, showing the send as stored now.
+
+    The delivery, Twilio's status reports and Revoke all redraw the note from their own threads,
+    and nothing else orders their Slack calls: a "sent" redraw reaching Slack after "delivered"
+    would stay there for good. So each redraw holds the send's lock from reading the send to
+    Slack's answer: the last one to reach Slack read the latest state, and two first draws cannot
+    both post a note. The lock is per process: across processes the last writer wins, which we
+    accept because each writer reads the send inside its own critical section, never a caller's
+    copy, so only redraws overlapping within one Slack round trip can leave an older state showing.
+    """
+    with _NOTE_LOCKS[send_id % len(_NOTE_LOCKS)]:
+        send = CustomerSend.get_or_none(CustomerSend.id == send_id)
+        if send is not None:
+            _draw_note(services, send)
+
+
+def _draw_note(services: Services, send: CustomerSend) -> None:
     ro = RepairOrder.get_by_id(send.ro_id)
     if not ro.channel_id:
         return
@@ -251,8 +270,11 @@ def show_note(services: Services, send: CustomerSend) -> None:
             services.slack.update(ro.channel_id, send.note_ts, text, blocks)
         else:
             posted = services.slack.post(ro.channel_id, text, blocks)
-            CustomerSend.update(note_ts=posted.get("ts")).where(CustomerSend.id == send.id).execute()
-            send.note_ts = posted.get("ts")
+            # Only the first note is kept: another process may have posted one meanwhile.
+            kept = CustomerSend.update(note_ts=posted.get("ts")).where(
+                (CustomerSend.id == send.id) & CustomerSend.note_ts.is_null()).execute()
+            if not kept:
+                log.warning("send %s got a second note in RO %s", send.id, ro.ro_number)
     except SlackError as exc:
         log.warning("could not show the send note in RO %s: %s", ro.ro_number, exc.raw_code)
 

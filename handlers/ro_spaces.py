@@ -25,7 +25,8 @@ def change_status(services: Services, ro: RepairOrder, status: str, user_id: str
     if not set_status(ro, status, user_id):
         return False, True
     try:
-        Publisher(services.slack, services.directory, services.settings.shop_timezone).publish(RepairOrder.get_by_id(ro.id))
+        # Reads the RO afresh; if the scheduler is publishing it right now, that publisher shows this change.
+        Publisher(services.slack, services.directory, services.settings.shop_timezone).publish(ro)
         return True, True
     except SlackError as exc:
         log.warning("RO %s: status saved, Slack update failed: %s", ro.ro_number, exc.raw_code)

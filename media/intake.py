@@ -17,7 +17,10 @@ Download rules (the bot token is a key to the whole workspace's files):
   download, never stored;
 - a file over MAX_FILE_MB is recorded but not copied, and the channel is told.
 
-A failed copy is retried by `retry_pending()`, which the scheduler calls.
+Each copy attempt claims its row first ("pending" or "failed" -> "copying", with the claim's time,
+in one conditional UPDATE): only the claimer downloads, and it writes the outcome only while it
+still holds that claim. A failed copy is retried by `retry_pending()`, which the scheduler calls;
+it also takes over rows whose copy job was lost (process restart) or whose claim went stale.
 """
 from __future__ import annotations
 
@@ -39,7 +42,9 @@ from storage.models import RepairOrder, RoFile, utcnow
 log = logging.getLogger(__name__)
 
 MAX_COPY_ATTEMPTS = 5
-# A row still "pending" this long after it was shared lost its copy job (process restart): retry it.
+# A row still "pending" this long after we recorded it lost its copy job (process restart), and a
+# "copying" claim this old was interrupted: retry them. Measured from our own clock, never from
+# Slack's file time (shared_at), which for an old photo shared now is already hours back.
 STUCK_AFTER = timedelta(minutes=10)
 SLACK_FILE_HOST = "files.slack.com"
 MAX_REDIRECTS = 5
@@ -165,14 +170,64 @@ def _download_url(info: dict) -> str | None:
 
 # -- copying --------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class _Claim:
+    """One attempt's hold on a row: the attempt number it took and when (both identify it)."""
+
+    at: datetime
+    attempts: int
+
+
 def copy(intake: Intake, row: RoFile, info: dict | None = None) -> str:
-    """One copy attempt of `row`; returns the new copy_status. Never raises for a bad download."""
-    claimed = (RoFile.update(copy_attempts=RoFile.copy_attempts + 1)
-               .where((RoFile.id == row.id) & (RoFile.copy_attempts == row.copy_attempts)
-                      & (RoFile.copy_status.in_(("pending", "failed")))).execute())
-    if not claimed:
-        return RoFile.get_by_id(row.id).copy_status  # another worker is on it, or it is done
-    attempts = row.copy_attempts + 1
+    """One copy attempt of `row`; returns its copy_status afterwards. Never raises for a bad download.
+
+    Only the attempt that claims the row downloads: while it copies, any other attempt (a retry
+    pass, another process) finds it "copying" and leaves it alone.
+    """
+    claim = _claim(row)
+    if claim is None:
+        return RoFile.get_by_id(row.id).copy_status  # another attempt holds it, or it is done
+    try:
+        outcome, note = _attempt(intake, row, info)
+    except Exception as exc:  # a bug, not a bad download: free the row for the next retry pass now
+        _finish(row, claim, copy_status="failed", last_error=f"unexpected error: {type(exc).__name__}")
+        raise
+    if not _finish(row, claim, **outcome):
+        # Our claim went stale and another attempt took the row over: its outcome stands.
+        log.warning("copy of file %s (attempt %s) finished after losing its claim: outcome dropped",
+                    row.slack_file_id, claim.attempts)
+        return RoFile.get_by_id(row.id).copy_status
+    if note:
+        intake.announce(row, note)
+    return str(row.copy_status)
+
+
+def _claim(row: RoFile) -> _Claim | None:
+    """Take `row` for one attempt, or None when it is not ours to copy (being copied, done, or
+    already retried since `row` was read: the attempt count must not have moved)."""
+    claim = _Claim(utcnow(), row.copy_attempts + 1)
+    taken = (RoFile.update(copy_status="copying", copy_claimed_at=claim.at, copy_attempts=claim.attempts)
+             .where((RoFile.id == row.id) & (RoFile.copy_attempts == row.copy_attempts)
+                    & (RoFile.copy_status.in_(("pending", "failed")))).execute())
+    if not taken:
+        return None
+    row.copy_status, row.copy_claimed_at, row.copy_attempts = "copying", claim.at, claim.attempts
+    return claim
+
+
+def _finish(row: RoFile, claim: _Claim, **fields: object) -> bool:
+    """Write an attempt's outcome if it still holds its claim; False when it lost it."""
+    held = (RoFile.update(**fields)
+            .where((RoFile.id == row.id) & (RoFile.copy_status == "copying")
+                   & (RoFile.copy_claimed_at == claim.at) & (RoFile.copy_attempts == claim.attempts)).execute())
+    if held:
+        for key, value in fields.items():
+            setattr(row, key, value)
+    return bool(held)
+
+
+def _attempt(intake: Intake, row: RoFile, info: dict | None) -> tuple[dict, str | None]:
+    """Fetch the file (no database write about the copy): the row's new fields and what to announce."""
     settings = intake.settings
     limit = settings.max_file_mb * 1024 * 1024
     store = intake.store
@@ -182,34 +237,27 @@ def copy(intake: Intake, row: RoFile, info: dict | None = None) -> str:
             _refresh(row, info)
         size = int(info.get("size") or 0)
         if size > limit:
-            _set(row, copy_status="too_large", last_error=None)
-            intake.announce(row, TOO_LARGE)
-            return "too_large"
+            return dict(copy_status="too_large", last_error=None), TOO_LARGE
         twin = _stored_twin(row, store, size)
         if twin is not None:  # the same Slack file, already copied for another RO
-            _set(row, copy_status="stored", sha256=twin.sha256, size=twin.size or row.size, last_error=None)
-            return "stored"
+            return dict(copy_status="stored", sha256=twin.sha256, size=twin.size or row.size, last_error=None), None
         url = _download_url(info)
         if not url:
             raise CopyFailed(f"Slack offers no download for this file (mode {info.get('mode') or 'unknown'})")
         sha, stored = download(url, settings.slack_bot_token or "", settings.slack_api_url, store,
                                max_bytes=limit, expected_size=size, expected_type=normalise_mimetype(info.get("mimetype"), row.name))
     except TooLarge:
-        _set(row, copy_status="too_large", last_error=None)
-        intake.announce(row, TOO_LARGE)
-        return "too_large"
+        return dict(copy_status="too_large", last_error=None), TOO_LARGE
     except (CopyFailed, FileGone, InfoUnavailable, requests.RequestException, OSError) as exc:
+        attempts = row.copy_attempts
         reason = str(exc) if isinstance(exc, CopyFailed) else _describe(exc)
         if isinstance(exc, FileGone):
             attempts = MAX_COPY_ATTEMPTS
             reason = "deleted from Slack before it could be copied"
-        _set(row, copy_status="failed", last_error=reason[:255], copy_attempts=attempts)
-        log.warning("copy of file %s failed (attempt %s): %s", row.slack_file_id, attempts, reason)
-        if attempts >= MAX_COPY_ATTEMPTS:
-            intake.announce(row, GAVE_UP)
-        return "failed"
-    _set(row, copy_status="stored", sha256=sha, size=stored or row.size, last_error=None)
-    return "stored"
+        log.warning("copy of file %s failed (attempt %s): %s", row.slack_file_id, row.copy_attempts, reason)
+        return (dict(copy_status="failed", last_error=reason[:255], copy_attempts=attempts),
+                GAVE_UP if attempts >= MAX_COPY_ATTEMPTS else None)
+    return dict(copy_status="stored", sha256=sha, size=stored or row.size, last_error=None), None
 
 
 def _stored_twin(row: RoFile, store: BlobStore, size: int) -> RoFile | None:
@@ -299,15 +347,21 @@ def download(url: str, token: str, slack_api_url: str, store: BlobStore, *, max_
 # -- retries (scheduler) ---------------------------------------------------------------------------
 
 def retry_pending(intake: Intake, now: datetime | None = None) -> RetryReport:
-    """Retry every failed copy with attempts left, and pending ones whose job was lost.
+    """Retry every failed copy with attempts left, pending ones whose job was lost, and copies
+    whose claim went stale (counted as a failed attempt first).
 
-    Safe to run from several processes: each attempt is claimed atomically.
+    Safe to run from several processes, and while copies are under way: each attempt claims its
+    row atomically, and a row being copied is left to its claimer until the claim is STUCK_AFTER old.
     """
     now = now or utcnow()
+    cutoff = now - STUCK_AFTER
     report = RetryReport()
+    stale = RoFile.select().where((RoFile.copy_status == "copying") & (RoFile.copy_claimed_at < cutoff)).order_by(RoFile.id)
+    for row in list(stale):
+        _release_stale(intake, row, report)
     rows = (RoFile.select()
             .where(((RoFile.copy_status == "failed") & (RoFile.copy_attempts < MAX_COPY_ATTEMPTS))
-                   | ((RoFile.copy_status == "pending") & (RoFile.shared_at < now - STUCK_AFTER)))
+                   | ((RoFile.copy_status == "pending") & (RoFile.recorded_at < cutoff)))
             .order_by(RoFile.id))
     # Read all first: a SQLite cursor still open while we write would hold an old snapshot.
     for row in list(rows):
@@ -319,6 +373,18 @@ def retry_pending(intake: Intake, now: datetime | None = None) -> RetryReport:
             report.failed += 1
             if row.copy_attempts >= MAX_COPY_ATTEMPTS:
                 report.gave_up.append(row.slack_file_id)
-    if report.retried:
+    if report.retried or report.gave_up:
         log.info("file copies: %s", report.summary())
     return report
+
+
+def _release_stale(intake: Intake, row: RoFile, report: RetryReport) -> None:
+    """A claim STUCK_AFTER old was interrupted (process restart, hung download): its attempt
+    failed, so the row is retried like any failed copy, or given up when it was the last one."""
+    claim = _Claim(row.copy_claimed_at, row.copy_attempts)
+    if not _finish(row, claim, copy_status="failed", last_error="copy interrupted before it finished"):
+        return  # finished, or released by another process, since we read it
+    log.warning("copy of file %s (attempt %s) was interrupted", row.slack_file_id, claim.attempts)
+    if row.copy_attempts >= MAX_COPY_ATTEMPTS:
+        report.gave_up.append(row.slack_file_id)
+        intake.announce(row, GAVE_UP)

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from slackapi.errors import SlackError, SlackErrorCode
 from slackapi.service import SlackService
 from slackapi.directory import Directory
+from spaces import lease
 from spaces.naming import channel_name
 from storage.models import Participant, RepairOrder, StaffUser, StatusChange, to_utc_naive, utcnow
 from handlers.views import ro_card
 
 log = logging.getLogger(__name__)
 MAX_NAME_ATTEMPTS = 50
+# One RO's Slack calls; renewed while they wait out rate limits, freed soon if the process dies.
+RO_CLAIM_TTL = timedelta(seconds=60)
+# Passes over one RO changed again while it was being published; beyond that, the next run's turn.
+MAX_ROUNDS = 3
 
 
 @dataclass
@@ -76,8 +81,28 @@ class Publisher:
         return report
 
     def publish(self, ro: RepairOrder, report: PublishReport | None = None) -> None:
+        """Make Slack show the RO, if it is dirty. The scheduler's pass and a manual status change
+        can publish the same RO at once: an older card landing last would hide the newer status, and
+        two publishers without a card would post two. So one publisher at a time per RO; one that
+        finds the RO claimed leaves it dirty and returns, and the holder looks again once it lets go."""
+        report = report or PublishReport()
+        for _ in range(MAX_ROUNDS):
+            try:
+                with lease.held(f"ro-{ro.id}", RO_CLAIM_TTL):
+                    self._publish_current(ro.id, report)
+            except lease.LeaseBusy:
+                return
+            # Checked after letting go: a publisher turned away while we held the claim counts on it.
+            if not RepairOrder.select().where((RepairOrder.id == ro.id) & (RepairOrder.slack_dirty == True)).exists():  # noqa: E712
+                return
+
+    def _publish_current(self, ro_id: int, report: PublishReport) -> None:
+        # Read under the claim: a copy read before may predate a change another publisher has shown.
+        ro = RepairOrder.get_or_none(RepairOrder.id == ro_id)
+        if ro is None or not ro.slack_dirty:
+            return
         try:
-            self._publish(ro, report or PublishReport())
+            self._publish(ro, report)
         except SlackError as exc:
             if exc.code is not SlackErrorCode.IS_ARCHIVED:
                 raise

@@ -181,8 +181,15 @@ class RoFile(BaseModel):
     shared_at = DateTimeField(default=utcnow, index=True)
     permalink = CharField(null=True, max_length=512)
     sha256 = CharField(null=True, max_length=64, index=True)
-    copy_status = CharField(default="pending", max_length=16)  # pending | stored | too_large | failed
+    # pending (recorded, no attempt yet) | copying (an attempt holds the claim) | stored | too_large | failed
+    copy_status = CharField(default="pending", max_length=16)
     copy_attempts = IntegerField(default=0)
+    # When we recorded it (shared_at is Slack's own time, maybe hours earlier): a "pending" row
+    # older than media.intake.STUCK_AFTER lost its copy job.
+    recorded_at = DateTimeField(default=utcnow)
+    # When the last copy attempt claimed the row. While "copying", only that attempt may write the
+    # outcome, and a claim older than media.intake.STUCK_AFTER is taken as interrupted.
+    copy_claimed_at = DateTimeField(null=True)
     last_error = CharField(null=True)
     # Files and the customer: ts of the message that shared it (notes about the file go in its thread).
     share_ts = CharField(null=True, max_length=32)

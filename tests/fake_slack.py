@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import pytest
 
-__all__ = ["Call", "FakeSlack", "SlackError", "fake_slack", "validate_blocks"]
+__all__ = ["Call", "FakeSlack", "Hold", "SlackError", "fake_slack", "validate_blocks"]
 
 
 # --------------------------------------------------------------------------- #
@@ -348,6 +348,29 @@ class Call:
     at: float = field(default_factory=time.time)
 
 
+class Hold:
+    """One API call held back before the fake acts on it (see ``FakeSlack.hold``).
+
+    ``arrived`` is set when the call comes in, ``answered`` once it has been
+    processed and answered; the call goes ahead at ``release()`` or after
+    ``seconds``, so a test that forgets to release cannot hang the server.
+    """
+
+    def __init__(self, method: str, predicate: Optional[Callable[[dict], bool]], seconds: float) -> None:
+        self.method = method
+        self.predicate = predicate
+        self.seconds = seconds
+        self.arrived = threading.Event()
+        self.answered = threading.Event()
+        self._go = threading.Event()
+
+    def release(self) -> None:
+        self._go.set()
+
+    def matches(self, method: str, args: dict) -> bool:
+        return method == self.method and (self.predicate is None or self.predicate(args))
+
+
 # Registry of API handlers: method name -> function(fake, args) -> response dict.
 _API: dict[str, Callable[["FakeSlack", dict], dict]] = {}
 
@@ -458,8 +481,12 @@ class FakeSlack:
 
         self._members: dict[str, list[str]] = {}
         self._file_bytes: dict[str, bytes] = {}
+        self._held_downloads = 0  # how many more file downloads stop half-way (hold_downloads)
+        self._downloads_released = threading.Event()
+        self._cut_held_downloads = False
         self._pending_uploads: dict[str, dict] = {}
         self._faults: dict[str, collections.deque] = collections.defaultdict(collections.deque)
+        self._holds: list[Hold] = []
         self._create_times: dict[str, collections.deque] = collections.defaultdict(collections.deque)
         self._used_triggers: set[str] = set()
         self._response_urls: dict[str, int] = {}  # path -> uses so far
@@ -583,6 +610,21 @@ class FakeSlack:
 
     # ------------------------------------------------------------ fault injection
 
+    def hold_downloads(self, times: int = 1) -> None:
+        """The next `times` file downloads send their headers and half their body, then wait (up
+        to 30 s) for release_downloads(): downloads caught under way. Later ones are not held."""
+        with self._lock:
+            self._held_downloads += times
+            self._cut_held_downloads = False
+            self._downloads_released.clear()
+
+    def release_downloads(self, cut: bool = False) -> None:
+        """Held downloads send the rest of the file or, with `cut`, break off (connection closed)."""
+        with self._lock:
+            self._held_downloads = 0
+            self._cut_held_downloads = cut
+            self._downloads_released.set()
+
     def rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
         with self._lock:
             self._faults[method].extend([("ratelimit", retry_after)] * times)
@@ -598,6 +640,21 @@ class FakeSlack:
     def crash_after(self, method: str) -> None:
         with self._lock:
             self._faults[method].append(("crash", None))
+
+    def hold(self, method: str, predicate: Optional[Callable[[dict], bool]] = None, seconds: float = 10.0) -> Hold:
+        """Hold the next call to `method` (whose args match `predicate`) before acting on it: a request
+        in flight, overtaken by the calls that come in meanwhile. One call only."""
+        hold = Hold(method, predicate, seconds)
+        with self._lock:
+            self._holds.append(hold)
+        return hold
+
+    def _take_hold(self, method: str, args: dict) -> Optional[Hold]:
+        with self._lock:
+            hold = next((h for h in self._holds if h.matches(method, args)), None)
+            if hold is not None:
+                self._holds.remove(hold)
+            return hold
 
     # ------------------------------------------------------------ inspection
 
@@ -719,14 +776,20 @@ class FakeSlack:
         except Exception:
             args, param_token, parse_error = {}, None, SlackError("invalid_form_data")
         token = bearer or param_token
+        hold = self._take_hold(method, args) if parse_error is None else None
+        if hold is not None:  # waits outside the lock: other calls go ahead meanwhile
+            hold.arrived.set()
+            hold._go.wait(hold.seconds)
         with self._lock:  # record under the same lock so `calls` order == processing order
             status, payload, headers, drop = self._dispatch(method, args, token, parse_error)
             self.calls.append(Call(method, args, token, 0 if drop else status, payload.get("ok", False),
                                    payload.get("error")))
         if drop:
             handler.close_connection = True
-            return
-        _send_json(handler, status, payload, headers)
+        else:
+            _send_json(handler, status, payload, headers)
+        if hold is not None:
+            hold.answered.set()
 
     def _dispatch(self, method: str, args: dict, token: Optional[str],
                   parse_error: Optional[SlackError]) -> tuple[int, dict, dict, bool]:
@@ -816,7 +879,20 @@ class FakeSlack:
         headers = {}
         if "/download/" in path:
             headers["Content-Disposition"] = f"attachment; filename=\"{unquote(segments[-1])}\""
-        _send(handler, 200, content, file["mimetype"], headers)
+        with self._lock:
+            held, self._held_downloads = self._held_downloads > 0, max(0, self._held_downloads - 1)
+        if not held:
+            _send(handler, 200, content, file["mimetype"], headers)
+            return
+        half = len(content) // 2
+        handler.send_response(200)
+        for key, value in {"Content-Type": file["mimetype"], "Content-Length": str(len(content)), **headers}.items():
+            handler.send_header(key, value)
+        handler.end_headers()
+        handler.wfile.write(content[:half])
+        self._downloads_released.wait(timeout=30)
+        if not self._cut_held_downloads:
+            handler.wfile.write(content[half:])
 
     def _serve_response_url(self, handler: BaseHTTPRequestHandler, path: str, body: bytes) -> None:
         with self._lock:

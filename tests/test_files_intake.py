@@ -23,8 +23,9 @@ def _blob(app, sha: str) -> Path:
     return Path(app.settings.media_dir) / sha[:2] / sha[2:4] / sha
 
 
-def _row(file_id: str, status_not: str = "pending", timeout: float = 10) -> RoFile:
-    return wait_until(lambda: RoFile.get_or_none((RoFile.slack_file_id == file_id) & (RoFile.copy_status != status_not)),
+def _row(file_id: str, timeout: float = 10) -> RoFile:
+    """The file's row once its copy attempt is over (neither waiting for one nor under way)."""
+    return wait_until(lambda: RoFile.get_or_none((RoFile.slack_file_id == file_id) & (RoFile.copy_status.not_in(("pending", "copying")))),
                       timeout=timeout, message=f"file {file_id} processed")
 
 
@@ -163,7 +164,7 @@ def test_the_same_file_shared_into_a_second_ro_is_recorded_there_and_downloaded_
     client.event(file_shared_event(file_id, second.channel_id), event_id="EvSECOND")
     client.event(file_shared_event(file_id, second.channel_id), event_id="EvSECOND", retry_num=1)
     row_b = wait_until(lambda: RoFile.get_or_none((RoFile.ro == second) & (RoFile.slack_file_id == file_id)
-                                                  & (RoFile.copy_status != "pending")), timeout=10, message="the second RO's row")
+                                                  & (RoFile.copy_status.not_in(("pending", "copying")))), timeout=10, message="the second RO's row")
     time.sleep(0.3)
     assert row_b.id != row_a.id and (row_b.copy_status, row_b.sha256, row_b.size) == ("stored", row_a.sha256, len(content))
     assert row_b.share_ts == shared["ts"], "notes about it go in the second channel's thread"
@@ -283,10 +284,88 @@ def test_a_stuck_pending_copy_is_picked_up_again(app, fake_slack):
     ro = make_ro(fake_slack, members=("UTECH",))
     content = jpeg_bytes()
     file_id = slack_file(fake_slack, ro.channel_id, "IMG_0009.jpg", content, "image/jpeg")
-    # As if the process died right after recording the file.
+    # As if the process died right after recording the file (an hour ago).
     RoFile.create(ro=ro, slack_file_id=file_id, uploader_user_id="UTECH", kind="picture", name="IMG_0009.jpg",
-                  size=len(content), shared_at=utcnow() - timedelta(hours=1))
+                  size=len(content), shared_at=utcnow() - timedelta(hours=1), recorded_at=utcnow() - timedelta(hours=1))
     assert retry_file_copies(app.services).stored == 1
+
+
+def _share_held(client, fake_slack, ro, name: str, content: bytes, created: int | None = None) -> str:
+    """Share a file whose download stops half-way (until fake_slack.release_downloads); its id."""
+    file_id = slack_file(fake_slack, ro.channel_id, name, content, "image/jpeg", created=created)
+    fake_slack.hold_downloads(times=1)
+    client.event(file_shared_event(file_id, ro.channel_id))
+    wait_until(lambda: len(fake_slack.downloads) == 1, timeout=10, message="the download under way")
+    return file_id
+
+
+def test_a_retry_pass_leaves_a_copy_under_way_alone_even_for_an_old_file(app_any_db, fake_slack):
+    """A photo taken an hour ago and shared now: Slack's file time is old, but its copy is not stuck."""
+    client = SlackTestClient(app_any_db.url, fake_slack)
+    ro, content = make_ro(fake_slack, members=("UTECH",)), jpeg_bytes(color=(70, 80, 90))
+    try:
+        file_id = _share_held(client, fake_slack, ro, "IMG_0300.jpg", content, created=int(time.time()) - 3600)
+        report = retry_file_copies(app_any_db.services)
+        assert len(fake_slack.downloads) == 1, "the retry pass started a second download of a file being copied"
+        assert report.retried == 0
+    finally:
+        fake_slack.release_downloads()
+    row = _row(file_id)
+    assert (row.copy_status, row.copy_attempts, row.sha256) == ("stored", 1, hashlib.sha256(content).hexdigest())
+    assert len(fake_slack.downloads) == 1
+
+
+def test_an_attempt_that_lost_its_claim_does_not_overwrite_the_copy(app_any_db, fake_slack):
+    """A download hung past STUCK_AFTER is taken over; when it finally fails, the copy made meanwhile stands."""
+    from datetime import timedelta
+
+    from handlers.files import intake_for
+    from media import background
+    from storage.models import utcnow
+
+    client = SlackTestClient(app_any_db.url, fake_slack)
+    ro, content = make_ro(fake_slack, members=("UTECH",)), jpeg_bytes(color=(90, 80, 70))
+    try:
+        file_id = _share_held(client, fake_slack, ro, "IMG_0301.jpg", content)
+        later = utcnow() + intake.STUCK_AFTER + timedelta(minutes=1)
+        report = intake.retry_pending(intake_for(app_any_db.services), now=later)
+        assert (report.retried, report.stored) == (1, 1)
+    finally:
+        fake_slack.release_downloads(cut=True)  # the first download breaks off: a failed attempt
+    background.drain()  # the first attempt has finished
+    row = RoFile.get(RoFile.slack_file_id == file_id)
+    assert (row.copy_status, row.copy_attempts, row.last_error) == ("stored", 2, None)
+    assert _blob(app_any_db, row.sha256).read_bytes() == content
+    assert len(fake_slack.downloads) == 2
+
+
+def test_a_stale_claim_is_retried_or_given_up_on_its_last_attempt(app, fake_slack):
+    from datetime import timedelta
+
+    from storage.models import utcnow
+
+    ro, content = make_ro(fake_slack, members=("UTECH",)), jpeg_bytes()
+    hour_ago = utcnow() - timedelta(hours=1)
+    rows = {}
+    for name, attempts in (("IMG_0302.jpg", 1), ("IMG_0303.jpg", intake.MAX_COPY_ATTEMPTS)):
+        file_id = slack_file(fake_slack, ro.channel_id, name, content, "image/jpeg")
+        # As if the process died during the download, an hour ago.
+        rows[name] = RoFile.create(ro=ro, slack_file_id=file_id, uploader_user_id="UTECH", kind="picture", name=name,
+                                   mimetype="image/jpeg", size=len(content), recorded_at=hour_ago, copy_status="copying",
+                                   copy_claimed_at=hour_ago, copy_attempts=attempts)
+    fresh_id = slack_file(fake_slack, ro.channel_id, "IMG_0304.jpg", content, "image/jpeg")
+    RoFile.create(ro=ro, slack_file_id=fresh_id, uploader_user_id="UTECH", kind="picture", name="IMG_0304.jpg",
+                  mimetype="image/jpeg", size=len(content), recorded_at=hour_ago, copy_status="copying",
+                  copy_claimed_at=utcnow(), copy_attempts=1)
+    report = retry_file_copies(app.services)
+    assert (report.retried, report.stored, report.gave_up) == (1, 1, [rows["IMG_0303.jpg"].slack_file_id])
+    retried, given_up = (RoFile.get_by_id(rows[n].id) for n in ("IMG_0302.jpg", "IMG_0303.jpg"))
+    assert (retried.copy_status, retried.copy_attempts) == ("stored", 2)
+    assert (given_up.copy_status, given_up.copy_attempts) == ("failed", intake.MAX_COPY_ATTEMPTS)
+    assert RoFile.get(RoFile.slack_file_id == fresh_id).copy_status == "copying", "a fresh claim is left to its holder"
+    notes = [c for c in fake_slack.calls_to("chat.postMessage") if "IMG_0303.jpg" in c.args.get("text", "")]
+    assert len(notes) == 1
+    assert len(fake_slack.downloads) == 1
 
 
 def test_a_hostile_file_name_never_becomes_a_path(app, client, fake_slack, tmp_path):

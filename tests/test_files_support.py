@@ -266,7 +266,7 @@ def share(client: SlackTestClient, fake_slack, ro, name: str, content: bytes, mi
 
     file_id = slack_file(fake_slack, ro.channel_id, name, content, mimetype, user, created)
     client.event(file_shared_event(file_id, ro.channel_id, user))
-    return wait_until(lambda: RoFile.get_or_none((RoFile.slack_file_id == file_id) & (RoFile.copy_status != "pending")),
+    return wait_until(lambda: RoFile.get_or_none((RoFile.slack_file_id == file_id) & (RoFile.copy_status.not_in(("pending", "copying")))),
                       timeout=10, message=f"{name} recorded")
 
 

@@ -1,9 +1,12 @@
 """`/ro status`, `/ro info`, the card's status select and Customer info button, through signed requests."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from spaces.publisher import Publisher
+from storage.db import with_connection
 from storage.models import RepairOrder, StatusChange
 from tests.conftest import wait_until
 from tests.factories import make_ro
@@ -83,6 +86,55 @@ def test_status_select_on_the_card(slack, fake_slack, ro):
     note = fake_slack.wait_for("chat.postMessage")[0]
     assert note.args["text"] == "Statut : À venir → *En cours* (par <@UADVISOR>)"
     assert RepairOrder.get_by_id(ro.id).status == "in_progress"
+
+
+def publisher(running_app) -> Publisher:
+    services = running_app.services
+    return Publisher(services.slack, services.directory, services.settings.shop_timezone)
+
+
+def cards(fake_slack, channel_id: str) -> list[dict]:
+    return [m for m in fake_slack.messages[channel_id] if (m.get("blocks") or [{}])[0].get("block_id") == "ro_card"]
+
+
+def test_a_status_change_while_the_sync_publishes_ends_up_on_the_card(slack, fake_slack, running_app, ro):
+    """The scheduler's publisher has sent the card as it read it; `/ro status` changes the RO and
+    publishes before that older card lands. Slack must end up showing the new status."""
+    RepairOrder.update(slack_dirty=True).where(RepairOrder.id == ro.id).execute()  # some DMS detail changed
+    held = fake_slack.hold("chat.update")
+    sync = threading.Thread(target=with_connection(publisher(running_app).publish_pending))
+    sync.start()
+    try:
+        assert held.arrived.wait(5), "the sync never sent the card"
+        slack.command("status completed", user_id="UTECH", channel_id=ro.channel_id)
+        assert "Status changed to Completed" in answer(fake_slack)["text"]
+    finally:
+        held.release()
+        sync.join(10)
+    [card] = cards(fake_slack, ro.channel_id)
+    [status] = [b for b in card["blocks"] if b.get("block_id") == "ro_card_status"]
+    assert status["accessory"]["initial_option"]["value"] == "completed"
+    assert not RepairOrder.get_by_id(ro.id).slack_dirty
+    notes = [c.args["text"] for c in fake_slack.calls_to("chat.postMessage")]
+    assert notes == ["Statut : À venir → *Terminé* (par <@UTECH>)"]
+
+
+def test_two_publishers_of_an_ro_without_card_post_one_card(fake_slack, running_app):
+    ro = make_ro(fake_slack, owner="UADVISOR", status="upcoming", slack_dirty=True)
+    # The first publisher's card is on its way to Slack, not yet in the channel's history.
+    held = fake_slack.hold("chat.postMessage", predicate=lambda args: "ro_card" in str(args.get("blocks")))
+    first = threading.Thread(target=with_connection(publisher(running_app).publish), args=(RepairOrder.get_by_id(ro.id),))
+    first.start()
+    try:
+        assert held.arrived.wait(5), "the first publisher never posted the card"
+        publisher(running_app).publish(RepairOrder.get_by_id(ro.id))
+    finally:
+        held.release()
+        first.join(10)
+    [card] = cards(fake_slack, ro.channel_id)
+    stored = RepairOrder.get_by_id(ro.id)
+    assert stored.card_ts == card["ts"] and fake_slack.pins[ro.channel_id] == [card["ts"]]
+    assert not stored.slack_dirty
 
 
 def test_info_command_shows_the_card_again(slack, fake_slack, ro):

@@ -322,6 +322,27 @@ def test_a_late_failure_report_never_takes_delivered_back(app, client, fake_slac
     assert "livré" in str(note["blocks"]) and "send_retry" not in note_buttons(note)
 
 
+@pytest.fixture
+def app_any_db(fake_slack, database_url, tmp_path, twilio):
+    running = start_app(files_env(fake_slack, database_url, tmp_path, twilio, None))
+    yield running
+    running.stop()
+
+
+def test_a_delivery_report_during_the_sent_redraw_still_ends_as_delivered(app_any_db, fake_slack, twilio):
+    """The deliver thread's "sent" redraw is slow to reach Slack; the "delivered" report comes in meanwhile.
+    Whatever order the two redraws reach Slack in, the note ends up showing the latest state."""
+    app, client = app_any_db, SlackTestClient(app_any_db.url, fake_slack)
+    ro = _ro(fake_slack)
+    in_flight = fake_slack.hold("chat.update", lambda args: "Livraison : envoyé" in str(args.get("blocks")), seconds=1.0)
+    send_files(client, fake_slack, ro, [stored_file(app, ro, jpeg_bytes(), "a.jpg", "image/jpeg")])
+    wait_until(in_flight.arrived.is_set, timeout=20, message="the 'sent' redraw on its way to Slack")
+    send = wait_send("sent")
+    assert twilio.status_callback(app.url, PUBLIC_URL, twilio.messages[0]["sid"], "delivered").status_code == 204
+    wait_until(in_flight.answered.is_set, message="the 'sent' redraw answered")
+    wait_until(lambda: "livré" in str(note_of(fake_slack, ro.channel_id, send).get("blocks")), message="the note shows delivered")
+
+
 def test_an_opt_out_reported_by_the_delivery_callback_is_recorded_and_the_sender_told(app, client, fake_slack, twilio):
     ro = _ro(fake_slack, email=None)
     send_files(client, fake_slack, ro, [stored_file(app, ro, jpeg_bytes(), "a.jpg", "image/jpeg")])
