@@ -211,11 +211,9 @@ class Publisher:
         return channel.get("creator") == self.slack.bot_user_id
 
     def _find_card(self, ro: RepairOrder) -> str | None:
-        """A card a previous, interrupted run posted but did not record."""
-        try:
-            history = self.slack.call("conversations.history", channel=ro.channel_id, limit=50)
-        except SlackError:
-            return None
+        """A card a previous, interrupted run posted but did not record. A failed look raises (the
+        RO stays dirty for the next pass): taking it for "no card" would post a second one."""
+        history = self.slack.call("conversations.history", channel=ro.channel_id, limit=50)
         for message in history.get("messages", []):
             blocks = message.get("blocks") or []
             if message.get("user") == self.slack.bot_user_id and blocks and blocks[0].get("block_id") == ro_card.CARD_BLOCK:

@@ -169,6 +169,21 @@ def test_a_card_posted_but_not_recorded_is_not_posted_twice(services, fake_slack
     assert RepairOrder.get().card_ts == ro.card_ts
 
 
+def test_a_failed_look_for_an_unrecorded_card_posts_no_second_card(services, fake_slack, feed):
+    write_feed(feed, [row("48213")])
+    run(services, feed)
+    ro = RepairOrder.get()
+    RepairOrder.update(card_ts=None, slack_dirty=True).execute()  # as if killed right after chat.postMessage
+    fake_slack.reset_calls()
+    fake_slack.fail_with("conversations.history", "internal_error", times=1)
+    first = run(services, feed)
+    assert first.publish.failed == [("48213", "internal_error")]
+    assert fake_slack.calls_to("chat.postMessage") == [] and RepairOrder.get().slack_dirty
+    run(services, feed)  # the next pass finds the card
+    assert fake_slack.calls_to("chat.postMessage") == []
+    assert RepairOrder.get().card_ts == ro.card_ts and not RepairOrder.get().slack_dirty
+
+
 def test_an_advisor_without_slack_account_leaves_the_ro_ownerless(services, fake_slack, feed):
     write_feed(feed, [row("48213", advisor_email="nobody@dealer.example")])
     outcome = run(services, feed)
