@@ -104,7 +104,10 @@ def ingest(intake: Intake, ro_id: int, file_id: str, *, user_id: str | None = No
     same file as `file_shared` and as a `message`, and retries events) or no longer exists.
     """
     ro = RepairOrder.get_or_none(RepairOrder.id == ro_id)
-    if ro is None or RoFile.select().where((RoFile.ro == ro) & (RoFile.slack_file_id == file_id)).exists():
+    if ro is None:
+        return None
+    if RoFile.select().where((RoFile.ro == ro) & (RoFile.slack_file_id == file_id)).exists():
+        _note_share_ts(ro, file_id, ts)
         return None
     info: dict | None
     try:
@@ -143,14 +146,24 @@ def _record(ro: RepairOrder, file_id: str, info: dict | None, user_id: str | Non
         status, error, attempts = "failed", f"Slack offers no download for this file (mode {info.get('mode') or 'unknown'})", MAX_COPY_ATTEMPTS
     try:
         row = RoFile.create(copy_status=status, last_error=error, copy_attempts=attempts, **fields)
-    except IntegrityError:
-        return None  # the other delivery of the same file won the race
+    except IntegrityError:  # the other delivery of the same file won the race
+        _note_share_ts(ro, file_id, ts)
+        return None
     # Through people.unread so the RO also moves up the lists and counts as read for the uploader.
     # Dated when we received it in this channel (people.unread's one clock: read marks and
     # messages are receipt times too): a file taken earlier, or shared into a second RO later,
     # is still new in this RO. RoFile.shared_at keeps Slack's own time.
     record_activity(ro.id, row.uploader_user_id, FILE, (share_ts or file_id)[:32])
     return row
+
+
+def _note_share_ts(ro: RepairOrder, file_id: str, ts: str | None) -> None:
+    """The message event knows where the file was shared; `file_shared` may have recorded the row
+    first without it (Slack's files.info does not always list the share yet). Notes about the file
+    go in that message's thread."""
+    if ts:
+        (RoFile.update(share_ts=ts[:32])
+         .where((RoFile.ro == ro) & (RoFile.slack_file_id == file_id) & RoFile.share_ts.is_null()).execute())
 
 
 def _share_ts(info: dict, channel_id: str | None) -> str | None:

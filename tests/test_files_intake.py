@@ -64,6 +64,18 @@ def test_mobile_message_and_file_shared_events_record_the_file_once(client, fake
     assert len(fake_slack.downloads) == 1
 
 
+def test_the_message_after_file_shared_still_gives_the_thread_for_notes(client, fake_slack):
+    """Slack mobile sends both events in either order; files.info may not list the share yet."""
+    ro = make_ro(fake_slack, members=("UTECH",))
+    file_id = fake_slack.add_file("F0SHARE", "IMG_0003.jpg", jpeg_bytes(), "image/jpeg", "jpg", "UTECH")["id"]
+    client.event(file_shared_event(file_id, ro.channel_id))
+    assert _row(file_id).share_ts is None
+    message = file_message_event([file_id], ro.channel_id)
+    client.event(message)
+    wait_until(lambda: RoFile.get(RoFile.slack_file_id == file_id).share_ts == message["ts"], message="the share's ts")
+    assert RoFile.select().where(RoFile.slack_file_id == file_id).count() == 1
+
+
 def test_files_in_a_message_without_subtype_are_recorded(client, fake_slack):
     ro = make_ro(fake_slack, members=("UTECH",))
     first = slack_file(fake_slack, ro.channel_id, "a.jpg", jpeg_bytes(color=(1, 2, 3)), "image/jpeg")
