@@ -11,6 +11,24 @@ from storage.migrations import LATEST, current_version, migrate
 from storage.models import ALL_MODELS, Participant, ProcessedEvent, RepairOrder, SchemaVersion
 
 
+def run_together(*targets, timeout: float = 60) -> list[BaseException]:
+    """Run each target in its own thread, all at once; what they raised."""
+    errors: list[BaseException] = []
+
+    def guarded(target):
+        try:
+            target()
+        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(target,)) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return errors
+
+
 @pytest.fixture
 def db(database_url):
     open_database(database_url)
@@ -32,20 +50,7 @@ def test_migrate_twice_changes_nothing(db):
 
 def test_concurrent_start_creates_the_schema_once(database_url):
     open_database(database_url)
-    errors: list[Exception] = []
-
-    def start():
-        try:
-            migrate()
-        except Exception as exc:  # collected for the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert run_together(*[migrate] * 4) == []
     with database.connection_context():
         assert SchemaVersion.select().count() == 1
 
@@ -99,36 +104,24 @@ def test_a_transaction_that_reads_then_writes_waits_for_a_concurrent_writer(db):
     """The scheduler's sync reads an RO, then writes it, while the lease renewer and the web process
     write: on SQLite a deferred transaction failed at once with 'database is locked'."""
     read_done, other_started = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
 
     @with_connection
     def sync_like():
-        try:
-            with database.atomic():
-                ProcessedEvent.select().count()  # the transaction now holds a read snapshot
-                read_done.set()
-                other_started.wait(5)
-                # Give the other writer time to commit if nothing holds it back.
-                threading.Event().wait(0.3)
-                ProcessedEvent.create(event_id="Ev-sync")
-        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
-            errors.append(exc)
+        with database.atomic():
+            ProcessedEvent.select().count()  # the transaction now holds a read snapshot
+            read_done.set()
+            other_started.wait(5)
+            # Give the other writer time to commit if nothing holds it back.
+            threading.Event().wait(0.3)
+            ProcessedEvent.create(event_id="Ev-sync")
 
     @with_connection
     def other_writer():
-        try:
-            read_done.wait(5)
-            other_started.set()
-            ProcessedEvent.create(event_id="Ev-other")
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
+        read_done.wait(5)
+        other_started.set()
+        ProcessedEvent.create(event_id="Ev-other")
 
-    threads = [threading.Thread(target=sync_like), threading.Thread(target=other_writer)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(20)
-    assert errors == []
+    assert run_together(sync_like, other_writer) == []
     assert {e.event_id for e in ProcessedEvent.select()} >= {"Ev-sync", "Ev-other"}
 
 
@@ -140,22 +133,13 @@ def test_every_thread_of_a_busy_process_gets_a_connection_at_once(db):
 
     holders = 8 + LISTENER_THREADS + background.WORKERS + 10  # --threads default, Bolt, media, APScheduler
     together = threading.Barrier(holders, timeout=30)
-    errors: list[BaseException] = []
 
     @with_connection
     def hold():
-        try:
-            ProcessedEvent.select().count()
-            together.wait()  # every thread holds its connection here at the same moment
-        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
-            errors.append(exc)
+        ProcessedEvent.select().count()
+        together.wait()  # every thread holds its connection here at the same moment
 
-    threads = [threading.Thread(target=hold) for _ in range(holders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == []
+    assert run_together(*[hold] * holders) == []
 
 
 def test_processes_starting_together_run_each_migration_once(database_url):
@@ -171,19 +155,9 @@ def test_processes_starting_together_run_each_migration_once(database_url):
         runs.append(1)
         apply(migrator.add_column("staff_user", "test_extra", IntegerField(null=True)))
 
-    errors: list[Exception] = []
-
     def start():
-        try:
-            assert migrate([add_column]) == 2
-        except Exception as exc:  # collected for the assertion below
-            errors.append(exc)
+        assert migrate([add_column]) == 2
 
-    threads = [threading.Thread(target=start) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == [] and runs == [1]
+    assert run_together(*[start] * 4) == [] and runs == [1]
     with database.connection_context():
         assert [v.version for v in SchemaVersion.select().order_by(SchemaVersion.version)] == [1, 2]

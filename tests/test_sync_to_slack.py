@@ -158,23 +158,26 @@ def test_a_process_killed_between_create_and_record_is_repaired(services, fake_s
     assert len([c for c in fake_slack.channels.values() if c["name"].startswith("ro-48213")]) == 1
 
 
-def test_a_card_posted_but_not_recorded_is_not_posted_twice(services, fake_slack, feed):
+def published_then_card_unrecorded(services, fake_slack, feed) -> RepairOrder:
+    """An RO as if the process was killed right after chat.postMessage: the card is in the channel,
+    not in the database."""
     write_feed(feed, [row("48213")])
     run(services, feed)
     ro = RepairOrder.get()
-    RepairOrder.update(card_ts=None, slack_dirty=True).execute()  # as if killed right after chat.postMessage
+    RepairOrder.update(card_ts=None, slack_dirty=True).execute()
     fake_slack.reset_calls()
+    return ro
+
+
+def test_a_card_posted_but_not_recorded_is_not_posted_twice(services, fake_slack, feed):
+    ro = published_then_card_unrecorded(services, fake_slack, feed)
     run(services, feed)
     assert fake_slack.calls_to("chat.postMessage") == []
     assert RepairOrder.get().card_ts == ro.card_ts
 
 
 def test_a_failed_look_for_an_unrecorded_card_posts_no_second_card(services, fake_slack, feed):
-    write_feed(feed, [row("48213")])
-    run(services, feed)
-    ro = RepairOrder.get()
-    RepairOrder.update(card_ts=None, slack_dirty=True).execute()  # as if killed right after chat.postMessage
-    fake_slack.reset_calls()
+    ro = published_then_card_unrecorded(services, fake_slack, feed)
     fake_slack.fail_with("conversations.history", "internal_error", times=1)
     first = run(services, feed)
     assert first.publish.failed == [("48213", "internal_error")]
