@@ -13,20 +13,14 @@ from media import intake
 from storage.models import Activity, RoFile
 from tests.conftest import SlackTestClient, start_app, wait_until
 from tests.factories import make_ro
-from tests.test_files_support import (FileHost, app, client, file_message_event, file_shared_event, files_env, heic_bytes,  # noqa: F401
-                                      jpeg_bytes, share, slack_file, smtp, twilio)
+from tests.test_files_support import (FileHost, app, client, copied_row, file_message_event, file_shared_event,  # noqa: F401
+                                      files_env, heic_bytes, jpeg_bytes, share, slack_file, smtp, twilio)
 
 LOGIN_PAGE = b"<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in</body></html>"
 
 
 def _blob(app, sha: str) -> Path:
     return Path(app.settings.media_dir) / sha[:2] / sha[2:4] / sha
-
-
-def _row(file_id: str, timeout: float = 10) -> RoFile:
-    """The file's row once its copy attempt is over (neither waiting for one nor under way)."""
-    return wait_until(lambda: RoFile.get_or_none((RoFile.slack_file_id == file_id) & (RoFile.copy_status.not_in(("pending", "copying")))),
-                      timeout=timeout, message=f"file {file_id} processed")
 
 
 @pytest.fixture
@@ -58,7 +52,7 @@ def test_mobile_message_and_file_shared_events_record_the_file_once(client, fake
     client.event(file_shared_event(file_id, ro.channel_id))
     client.event(file_shared_event(file_id, ro.channel_id), event_id="EvSAME", retry_num=None)
     client.event(file_shared_event(file_id, ro.channel_id), event_id="EvSAME", retry_num=1)
-    assert _row(file_id).copy_status == "stored"
+    assert copied_row(file_id).copy_status == "stored"
     time.sleep(0.3)
     assert RoFile.select().where(RoFile.slack_file_id == file_id).count() == 1
     assert len(fake_slack.downloads) == 1
@@ -69,7 +63,7 @@ def test_the_message_after_file_shared_still_gives_the_thread_for_notes(client, 
     ro = make_ro(fake_slack, members=("UTECH",))
     file_id = fake_slack.add_file("F0SHARE", "IMG_0003.jpg", jpeg_bytes(), "image/jpeg", "jpg", "UTECH")["id"]
     client.event(file_shared_event(file_id, ro.channel_id))
-    assert _row(file_id).share_ts is None
+    assert copied_row(file_id).share_ts is None
     message = file_message_event([file_id], ro.channel_id)
     client.event(message)
     wait_until(lambda: RoFile.get(RoFile.slack_file_id == file_id).share_ts == message["ts"], message="the share's ts")
@@ -81,7 +75,7 @@ def test_files_in_a_message_without_subtype_are_recorded(client, fake_slack):
     first = slack_file(fake_slack, ro.channel_id, "a.jpg", jpeg_bytes(color=(1, 2, 3)), "image/jpeg")
     second = slack_file(fake_slack, ro.channel_id, "b.jpg", jpeg_bytes(color=(4, 5, 6)), "image/jpeg")
     client.event(file_message_event([first, second], ro.channel_id, subtype=None))
-    assert _row(first).copy_status == "stored" and _row(second).copy_status == "stored"
+    assert copied_row(first).copy_status == "stored" and copied_row(second).copy_status == "stored"
 
 
 def test_files_outside_ro_channels_are_ignored(client, fake_slack):
@@ -117,7 +111,7 @@ def test_an_html_page_with_status_200_is_a_failed_download_then_retried(app, cli
     try:
         fake_slack.files[file_id]["url_private_download"] = login.url("127.0.0.1")
         client.event(file_shared_event(file_id, ro.channel_id))
-        row = _row(file_id)
+        row = copied_row(file_id)
         assert (row.copy_status, row.copy_attempts, row.sha256) == ("failed", 1, None)
         assert "HTML" in row.last_error
         # Same host as SLACK_API_URL but another port: another origin, so the token stays home.
@@ -140,7 +134,7 @@ def test_a_sign_in_page_from_slack_itself_with_the_token_is_a_failed_download(ap
     file_id = slack_file(fake_slack, ro.channel_id, "IMG_0010.jpg", content, "image/jpeg")
     fake_slack._file_bytes[file_id] = LOGIN_PAGE  # served as image/jpeg, like a misconfigured proxy would
     client.event(file_shared_event(file_id, ro.channel_id))
-    row = _row(file_id)
+    row = copied_row(file_id)
     assert (row.copy_status, row.sha256) == ("failed", None) and "HTML" in row.last_error
     assert [d["authorized"] for d in fake_slack.downloads] == [True]
     assert not [p for p in Path(app.settings.media_dir).rglob("*") if p.is_file()]
@@ -175,8 +169,7 @@ def test_the_same_file_shared_into_a_second_ro_is_recorded_there_and_downloaded_
     client.event(shared)
     client.event(file_shared_event(file_id, second.channel_id), event_id="EvSECOND")
     client.event(file_shared_event(file_id, second.channel_id), event_id="EvSECOND", retry_num=1)
-    row_b = wait_until(lambda: RoFile.get_or_none((RoFile.ro == second) & (RoFile.slack_file_id == file_id)
-                                                  & (RoFile.copy_status.not_in(("pending", "copying")))), timeout=10, message="the second RO's row")
+    row_b = copied_row(file_id, ro=second)
     time.sleep(0.3)
     assert row_b.id != row_a.id and (row_b.copy_status, row_b.sha256, row_b.size) == ("stored", row_a.sha256, len(content))
     assert row_b.share_ts == shared["ts"], "notes about it go in the second channel's thread"
@@ -196,7 +189,7 @@ def test_the_times_recorded_come_from_slack(client, fake_slack):
     file_id = slack_file(fake_slack, ro.channel_id, "IMG_0200.jpg", jpeg_bytes(), "image/jpeg", created=taken)
     received = utcnow()
     client.event(file_message_event([file_id], ro.channel_id))
-    row = _row(file_id)
+    row = copied_row(file_id)
     assert row.shared_at == datetime.fromtimestamp(taken, timezone.utc).replace(tzinfo=None), "Slack's file time"
     activity = Activity.get((Activity.ro == ro) & (Activity.kind == "file"))
     assert received <= activity.at <= utcnow(), "new in the RO when it was shared there, not when it was taken"
@@ -211,7 +204,7 @@ def test_the_bot_token_goes_only_to_slack_hosts(app, client, fake_slack):
         # "localhost" is another host name than SLACK_API_URL's 127.0.0.1.
         fake_slack.files[file_id]["url_private_download"] = foreign.url("localhost")
         client.event(file_shared_event(file_id, ro.channel_id))
-        _row(file_id)
+        copied_row(file_id)
         assert foreign.authorizations == [None]
     finally:
         foreign.stop()
@@ -245,7 +238,7 @@ def test_a_file_over_the_size_limit_is_recorded_not_copied_with_a_note(fake_slac
         big = b"\0" * (1024 * 1024 + 10)
         file_id = slack_file(fake_slack, ro.channel_id, "walkaround.mov", big, "video/quicktime")
         client.event(file_shared_event(file_id, ro.channel_id))
-        row = _row(file_id)
+        row = copied_row(file_id)
         assert (row.copy_status, row.kind, row.size, row.sha256) == ("too_large", "video", len(big), None)
         assert fake_slack.downloads == []
         note = fake_slack.wait_for("chat.postMessage")[-1]
@@ -263,7 +256,7 @@ def test_copies_give_up_after_the_last_attempt_with_a_note(app, client, fake_sla
         file_id = slack_file(fake_slack, ro.channel_id, "IMG_0007.jpg", jpeg_bytes(), "image/jpeg")
         fake_slack.files[file_id]["url_private_download"] = login.url("127.0.0.1")
         client.event(file_shared_event(file_id, ro.channel_id))
-        _row(file_id)
+        copied_row(file_id)
         for _ in range(intake.MAX_COPY_ATTEMPTS - 1):
             retry_file_copies(app.services)
         row = RoFile.get(RoFile.slack_file_id == file_id)
@@ -281,7 +274,7 @@ def test_files_info_down_records_the_file_and_the_retry_fills_it_in(app, client,
     file_id = slack_file(fake_slack, ro.channel_id, "IMG_0008.jpg", content, "image/jpeg")
     fake_slack.fail_with("files.info", "internal_error")
     client.event(file_shared_event(file_id, ro.channel_id))
-    row = _row(file_id)
+    row = copied_row(file_id)
     assert row.copy_status == "failed" and row.uploader_user_id == "UTECH"
     retry_file_copies(app.services)
     row = RoFile.get(RoFile.slack_file_id == file_id)
@@ -322,7 +315,7 @@ def test_a_retry_pass_leaves_a_copy_under_way_alone_even_for_an_old_file(app_any
         assert report.retried == 0
     finally:
         fake_slack.release_downloads()
-    row = _row(file_id)
+    row = copied_row(file_id)
     assert (row.copy_status, row.copy_attempts, row.sha256) == ("stored", 1, hashlib.sha256(content).hexdigest())
     assert len(fake_slack.downloads) == 1
 
@@ -389,7 +382,7 @@ def test_a_hostile_file_name_never_becomes_a_path(app, client, fake_slack, tmp_p
     url = fake_slack.files[file_id]["url_private_download"]
     fake_slack.files[file_id]["url_private_download"] = url.split("/download/")[0] + "/download/" + quote(name, safe="")
     client.event(file_shared_event(file_id, ro.channel_id))
-    row = _row(file_id)
+    row = copied_row(file_id)
     assert (row.copy_status, row.name) == ("stored", name)
     assert not list(tmp_path.rglob("escape.jpg")) and not list(Path("/tmp").glob("escape.jpg"))
     assert _blob(app, row.sha256).is_file()

@@ -259,15 +259,23 @@ def file_message_event(file_ids: list[str], channel_id: str, user: str = "UTECH"
     return event
 
 
+def copied_row(file_id: str, ro=None, timeout: float = 10):
+    """The file's row (in `ro`, if given) once its copy attempt is over: neither waiting for one
+    nor under way."""
+    from storage.models import RoFile
+
+    where = (RoFile.slack_file_id == file_id) & RoFile.copy_status.not_in(("pending", "copying"))
+    if ro is not None:
+        where &= RoFile.ro == ro
+    return wait_until(lambda: RoFile.get_or_none(where), timeout=timeout, message=f"file {file_id} processed")
+
+
 def share(client: SlackTestClient, fake_slack, ro, name: str, content: bytes, mimetype: str, user: str = "UTECH",
           created: int | None = None):
     """Share a file in the RO channel as Slack does (file_shared), and wait until it is stored."""
-    from storage.models import RoFile
-
     file_id = slack_file(fake_slack, ro.channel_id, name, content, mimetype, user, created)
     client.event(file_shared_event(file_id, ro.channel_id, user))
-    return wait_until(lambda: RoFile.get_or_none((RoFile.slack_file_id == file_id) & (RoFile.copy_status.not_in(("pending", "copying")))),
-                      timeout=10, message=f"{name} recorded")
+    return copied_row(file_id)
 
 
 # -- Slack gestures ------------------------------------------------------------------------------------
