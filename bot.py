@@ -1,14 +1,16 @@
 """Composition root and command line.
 
-    python bot.py [serve]     web server and scheduler in one process (the one-machine default)
-    python bot.py web         web server only (run `scheduler` elsewhere)
+    python bot.py [serve]     web server, task workers and scheduler in one process (the one-machine default)
+    python bot.py web         web server only (run `worker` and `scheduler` elsewhere)
+    python bot.py worker      task-queue workers only
     python bot.py scheduler   DMS sync and timed jobs only
     python bot.py sync [--dry-run]
     python bot.py reindex     rebuild the search keys of every RO
-    python bot.py check       configuration, database, Slack and DMS, line by line
+    python bot.py check       configuration, database, Slack, DMS and the task queue, line by line
 
-gunicorn can serve `bot:create_app()` directly.
+gunicorn can serve `bot:create_app()` directly (run `worker` processes beside it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,6 +19,7 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Flask
 
@@ -27,11 +30,10 @@ log = logging.getLogger("bot")
 
 
 def _settings(require_slack: bool) -> Settings:
-    from urllib.parse import urlsplit
-
     settings = load_settings(require_slack=require_slack)
     for secret in (settings.slack_signing_secret, settings.slack_bot_token, settings.twilio_auth_token,
-                   settings.tekmetric_client_secret, settings.secret_key, urlsplit(settings.smtp_url or "").password):
+                   settings.tekmetric_client_secret, settings.secret_key, urlsplit(settings.smtp_url or "").password,
+                   urlsplit(settings.redis_url or "").password):
         register_secret(secret)
     return settings
 
@@ -44,29 +46,32 @@ def open_storage(settings: Settings) -> None:
     migrate()
 
 
+def load_tasks() -> None:
+    """Import every module that registers tasks, so any process can run any queued work."""
+    import customers.send_flow  # noqa: F401
+    import media.intake_flow  # noqa: F401
+    import spaces.status_flow  # noqa: F401
+
+
+def build_services(settings: Settings):
+    from slackapi.services import build_services as build
+
+    load_tasks()
+    return build(settings)
+
+
 def build(settings: Settings):
     """Everything the web process needs, wired: (services, bolt app, flask app)."""
-    from core.services import build_services
-    from core.web import create_flask_app
+    from customers import customer_page, twilio_webhooks
     from handlers import build_bolt_app
+    from server.web import create_flask_app
 
     services = build_services(settings)
     bolt_app = build_bolt_app(services)
     flask_app = create_flask_app(settings, bolt_app)
-    for blueprint in _blueprints(services):
-        flask_app.register_blueprint(blueprint)
+    flask_app.register_blueprint(customer_page.create_blueprint(settings))
+    flask_app.register_blueprint(twilio_webhooks.create_blueprint(services))
     return services, bolt_app, flask_app
-
-
-def _blueprints(services) -> list:
-    """Flask blueprints of features that serve HTTP beside Slack (customer page, SMS webhook)."""
-    from customers import page, webhooks
-    from handlers.files import on_send_status_changed
-
-    return [
-        page.create_blueprint(services.settings),
-        webhooks.create_blueprint(services.settings, on_status_change=on_send_status_changed(services)),
-    ]
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -78,39 +83,36 @@ def create_app(settings: Settings | None = None) -> Flask:
     return build(settings)[2]
 
 
-# -- commands ------------------------------------------------------------------------------------
+def feature_jobs(services) -> list:
+    """Timed jobs beyond the DMS sync and the midnight rollover (run by the scheduler that leads)."""
+    from apscheduler.triggers.interval import IntervalTrigger
 
-def cmd_web(args, with_scheduler: bool = False) -> int:
-    settings = _settings(require_slack=True)
-    open_storage(settings)
-    app = build(settings)[2]
-    from core.server import run_server
+    from people.home_flow import flush_notifications
+    from server.scheduler import Job
+    from storage.housekeeping import prune_processed_events
+    from storage.models import utcnow
 
-    from media import background
+    tz = services.settings.shop_timezone
 
-    if not with_scheduler:
-        run_server(app, settings.port, threads=args.threads, on_worker_exit=background.drain)
-        return 0
-    running: list = []
+    def retry_file_copies() -> None:
+        # Downloads that met Slack's HTML login page or a network error get another chance (a task: it downloads).
+        slot = utcnow().strftime("%Y%m%d%H%M")
+        services.tasks.enqueue("files.retry_copies", key=f"retry-copies:{slot}")
 
-    def stop_worker() -> None:
-        for scheduler in running:
-            scheduler.shutdown()
-        background.drain()
-
-    # Started inside the server's worker, so the web app and the jobs share one process; stopped
-    # with it, so the lease is handed over at once instead of after it expires, and the sends and
-    # file copies already started finish.
-    run_server(app, settings.port, threads=args.threads,
-               on_worker_start=lambda: running.append(start_scheduler(settings)),
-               on_worker_exit=stop_worker)
-    return 0
+    return [
+        Job("file-copy-retry", retry_file_copies, IntervalTrigger(minutes=10, timezone=tz)),
+        # Notification DMs are batched per RO; the minute tick sends those that are due.
+        Job("notifications", lambda: flush_notifications(services), IntervalTrigger(minutes=1, timezone=tz)),
+        Job("prune-event-ids", prune_processed_events, IntervalTrigger(hours=1, timezone=tz)),
+        # Work whose worker died (or whose message was lost) is queued again.
+        Job("task-sweep", services.tasks.sweep, IntervalTrigger(seconds=30, timezone=tz)),
+    ]
 
 
 def start_scheduler(settings: Settings, services=None):
     """Start the background scheduler (it runs jobs only while it holds the database lease)."""
-    from core.services import build_services
-    from spaces.jobs import Scheduler, open_connector
+    from dms.connector import open_connector
+    from server.scheduler import Scheduler
 
     services = services or build_services(settings)
     scheduler = Scheduler(services, open_connector(settings), extra_jobs=feature_jobs(services))
@@ -118,23 +120,41 @@ def start_scheduler(settings: Settings, services=None):
     return scheduler
 
 
-def feature_jobs(services) -> list:
-    """Timed jobs of features beyond the DMS sync and the midnight rollover."""
-    from apscheduler.triggers.interval import IntervalTrigger
+# -- commands ------------------------------------------------------------------------------------
 
-    from handlers.home import flush_notifications
-    from handlers.files import retry_file_copies
-    from spaces.jobs import Job
-    from storage.housekeeping import prune_processed_events
+def cmd_web(args, with_background: bool = False) -> int:
+    from server.gunicorn_runner import run_server
 
-    tz = services.settings.shop_timezone
-    return [
-        # Downloads that met Slack's HTML login page or a network error get another chance.
-        Job("file-copy-retry", lambda: retry_file_copies(services), IntervalTrigger(minutes=10, timezone=tz)),
-        # Notification DMs are batched per RO; the minute tick sends those that are due.
-        Job("notifications", lambda: flush_notifications(services), IntervalTrigger(minutes=1, timezone=tz)),
-        Job("prune-event-ids", prune_processed_events, IntervalTrigger(hours=1, timezone=tz)),
-    ]
+    settings = _settings(require_slack=True)
+    open_storage(settings)
+    services, _, app = build(settings)
+    if not with_background:
+        run_server(app, settings.port, threads=args.threads)
+        return 0
+    running: list = []
+
+    def start() -> None:
+        services.tasks.start_workers(settings.queue_workers)
+        running.append(start_scheduler(settings, services))
+
+    def stop() -> None:
+        for scheduler in running:
+            scheduler.shutdown()
+        services.tasks.stop_workers()
+
+    # Started inside the server's worker, so the web app, the task workers and the jobs share one
+    # process; stopped with it, so the lease is handed over at once and started tasks finish.
+    run_server(app, settings.port, threads=args.threads, on_worker_start=start, on_worker_exit=stop)
+    return 0
+
+
+def cmd_worker(args) -> int:
+    settings = _settings(require_slack=True)
+    open_storage(settings)
+    services = build_services(settings)
+    log.info("task workers running (%s); Ctrl-C to stop", "Redis" if settings.redis_url else "database queue")
+    services.tasks.run_workers(args.workers or settings.queue_workers)
+    return 0
 
 
 def cmd_scheduler(args) -> int:
@@ -156,16 +176,15 @@ def cmd_scheduler(args) -> int:
 def cmd_sync(args) -> int:
     if args.dry_run:
         return _dry_run()
+    from dms.connector import open_connector
     from dms.errors import DmsError
-    from spaces.jobs import describe_publish, open_connector, sync_once
-    from spaces.lease import LeaseBusy
-    from core.services import build_services
+    from spaces.sync_flow import describe_publish, sync_once
+    from storage.leases import LeaseBusy
 
     settings = _settings(require_slack=True)
     open_storage(settings)
     try:
-        connector = open_connector(settings)
-        outcome = sync_once(build_services(settings), connector)
+        outcome = sync_once(build_services(settings), open_connector(settings))
     except LeaseBusy:
         print("Another sync is running right now (scheduler or another `sync`); try again in a minute.", file=sys.stderr)
         return 1
@@ -187,10 +206,10 @@ def _dry_run() -> int:
     """The DMS alone: each RO, its computed status and channel name. No Slack, no database."""
     from datetime import datetime
 
+    from dms.connector import open_connector
     from dms.errors import DmsError
-    from dms.status import computed_status
-    from spaces.jobs import open_connector
-    from spaces.naming import channel_name
+    from dms.status_rules import computed_status
+    from spaces.channel_names import channel_name
 
     settings = _settings(require_slack=False)
     if settings.dms_file_is_sample and not Path(settings.dms_file).exists():
@@ -216,7 +235,7 @@ def _dry_run() -> int:
 def cmd_reindex(args) -> int:
     """Rebuild every RO's search keys (after a bulk import or a restore)."""
     from storage.db import database
-    from storage.search import reindex_all
+    from storage.search_index import reindex_all
 
     settings = _settings(require_slack=False)
     open_storage(settings)
@@ -226,14 +245,15 @@ def cmd_reindex(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from core.checks import run_checks
+    from server.checks import run_checks
 
     return run_checks(read_env=True)
 
 
 COMMANDS = {
-    "serve": lambda a: cmd_web(a, with_scheduler=True),
+    "serve": lambda a: cmd_web(a, with_background=True),
     "web": cmd_web,
+    "worker": cmd_worker,
     "scheduler": cmd_scheduler,
     "sync": cmd_sync,
     "reindex": cmd_reindex,
@@ -245,10 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bot.py", description="Repair-order spaces for Slack")
     parser.add_argument("command", nargs="?", default="serve", choices=sorted(COMMANDS))
     parser.add_argument("--threads", type=int, default=8, help="web worker threads (serve/web)")
+    parser.add_argument("--workers", type=int, default=0, help="worker: task threads (default QUEUE_WORKERS)")
     parser.add_argument("--dry-run", action="store_true", help="sync: read the DMS only, touch nothing")
-    parser.add_argument("--from", dest="date_from", help="report: first day (YYYY-MM-DD)")
-    parser.add_argument("--to", dest="date_to", help="report: last day (YYYY-MM-DD)")
-    parser.add_argument("--out", help="report: output .xlsx path")
     args = parser.parse_args(argv)
     configure_logging()
     try:

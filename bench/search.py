@@ -9,8 +9,8 @@ is about 1 % of ROs; mobile phones; RO and tag numbers; 40 advisors owning ROs w
 busiest owning about a sixth of them, each also a participant of their ROs as the channel
 publisher records it; 150 technicians taking part in most ROs; 300 people in a handful each)
 with bulk inserts (executemany on SQLite, COPY on PostgreSQL, indexes built after the load),
-builds the search keys with the same `storage.search.terms_for` the app uses, then times
-`storage.search.find` (the app's code path, rows fetched as models) and, in the same run, the
+builds the search keys with the same `storage.search_index.terms_for` the app uses, then times
+`storage.search_index.find` (the app's code path, rows fetched as models) and, in the same run, the
 baseline it replaces: the naive `LIKE '%…%'` scan for text, the previous queries for "mine",
 filters and the broad RO-number prefix. SQLite gets no ANALYZE (a production SQLite file never
 has statistics), PostgreSQL gets the VACUUM ANALYZE its autovacuum would do.
@@ -35,8 +35,8 @@ from typing import Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dms.normalize import fold_text  # noqa: E402
-from storage import search  # noqa: E402
+from core.text import fold_text  # noqa: E402
+from storage import search_index as search  # noqa: E402
 from storage.db import database, is_postgres, open_database  # noqa: E402
 from storage.migrations import migrate  # noqa: E402
 from peewee import SQL  # noqa: E402
@@ -222,7 +222,7 @@ def _naive(column: str, value: str) -> int:
     return len(database.execute_sql(sql, (f"%{value}%",)).fetchall())
 
 
-# -- what the new shapes replace: the previous storage.search queries, verbatim in effect ------------
+# -- what the new shapes replace: the previous storage.search_index queries, verbatim in effect ------------
 
 def _before_matching(text: str, *columns):
     """The previous compound of matching keys: INTERSECT of name words first, then UNION, no arm limits."""

@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bot  # noqa: E402
 from core.config import load_settings  # noqa: E402
-from core.services import build_services  # noqa: E402
+from slackapi.services import build_services  # noqa: E402
 from dms.file_feed import FileFeedConnector  # noqa: E402
-from spaces.jobs import sync_once  # noqa: E402
+from server.scheduler import sync_once  # noqa: E402
 from storage.db import database  # noqa: E402
 from storage.models import RepairOrder  # noqa: E402
 from tests.dms_feed import row, write_feed  # noqa: E402

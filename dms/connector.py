@@ -52,3 +52,15 @@ def make_connector(settings: object) -> Connector:
             required["TEKMETRIC_CLIENT_SECRET"], required["TEKMETRIC_SHOP_ID"], tz,
             timeout=float(timeout))
     raise ValueError(f"unknown DMS {kind!r}: set DMS to 'file' or 'tekmetric'")
+
+
+def open_connector(settings: object) -> Connector:
+    """The configured DMS; the bundled sample feed is rendered (once, dated from today) when no DMS_FILE is set."""
+    if getattr(settings, "dms", "file") == "file" and getattr(settings, "dms_file_is_sample", False):
+        from datetime import datetime
+        from pathlib import Path
+
+        from .sample_feed import ensure_sample_feed
+
+        ensure_sample_feed(Path(settings.dms_file), datetime.now(settings.shop_timezone).date())
+    return make_connector(settings)

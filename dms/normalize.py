@@ -7,19 +7,14 @@ whatever DMS it came from.
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import date, datetime, time, timezone
 from zoneinfo import ZoneInfo
 
 import phonenumbers
 
 from core.logsafe import mask_phone  # noqa: F401 - the one masking rule, re-exported for connectors
+from core.text import fold_text
 
-# Letters NFKD does not decompose, but that people still type without the accent.
-_LIGATURES = str.maketrans({
-    "œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss", "ø": "o", "Ø": "O",
-    "đ": "d", "Đ": "D", "ł": "l", "Ł": "L", "ı": "i",
-})
 _APOSTROPHES = "'’‘`´"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _FRENCH = {"fr", "fra", "fre", "french", "francais", "français", "francaise", "française"}
@@ -122,12 +117,6 @@ def clean(raw: object) -> str | None:
 
 
 # --- names ------------------------------------------------------------------
-
-def fold_text(text: str) -> str:
-    """Lower-case with accents removed, for accent-insensitive search: "Bélanger" -> "belanger"."""
-    decomposed = unicodedata.normalize("NFKD", (text or "").translate(_LIGATURES))
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
-
 
 def slugify_name(text: str) -> str:
     """ASCII a-z0-9 and '-': "Bélanger-Côté" -> "belanger-cote", "O'Brien" -> "obrien"."""

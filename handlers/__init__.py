@@ -1,14 +1,23 @@
-"""The Bolt app: middleware, then one `register` per feature module."""
+"""The Bolt app: middleware, then one `register` per feature's listener module.
+
+Listeners parse the payload, call the feature's flow and render; refusals (core.refusals) are
+answered where they are raised; anything else reaches `on_error`, which logs the traceback under
+an error id and tells the user that id, so an admin can find the log line.
+"""
+
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
 
+from blocks.notice_view import notice_modal
 from core.i18n import t
-from core.services import Services
-from handlers import commands, middleware
+from handlers import command_router, request_middleware
+from slackapi.services import Services
 from storage.db import with_connection
 
 log = logging.getLogger(__name__)
@@ -32,30 +41,60 @@ def build_bolt_app(services: Services) -> App:
         listener_executor=ConnectionPerTaskExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt"),
         logger=logging.getLogger("slack_bolt"),
     )
-    app.use(middleware.deduplicate_events)
-    app.use(middleware.resolve_repair_order)
+    app.use(request_middleware.deduplicate_events)
+    app.use(request_middleware.resolve_request(services))
 
-    router = commands.CommandRouter()
-    commands.register(app, services, router)
+    router = command_router.CommandRouter()
+    command_router.register(app, services, router)
     for feature in _features():
         feature.register(app, services, router)
+    _register_fallbacks(app, services)
 
     @app.error
     def on_error(error, body, respond=None):
-        log.error("listener failed: %s: %s", type(error).__name__, error)
-        user_id = (body or {}).get("user_id") or ((body or {}).get("user") or {}).get("id")
-        if respond is not None and (body or {}).get("response_url"):
-            try:
-                respond(text=t("error.generic", services.directory.locale(user_id)), response_type="ephemeral")
-            except Exception:  # the error answer is best effort
-                log.warning("could not tell the user about the error")
+        user_id = request_middleware.user_of(body or {})
+        error_id = secrets.token_hex(4)
+        log.error("listener failed [error id %s]: %s: %s", error_id, type(error).__name__, error, exc_info=error)
+        _tell(respond, body, t("error.with_id", services.directory.locale(user_id), error_id=error_id))
 
     return app
 
 
-def _features() -> list:
-    """Feature modules, each with `register(app, services, router)`."""
-    from handlers import admin, files, ro_spaces
-    from handlers import home, mentions, participants, search
+def _register_fallbacks(app: App, services: Services) -> None:
+    """Last in line (Bolt runs the first listener that matches): a button or form no listener
+    knows (an old message's action id, a hand-made payload) is answered as out of date, and an
+    event nobody listens to is acknowledged, so Slack neither shows an error nor retries it."""
+    anything = re.compile(".*")
 
-    return [ro_spaces, files, admin, participants, mentions, home, search]
+    @app.action(anything)
+    def unknown_action(ack, body, respond):
+        ack()
+        log.info("no listener for action %s", ((body.get("actions") or [{}])[0] or {}).get("action_id"))
+        _tell(respond, body, t("error.stale_state", services.directory.locale(request_middleware.user_of(body))))
+
+    @app.view(anything)
+    def unknown_view(ack, body):
+        locale = services.directory.locale(request_middleware.user_of(body))
+        ack(response_action="update", view=notice_modal(t("error.stale_state", locale), locale))
+
+    @app.event(anything)
+    def unknown_event(ack):
+        ack()
+
+
+def _tell(respond, body, text: str) -> None:
+    if respond is None or not (body or {}).get("response_url"):
+        return
+    try:
+        respond(text=text, response_type="ephemeral", replace_original=False)
+    except Exception:  # the error answer is best effort
+        log.warning("could not tell the user about the error")
+
+
+def _features() -> list:
+    """Listener modules, each with `register(app, services, router)`."""
+    from handlers import (admin_listeners, files_listeners, home_listeners, mentions_listeners, participants_listeners,
+                          ro_listeners, search_listeners)
+
+    return [ro_listeners, files_listeners, admin_listeners, participants_listeners, mentions_listeners, home_listeners,
+            search_listeners]

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from peewee import IntegrityError
 
-from media.kinds import INLINE_TYPES, normalise_mimetype
-from media.store import BlobStore
+from media.file_kinds import INLINE_TYPES, normalise_mimetype
+from media.blob_store import BlobStore
 from storage.models import MediaRendition
 
 log = logging.getLogger(__name__)

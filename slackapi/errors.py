@@ -21,6 +21,8 @@ class SlackErrorCode(str, Enum):
     ALREADY_PINNED = "already_pinned"
     MESSAGE_NOT_FOUND = "message_not_found"
     IS_ARCHIVED = "is_archived"
+    # chat.update in a frozen, archived or deleted channel (Slack's reference for chat.update).
+    IS_INACTIVE = "is_inactive"
     RATELIMITED = "ratelimited"
     INVALID_AUTH = "invalid_auth"
     NOT_AUTHED = "not_authed"

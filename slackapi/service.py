@@ -122,11 +122,29 @@ class SlackService:
             args["blocks"] = blocks
         return self.call("chat.update", **args)
 
-    def post_ephemeral(self, channel: str, user: str, text: str, blocks: list | None = None) -> None:
+    def post_ephemeral(self, channel: str, user: str, text: str, blocks: list | None = None, thread_ts: str | None = None) -> None:
         args: dict[str, Any] = {"channel": channel, "user": user, "text": text}
         if blocks is not None:
             args["blocks"] = blocks
+        if thread_ts:
+            args["thread_ts"] = thread_ts
         self.call("chat.postEphemeral", **args)
+
+    def tell(self, user_id: str, channel_id: str | None, text: str, thread_ts: str | None = None) -> bool:
+        """A note only `user_id` sees: ephemeral in the channel, else (not a member, no channel) a DM.
+        False when neither reached them (logged, never raised: telling is best effort)."""
+        if channel_id:
+            try:
+                self.post_ephemeral(channel_id, user_id, text, thread_ts=thread_ts)
+                return True
+            except SlackError as exc:
+                log.info("ephemeral note failed (%s); sending it as a DM", exc.raw_code)
+        try:
+            self.post(user_id, text)
+            return True
+        except SlackError as exc:
+            log.warning("could not tell %s: %s", user_id, exc.raw_code)
+            return False
 
     def pin(self, channel: str, ts: str) -> None:
         try:

@@ -18,8 +18,21 @@ from storage.models import ALL_MODELS, SchemaVersion
 
 log = logging.getLogger(__name__)
 
+def _v2_task_queue_and_membership_order(migrator: SchemaMigrator) -> None:
+    """The durable task queue's journal; membership events ordered by Slack's event_ts; every card
+    redrawn once, since its buttons now carry the codec's values and the new action ids."""
+    from peewee import BigIntegerField
+    from playhouse.migrate import migrate as run
+
+    from storage.models import RepairOrder, TaskRecord
+
+    database.obj.create_tables([TaskRecord], safe=True)
+    run(migrator.add_column("participant", "membership_us", BigIntegerField(null=True)))
+    RepairOrder.update(slack_dirty=True).execute()
+
+
 # MIGRATIONS[i] brings a database from version i+1 to i+2. Version 1 is the initial schema.
-MIGRATIONS: list[Callable[[SchemaMigrator], None]] = []
+MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [_v2_task_queue_and_membership_order]
 LATEST = 1 + len(MIGRATIONS)
 
 

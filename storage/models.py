@@ -117,7 +117,7 @@ class RepairOrder(BaseModel):
     class Meta:
         indexes = ((("source", "external_id"), True),
                    # Lists newest first, read in index order: "mine" (its owner arm), with and
-                   # without a status, and "all" of a status (storage.search).
+                   # without a status, and "all" of a status (storage.search_index).
                    (("owner_user_id", "last_activity_at", "id"), False),
                    (("owner_user_id", "status", "last_activity_at", "id"), False),
                    (("status", "last_activity_at", "id"), False))
@@ -150,7 +150,10 @@ class Participant(BaseModel):
     added_by = CharField(null=True, max_length=32)
     added_at = DateTimeField(default=utcnow)
     removed_at = DateTimeField(null=True)
-    # A copy of the RO's last_activity_at (kept by storage.search), so "the ROs I take part in,
+    # Slack's event_ts (in microseconds) of the membership fact this row shows: a member_joined /
+    # member_left event older than it is stale (Slack does not deliver events in order) and is ignored.
+    membership_us = BigIntegerField(null=True)
+    # A copy of the RO's last_activity_at (kept by storage.search_index), so "the ROs I take part in,
     # newest first" is read in index order; None until first copied.
     activity = DateTimeField(null=True)
 
@@ -185,10 +188,10 @@ class RoFile(BaseModel):
     copy_status = CharField(default="pending", max_length=16)
     copy_attempts = IntegerField(default=0)
     # When we recorded it (shared_at is Slack's own time, maybe hours earlier): a "pending" row
-    # older than media.intake.STUCK_AFTER lost its copy job.
+    # older than media.intake_flow.STUCK_AFTER lost its copy job.
     recorded_at = DateTimeField(default=utcnow)
     # When the last copy attempt claimed the row. While "copying", only that attempt may write the
-    # outcome, and a claim older than media.intake.STUCK_AFTER is taken as interrupted.
+    # outcome, and a claim older than media.intake_flow.STUCK_AFTER is taken as interrupted.
     copy_claimed_at = DateTimeField(null=True)
     last_error = CharField(null=True)
     # Files and the customer: ts of the message that shared it (notes about the file go in its thread).
@@ -297,7 +300,7 @@ class RoSearchTerm(BaseModel):
     """One search key of an RO: a folded name word (n), its phone digits reversed (p, so "last 4
     digits" is a prefix), its RO number (r) or tag number (t), with a copy of the RO's
     last_activity_at. Every query shape is a prefix range on the (kind, term, activity, ro) index,
-    which alone answers "the newest matches". Kept by storage.search."""
+    which alone answers "the newest matches". Kept by storage.search_index."""
 
     ro = ForeignKeyField(RepairOrder, backref="search_terms", on_delete="CASCADE")
     kind = CharField(max_length=1)
@@ -385,3 +388,37 @@ class CustomerSendAttempt(BaseModel):
 
 
 ALL_MODELS += [SmsOptOut, MediaRendition, CustomerSendAttempt]
+
+
+# --- Ground: the durable task queue's journal --------------------------------------------------
+
+class TaskRecord(BaseModel):
+    """One piece of background work, stored before Slack gets its ack (taskqueue.queue).
+
+    huey carries a message naming the record; this row is what makes the work durable and run
+    once: a worker claims it (status "running", claimed_by, claim_until renewed while it runs),
+    and a sweep hands it to another worker when its holder died (pid gone, or the claim expired).
+    """
+
+    name = CharField(max_length=64)
+    args = TextField(default="[]")  # JSON
+    # Same key, same work: enqueueing it again returns the first record (retried events, double clicks).
+    key = CharField(null=True, unique=True, max_length=191)
+    # Records of one lane run one at a time (a send's note redraws, one merge per RO).
+    lane = CharField(null=True, max_length=64)
+    status = CharField(default="queued", max_length=16)  # queued | running | done | failed
+    attempts = IntegerField(default=0)
+    max_attempts = IntegerField(default=5)
+    run_after = DateTimeField(default=utcnow)
+    claimed_by = CharField(null=True, max_length=128)
+    claim_until = DateTimeField(null=True)
+    last_error = TextField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    finished_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("status", "run_after"), False),)
+
+
+ALL_MODELS += [TaskRecord]

@@ -1,0 +1,32 @@
+"""The "Customer info" modal: everything the DMS knows about the customer and the car."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from blocks import ids, kit
+from blocks.codec import RoRef
+from blocks.ro_card_view import owner_text, title
+from core.formats import phone_display, when
+from core.i18n import t
+from storage.models import RepairOrder
+
+LANGUAGES = {"fr": "Français", "en": "English"}
+
+
+def customer_info_modal(ro: RepairOrder, tz: ZoneInfo, locale: str | None) -> dict:
+    rows = [
+        ("info.name", kit.escape(ro.customer_name or "—")),
+        ("info.mobile", phone_display(ro.mobile_phone)),
+        ("info.email", kit.escape(ro.email or "—")),
+        ("info.language", LANGUAGES.get(ro.language, kit.escape(ro.language))),
+        ("info.vehicle", kit.escape(ro.vehicle or "—")),
+        ("info.vin", kit.escape(ro.vin or "—")),
+        ("info.tag", kit.escape(ro.tag_number or "—")),
+        ("info.advisor", owner_text(ro)),
+        ("info.appointment", when(ro.appointment_at, tz, locale)),
+        ("info.promised", when(ro.promised_at, tz, locale)),
+    ]
+    blocks = [kit.header(title(ro, locale)), kit.fields([(t(key, locale), value) for key, value in rows])]
+    return kit.modal(ids.RO_INFO_MODAL, t("info.title", locale), blocks, close=t("info.close", locale),
+                     metadata=RoRef(ro.id).encode())

@@ -1,0 +1,126 @@
+"""Twilio's REST API over `requests` (TWILIO_API_URL), and its webhook signature check.
+
+`send_message` posts to `/2010-04-01/Accounts/{sid}/Messages.json` with HTTP Basic sid:token.
+Every failure comes out as SmsError with a code the product branches on:
+- `opted_out`: Twilio error 21610, the number replied STOP — never text it again;
+- `unreachable`: network error, timeout or 5xx — worth retrying;
+- `auth`: 401/403, our credentials are wrong;
+- `rejected`: any other 4xx (invalid number, not a mobile…), with Twilio's numeric code.
+
+`signature_valid` is the one check for every webhook Twilio calls (`/sms/status`, and the
+inbound SMS webhook later): HMAC-SHA1 over the full public URL followed by each POST parameter
+name and value, sorted by name, base64-encoded, keyed with the auth token.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Iterable
+
+import requests
+
+from core.config import Settings
+
+log = logging.getLogger(__name__)
+OPTED_OUT_CODE = 21610
+TIMEOUT = (5, 20)
+
+
+class SmsError(Exception):
+    def __init__(self, code: str, provider_code: int | None = None):
+        self.code = code
+        self.provider_code = provider_code
+        super().__init__(f"SMS {code}" + (f" (Twilio {provider_code})" if provider_code else ""))
+
+    @property
+    def opted_out(self) -> bool:
+        return self.code == "opted_out"
+
+
+@dataclass(frozen=True)
+class SmsReceipt:
+    sid: str
+    status: str
+
+
+def send_message(settings: Settings, to: str, body: str, media_urls: Iterable[str] = (),
+                 status_callback: str | None = None) -> SmsReceipt:
+    sid = settings.twilio_account_sid or ""
+    url = f"{settings.twilio_api_url}/2010-04-01/Accounts/{sid}/Messages.json"
+    sender = settings.twilio_from or ""
+    form: list[tuple[str, str]] = [("To", to), ("Body", body)]
+    # A Messaging Service SID (MG…) picks the sending number itself.
+    form.append(("MessagingServiceSid", sender) if sender.startswith("MG") else ("From", sender))
+    form += [("MediaUrl", media) for media in media_urls]
+    if status_callback:
+        form.append(("StatusCallback", status_callback))
+    try:
+        response = requests.post(url, data=form, auth=(sid, settings.twilio_auth_token or ""), timeout=TIMEOUT)
+    except requests.RequestException as exc:
+        log.warning("SMS gateway unreachable: %s", type(exc).__name__)
+        raise SmsError("unreachable") from None
+    if response.status_code >= 500:
+        raise SmsError("unreachable")
+    payload = _json(response)
+    if response.status_code in (401, 403):
+        raise SmsError("auth", payload.get("code"))
+    if response.status_code >= 400:
+        code = payload.get("code")
+        if code == OPTED_OUT_CODE:
+            raise SmsError("opted_out", code)
+        raise SmsError("rejected", code if isinstance(code, int) else None)
+    if not payload.get("sid"):
+        raise SmsError("unreachable")  # a 2xx that is not Twilio's answer: treat as not sent
+    return SmsReceipt(str(payload["sid"]), str(payload.get("status") or "queued"))
+
+
+def find_sent(settings: Settings, to: str, marker: str, since: datetime) -> str | None:
+    """The sid of a message we sent to `to` since `since` whose body contains `marker`, else None.
+
+    A send interrupted after Twilio took it (the worker killed while waiting for the answer) must
+    not text the customer twice: before sending again, the resumed attempt asks Twilio. Raises
+    SmsError("unreachable") when Twilio cannot say, so the caller retries instead of guessing."""
+    sid = settings.twilio_account_sid or ""
+    url: str | None = f"{settings.twilio_api_url}/2010-04-01/Accounts/{sid}/Messages.json"
+    params: dict | None = {"To": to, "DateSent>": (since - timedelta(days=1)).strftime("%Y-%m-%d"), "PageSize": 100}
+    for _ in range(10):  # ten pages of 100 to one number in two days is more than any shop sends
+        try:
+            response = requests.get(url, params=params, auth=(sid, settings.twilio_auth_token or ""), timeout=TIMEOUT)
+        except requests.RequestException:
+            raise SmsError("unreachable") from None
+        if response.status_code != 200:
+            raise SmsError("unreachable" if response.status_code >= 500 else "auth" if response.status_code in (401, 403) else "rejected")
+        page = _json(response)
+        for message in page.get("messages") or []:
+            if isinstance(message, dict) and marker in str(message.get("body") or ""):
+                return str(message.get("sid"))
+        next_uri = page.get("next_page_uri")
+        if not next_uri:
+            return None
+        url, params = f"{settings.twilio_api_url}{next_uri}", None
+    return None
+
+
+def _json(response: requests.Response) -> dict:
+    try:
+        value = response.json()
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def signature(auth_token: str, url: str, params: Iterable[tuple[str, str]]) -> str:
+    data = url + "".join(f"{name}{value}" for name, value in sorted(params, key=lambda pair: (pair[0], pair[1])))
+    digest = hmac.new(auth_token.encode(), data.encode("utf-8"), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def signature_valid(auth_token: str | None, url: str, params: Iterable[tuple[str, str]], given: str | None) -> bool:
+    """Is `given` (the X-Twilio-Signature header) Twilio's signature of this request?"""
+    if not auth_token or not given:
+        return False
+    return hmac.compare_digest(signature(auth_token, url, list(params)), given.strip())

@@ -1,0 +1,106 @@
+"""The `/ro` slash command: ack at once, then route `/ro <sub> …` to the feature that owns it.
+
+Feature modules call `router.add("files", handler, needs_ro=True)`; this module knows no feature.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable
+
+from slack_bolt import App
+
+from blocks import kit
+from core.i18n import t
+from core.refusals import Refusal
+from slackapi.services import Services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CommandContext:
+    sub: str
+    args: str
+    user_id: str
+    channel_id: str
+    trigger_id: str | None
+    locale: str
+    ro: object | None  # storage.models.RepairOrder of this channel, if it is an RO channel
+    respond: Callable[..., object]
+    services: Services
+    body: dict = field(repr=False, default_factory=dict)
+
+    def reply(self, text: str, blocks: list | None = None) -> None:
+        """An ephemeral answer to the person who typed the command."""
+        self.respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
+
+    def say(self, key: str, **values: object) -> None:
+        """Answer with a catalog text; string values are escaped (they may echo what the user typed)."""
+        self.reply(t(key, self.locale, **{k: kit.escape(v) if isinstance(v, str) else v for k, v in values.items()}))
+
+
+Handler = Callable[[CommandContext], None]
+
+
+@dataclass
+class _Route:
+    handler: Handler
+    needs_ro: bool
+
+
+class CommandRouter:
+    def __init__(self) -> None:
+        self._routes: dict[str, _Route] = {}
+        self._aliases: dict[str, str] = {}
+
+    def add(self, name: str, handler: Handler, *, needs_ro: bool = False, aliases: tuple[str, ...] = ()) -> None:
+        self._routes[name] = _Route(handler, needs_ro)
+        for alias in aliases:
+            self._aliases[alias] = name
+
+    def dispatch(self, ctx: CommandContext) -> None:
+        name = self._aliases.get(ctx.sub, ctx.sub)
+        route = self._routes.get(name)
+        if route is None:
+            ctx.say("command.unknown", sub=ctx.sub)
+            return
+        if route.needs_ro and ctx.ro is None:
+            ctx.say("command.needs_ro_channel", sub=name)
+            return
+        try:
+            route.handler(ctx)
+        except Refusal as refusal:
+            ctx.reply(kit.refusal_text(refusal, ctx.locale))
+
+
+def parse(text: str) -> tuple[str, str]:
+    """`"  Search  Bélanger "` → ("search", "Bélanger"). No text means help."""
+    parts = (text or "").strip().split(None, 1)
+    if not parts:
+        return "help", ""
+    return parts[0].lower(), parts[1].strip() if len(parts) > 1 else ""
+
+
+def register(app: App, services: Services, router: CommandRouter) -> None:
+    def help_command(ctx: CommandContext) -> None:
+        ctx.say("help.text")
+
+    def not_yet(ctx: CommandContext) -> None:
+        ctx.say("command.not_available", sub=ctx.sub)
+
+    router.add("help", help_command, aliases=("aide", "?"))
+    # In the contract and the help, but not built yet (the metrics workbooks): say so rather than "unknown".
+    router.add("metrics", not_yet)
+
+    @app.command("/ro")
+    def ro_command(ack, body, respond, context):
+        ack()
+        sub, args = parse(body.get("text", ""))
+        user_id = body.get("user_id", "")
+        ctx = CommandContext(
+            sub=sub, args=args, user_id=user_id, channel_id=body.get("channel_id", ""),
+            trigger_id=body.get("trigger_id"), locale=services.directory.locale(user_id),
+            ro=context.get("ro"), respond=respond, services=services, body=body,
+        )
+        router.dispatch(ctx)

@@ -1,0 +1,59 @@
+"""RO space listeners: `/ro status`, `/ro info`, the card's status select and Customer info button."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt import App
+
+from blocks import ids, ro_card_view
+from blocks.customer_info_view import customer_info_modal
+from core.i18n import t
+from dms.status_rules import parse_status
+from handlers.command_router import CommandContext, CommandRouter
+from slackapi.errors import SlackError
+from slackapi.services import Services
+from spaces.status_flow import change_status
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App, services: Services, router: CommandRouter) -> None:
+    tz = services.settings.shop_timezone
+
+    def status_command(ctx: CommandContext) -> None:
+        status = parse_status(ctx.args)
+        if status is None:
+            ctx.say("status.usage")
+            return
+        label = ro_card_view.status_label(status, ctx.locale)
+        ctx.say("status.changed_pending" if change_status(services, ctx.ro, status, ctx.user_id) else "status.unchanged", status=label)
+
+    def info_command(ctx: CommandContext) -> None:
+        ctx.reply(*ro_card_view.card(ctx.ro, tz, ctx.locale))
+
+    router.add("status", status_command, needs_ro=True, aliases=("statut",))
+    router.add("info", info_command, needs_ro=True)
+
+    @app.action(ids.RO_STATUS)
+    def status_selected(ack, body, action, context, respond):
+        ack()
+        ro, user_id = context.get("ro"), body["user"]["id"]
+        status = parse_status((action.get("selected_option") or {}).get("value", ""))
+        if ro is None or status is None:
+            respond(text=t("ro.not_found", services.directory.locale(user_id)), response_type="ephemeral", replace_original=False)
+            return
+        change_status(services, ro, status, user_id)
+
+    @app.action(ids.RO_INFO)
+    def customer_info(ack, body, context):
+        ack()
+        locale = services.directory.locale(body["user"]["id"])
+        try:
+            services.slack.open_view(body["trigger_id"], customer_info_modal(context["ro"], tz, locale))
+        except SlackError as exc:  # an expired trigger: the person just presses again
+            log.info("could not open Customer info: %s", exc.raw_code)
+
+    @app.action(ids.RO_CONVERSATION)
+    def conversation_link(ack):
+        ack()  # a link button: Slack opens the URL, we only acknowledge

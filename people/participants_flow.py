@@ -1,0 +1,260 @@
+"""People on an RO, the Slack side: @mentions that add people, the Participants modal's Update,
+membership events, and "Request an invitation" (email + DM to the admins).
+
+Whoever cannot be added (deactivated, a bot, unknown to Slack, refused by Slack) is reported
+back with the reason and nothing is recorded for them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from blocks import participants_view as views
+from blocks.kit import escape
+from core.i18n import t
+from customers.mail_gateway import MailError, send_mail
+from people import invitation_rules as invitations
+from people.mention_rules import new_mentions
+from people.participant_rules import (
+    NO_CHANNEL,
+    NOT_FOUND,
+    REFUSED,
+    UNAVAILABLE,
+    BOT,
+    DEACTIVATED,
+    Changes,
+    Person,
+    active_participants,
+    event_micros,
+    record_joined,
+    record_left,
+    update_plan,
+)
+from slackapi.directory import PROFILE_TTL
+from slackapi.errors import SlackError, SlackErrorCode
+from slackapi.services import Services
+from storage.models import RepairOrder, StaffUser, utcnow
+
+log = logging.getLogger(__name__)
+
+_REASONS = {
+    SlackErrorCode.USER_NOT_FOUND: NOT_FOUND, SlackErrorCode.USERS_NOT_FOUND: NOT_FOUND,
+    SlackErrorCode.USER_IS_BOT: BOT, SlackErrorCode.USER_IS_DEACTIVATED: DEACTIVATED,
+}
+# Slack could not answer (as opposed to answering no): worth trying again later.
+_UNAVAILABLE = {"ratelimited", "other", "internal_error", "service_unavailable", "fatal_error", "request_timeout"}
+
+
+class Refused(Exception):
+    """Slack would not do it; `reason` is one of people.participant_rules' codes."""
+
+    def __init__(self, who: str, reason: str, detail: str = ""):
+        super().__init__(f"{who}: {reason} {detail}".strip())
+        self.who, self.reason, self.detail = who, reason, detail
+
+
+def failure_reason(exc: SlackError) -> str:
+    if exc.raw_code in _UNAVAILABLE or exc.raw_code.startswith("http_"):
+        return UNAVAILABLE
+    return _REASONS.get(exc.code, REFUSED)  # cant_invite, restricted_action, …: Slack said no
+
+
+# -- who someone is, and the channel ------------------------------------------------------------
+
+def person(services: Services, user_id: str) -> Person:
+    """From the directory's fresh profile, else from users.info now, so the reason given is the
+    true one: Slack does not know them, or did not answer (Refused UNAVAILABLE), or a bot /
+    deactivated account (known from users.info even when it carries no locale)."""
+    cached = StaffUser.get_or_none(StaffUser.slack_user_id == user_id)
+    if cached is not None and cached.profile_fetched_at and utcnow() - cached.profile_fetched_at < PROFILE_TTL:
+        return _person(cached)
+    try:
+        profile = services.slack.user_info(user_id)
+    except SlackError as exc:
+        reason = failure_reason(exc)
+        if reason == NOT_FOUND:
+            return Person(user_id, known=False)
+        if cached is not None and cached.profile_fetched_at:
+            return _person(cached)  # known before; a stale profile beats no answer
+        raise Refused(user_id, reason, exc.raw_code) from None
+    return _person(services.directory.remember(profile))
+
+
+def _person(user: StaffUser) -> Person:
+    return Person(user.slack_user_id, deleted=bool(user.deleted), is_bot=bool(user.is_bot))
+
+
+def _invite(services: Services, channel_id: str, user_id: str) -> bool:
+    """True when Slack added them now, False when they were in the channel already. Raises Refused."""
+    try:
+        services.slack.invite(channel_id, [user_id])
+        return True
+    except SlackError as exc:
+        if exc.code is SlackErrorCode.ALREADY_IN_CHANNEL:
+            return False
+        raise Refused(user_id, failure_reason(exc), exc.raw_code) from None
+
+
+def _remove(services: Services, channel_id: str, user_id: str) -> None:
+    try:
+        services.slack.kick(channel_id, user_id)
+    except SlackError as exc:
+        if exc.code is not SlackErrorCode.NOT_IN_CHANNEL:
+            raise Refused(user_id, failure_reason(exc), exc.raw_code) from None
+
+
+def expand_groups(services: Services, group_ids: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """(members of all the groups, [(group id, reason)] for groups that could not be read)."""
+    members: list[str] = []
+    refused: list[tuple[str, str]] = []
+    for group_id in dict.fromkeys(group_ids):
+        try:
+            members.extend(services.slack.usergroup_members(group_id))
+        except SlackError as exc:
+            refused.append((group_id, failure_reason(exc)))
+    return list(dict.fromkeys(members)), refused
+
+
+def add_people(services: Services, ro: RepairOrder, user_ids: list[str], by: str | None) -> Changes:
+    """Invite and record each user. Someone the table calls active is invited too: the table may be
+    behind Slack (a leave we have not heard of yet), and Slack answers "already in channel" if not."""
+    changes = Changes()
+    current = set(active_participants(ro.id))
+    for user_id in dict.fromkeys(user_ids):
+        believed_present = user_id in current
+        reason, invited = _add_one(services, ro, user_id, by, believed_present)
+        if reason:
+            changes.refused.append((user_id, reason))
+        elif invited or not believed_present:
+            changes.added.append(user_id)
+    return changes
+
+
+def _add_one(services: Services, ro: RepairOrder, user_id: str, by: str | None, believed_present: bool) -> tuple[str | None, bool]:
+    """(None, invited now?) when they are in the channel, else (the reason they are not, False)."""
+    if not ro.channel_id:
+        return NO_CHANNEL, False
+    try:
+        if not believed_present:
+            refusal = person(services, user_id).refusal
+            if refusal:
+                return refusal, False
+        invited = _invite(services, ro.channel_id, user_id)
+    except Refused as exc:
+        return exc.reason, False
+    if invited or not believed_present:
+        record_joined(ro, user_id, added_by=by)
+    return None, invited
+
+
+def set_participants(services: Services, ro: RepairOrder, wanted: set[str], by: str, shown: tuple[str, ...] | None) -> Changes:
+    """Apply the Participants modal's Update (people.participant_rules.update_plan)."""
+    invite, remove, kept = update_plan(wanted, set(shown) if shown is not None else None, set(active_participants(ro.id)),
+                                       ro.owner_user_id)
+    changes = add_people(services, ro, invite, by)
+    changes.kept_owner = kept
+    for user_id in remove:
+        if not ro.channel_id:
+            changes.refused.append((user_id, NO_CHANNEL))
+            continue
+        try:
+            _remove(services, ro.channel_id, user_id)
+        except Refused as exc:
+            changes.refused.append((user_id, exc.reason))
+            continue
+        record_left(ro, user_id)
+        changes.removed.append(user_id)
+    return changes
+
+
+def update_from_modal(services: Services, ro: RepairOrder, selected: list[str], by: str, shown: tuple[str, ...] | None) -> None:
+    """The modal's Update, then a note to whoever pressed it saying what changed."""
+    wanted = {u for u in selected if u != services.slack.bot_user_id}
+    changes = set_participants(services, ro, wanted, by, shown)
+    services.slack.tell(by, ro.channel_id, views.changes_text(ro, changes, services.directory.locale(by)))
+
+
+def open_modal(services: Services, trigger_id: str, ro: RepairOrder, user_id: str, locale: str) -> None:
+    bot = services.slack.bot_user_id
+    users = [u for u in active_participants(ro.id) if u != bot]
+    services.slack.open_view(trigger_id, views.participants_modal(ro, users, locale))
+
+
+# -- messages and membership events -------------------------------------------------------------
+
+def on_message(services: Services, event: dict, ro: RepairOrder | None) -> None:
+    """A written message (or an edit) in an RO channel: everyone it newly mentions takes part."""
+    if ro is None:
+        return
+    found = new_mentions(event)
+    if found is None or not (found.users or found.groups):
+        return
+    bot = services.slack.bot_user_id
+    author = found.author(bot)
+    if author is None:
+        return
+    members, unreadable = expand_groups(services, found.groups)
+    people = [u for u in dict.fromkeys(found.users + members) if u != bot]
+    changes = add_people(services, ro, people, author)
+    locale = services.directory.locale(author)
+    lines = views.refusal_lines(changes.refused, locale) + views.refusal_lines(unreadable, locale, group=True)
+    if lines:
+        services.slack.tell(author, ro.channel_id, "\n".join(lines), found.thread_ts)
+
+
+def member_joined(services: Services, ro: RepairOrder, user_id: str, inviter: str | None, event_ts: object) -> None:
+    if user_id != services.slack.bot_user_id:
+        record_joined(ro, user_id, added_by=inviter, at_us=event_micros(event_ts))
+
+
+def member_left(services: Services, ro: RepairOrder, user_id: str, event_ts: object) -> None:
+    if user_id != services.slack.bot_user_id:
+        record_left(ro, user_id, at_us=event_micros(event_ts))
+
+
+# -- invitation requests --------------------------------------------------------------------------
+
+def invite_url(services: Services) -> str | None:
+    """SLACK_INVITE_URL, else the workspace's own admin invite page (team.info)."""
+    if services.settings.slack_invite_url:
+        return services.settings.slack_invite_url
+    try:
+        domain = (services.slack.call("team.info").get("team") or {}).get("domain")
+    except SlackError as exc:
+        log.warning("team.info failed: %s", exc.raw_code)
+        return None
+    return f"https://{domain}.slack.com/admin/invites" if domain else None
+
+
+def request_invitation(services: Services, form: invitations.InvitationForm, requester: str, ro: RepairOrder | None) -> None:
+    """Save the request, email and DM the admins (people.invitation_rules), then tell the requester."""
+    settings = services.settings
+    admins = invitations.admin_ids(settings.admin_slack_user_ids)
+    url = invite_url(services) if admins else None
+    requester_profile = services.directory.get(requester)
+    requester_name = requester_profile.real_name or requester_profile.name or requester
+
+    def email(admin_id: str) -> bool:
+        admin = services.directory.get(admin_id)
+        if not admin.email:
+            return False
+        subject, body = views.invitation_email(form, requester_name, ro, url, admin.locale)
+        try:
+            send_mail(settings, admin.email, subject, body, from_name=settings.shop_name)
+        except MailError as exc:
+            raise invitations.NotDelivered(exc.code) from None
+        return True
+
+    def message(admin_id: str) -> None:
+        try:
+            services.slack.post(admin_id, views.invitation_for_admin(form, requester, ro, url, services.directory.locale(admin_id)))
+        except SlackError as exc:
+            raise invitations.NotDelivered(exc.raw_code) from None
+
+    def failed(channel: str, admin_id: str, code: str) -> None:
+        log.warning("invitation request: %s to admin %s failed: %s", channel, admin_id, code)
+
+    outcome = invitations.request_invitation(form, requester, ro.id if ro else None, admins,
+                                             email=email if settings.email_enabled else None, message=message, on_failure=failed)
+    note = t(f"people.invite.{outcome.note}", services.directory.locale(requester), name=escape(form.name), count=outcome.admins)
+    services.slack.tell(requester, ro.channel_id if ro else None, note)

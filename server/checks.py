@@ -1,0 +1,78 @@
+"""`python bot.py check`: what is configured, what is missing, what is unreachable, line by line."""
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from core.config import ConfigError, Settings, load_settings
+
+OK, FAIL, INFO = "ok  ", "FAIL", "info"
+
+
+def _line(status: str, what: str, detail: str) -> None:
+    print(f"[{status}] {what}: {detail}")
+
+
+def run_checks(read_env: bool = True) -> int:
+    failures = 0
+    try:
+        settings = load_settings(require_slack=True, read_dotenv=read_env)
+        _line(OK, "configuration", "all variables valid")
+    except ConfigError as exc:
+        for problem in exc.problems:
+            _line(FAIL, "configuration", problem)
+        failures += len(exc.problems)
+        try:
+            settings = load_settings(require_slack=False, read_dotenv=read_env)
+        except ConfigError:
+            print(f"{failures} problem(s) found.")
+            return 1
+    for what, check in _checks(settings):
+        try:
+            detail = check()
+            _line(OK, what, detail)
+        except Exception as exc:  # every failure becomes one readable line
+            failures += 1
+            _line(FAIL, what, _describe(exc))
+    _line(INFO, "SMS", "on (Twilio)" if settings.sms_enabled else "off: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM to text customers")
+    _line(INFO, "email", "on" if settings.email_enabled else "off: set SMTP_URL and MAIL_FROM to email customers and admins")
+    print("All checks passed." if not failures else f"{failures} problem(s) found.")
+    return 0 if not failures else 1
+
+
+def _describe(exc: Exception) -> str:
+    from core.logsafe import redact
+
+    return redact(str(exc) or type(exc).__name__)
+
+
+def _checks(settings: Settings) -> list[tuple[str, Callable[[], str]]]:
+    def database() -> str:
+        from storage.db import database, open_database
+        from storage.migrations import migrate
+
+        open_database(settings.database_url)
+        version = migrate()
+        database.close() if not database.is_closed() else None
+        kind = "PostgreSQL" if "postgres" in settings.database_url else "SQLite"
+        return f"{kind} reachable, schema version {version}"
+
+    def slack() -> str:
+        if not settings.slack_bot_token:
+            raise RuntimeError("skipped: no SLACK_BOT_TOKEN")
+        from slackapi.client import make_web_client
+        from slackapi.service import SlackService
+
+        info = SlackService(make_web_client(settings.slack_bot_token, settings.slack_api_url, max_retries=1)).auth_test()
+        return f"auth.test ok: bot {info.get('user')} in team {info.get('team')}"
+
+    def dms() -> str:
+        from dms.connector import open_connector
+
+        return open_connector(settings).check()
+
+    return [("database", database), ("Slack", slack), ("DMS", dms)]
+
+
+if __name__ == "__main__":
+    sys.exit(run_checks())

@@ -1,0 +1,361 @@
+"""The durable task queue: huey carries and retries the work, a journal table makes it survive crashes.
+
+huey (by peewee's author) gives us the transport in our own database (its SQL storage on the
+same DATABASE_URL, so `serve` stays one command) or in Redis (REDIS_URL), worker threads or
+processes, delayed retries with exponential backoff and a scheduler for them. What huey does not
+do is acknowledge work: a message is removed from the queue when a worker takes it, so a worker
+killed mid-task loses it (huey's docs say so: no at-least-once delivery). That one missing
+piece is ours, in `TaskRecord`:
+
+- `enqueue()` writes the record (inside the caller's transaction when there is one; with the SQL
+  storage huey's message goes in the same transaction), then hands huey a message naming it;
+- a worker claims the record before running it (one conditional UPDATE: queued → running, with
+  its holder id and a claim time renewed while it runs); a record that is done, failed or
+  claimed by a live holder is not run again, so a duplicate message is harmless;
+- `sweep()` (at worker start and every half minute from the scheduler) hands huey a new message
+  for every record whose work was lost: queued but never taken, or claimed by a holder that died
+  (a process gone from this machine at once, any other after its claim expired).
+
+Work is therefore run at least once and never twice at the same time; task functions are written
+to be safe to resume (each checks what is already done, e.g. a send asks Twilio before texting).
+Records sharing a `lane` run one at a time (the lane is a lease in the database).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from huey import RedisHuey
+from huey.consumer import Consumer, Worker
+from huey.contrib.sql_huey import SqlHuey
+from huey.exceptions import RetryTask
+from huey.signals import SIGNAL_ENQUEUED
+from peewee import IntegrityError
+
+from core.processes import holder_id, holder_is_dead
+from storage import leases
+from storage.db import database, with_connection
+from storage.models import TaskRecord, utcnow
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAY_SECONDS = 2.0  # first retry; each next one waits RETRY_BACKOFF times longer
+RETRY_BACKOFF = 2.0
+CLAIM_TTL = timedelta(seconds=60)
+LANE_TTL = timedelta(seconds=60)
+LANE_BUSY_DELAY_SECONDS = 1
+# A queued record whose message should have run by now (its retry delay plus this) was lost.
+LOST_AFTER = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    fn: Callable[..., object]
+    max_attempts: int
+    claim_ttl: timedelta
+    on_give_up: Callable[..., object] | None
+
+
+_REGISTRY: dict[str, TaskSpec] = {}
+
+
+def task(name: str, *, max_attempts: int = 5, claim_ttl: timedelta = CLAIM_TTL,
+         on_give_up: Callable[..., object] | None = None) -> Callable[[Callable], Callable]:
+    """Register `fn(context, *args)` as the task `name`. `on_give_up(context, *args, error=…)` runs
+    once when the last attempt failed (tell the user, mark the work failed)."""
+
+    def register(fn: Callable) -> Callable:
+        if name in _REGISTRY and _REGISTRY[name].fn is not fn:
+            raise ValueError(f"task {name!r} registered twice")
+        _REGISTRY[name] = TaskSpec(name, fn, max_attempts, claim_ttl, on_give_up)
+        return fn
+
+    return register
+
+
+def registered() -> dict[str, TaskSpec]:
+    return dict(_REGISTRY)
+
+
+def retry_delay(attempts: int, first: float = RETRY_DELAY_SECONDS) -> float:
+    """Seconds huey waits before attempt `attempts + 1` (the same numbers it is configured with)."""
+    return first * RETRY_BACKOFF ** max(0, attempts - 1)
+
+
+class _WakingWorker(Worker):
+    """A worker that also wakes when this process enqueues, instead of waiting out its poll delay
+    (huey polls SQL storage with a growing delay; in-process work should not wait for it)."""
+
+    wake: threading.Event
+
+    def sleep(self) -> None:
+        if self.delay > self.max_delay:
+            self.delay = self.max_delay
+        if self.wake.wait(self.delay):
+            self.wake.clear()
+            self.delay = self.default_delay
+        else:
+            self.delay *= self.backoff
+
+
+class _EmbeddedConsumer(Consumer):
+    """huey's consumer inside another server's process (gunicorn, the tests): threads only, and
+    the host keeps its own signal handlers."""
+
+    worker_class = _WakingWorker
+
+    def _set_signal_handlers(self) -> None:
+        pass
+
+
+class TaskQueue:
+    """One per process: the huey instance, the context handed to task functions, the workers."""
+
+    def __init__(self, *, redis_url: str | None = None, poll_seconds: float = 1.0, retry_seconds: float = RETRY_DELAY_SECONDS,
+                 name: str = "repair-orders"):
+        if redis_url:
+            self.huey = RedisHuey(name, url=redis_url, results=False, utc=True)
+        else:
+            # The product's own database (the proxy's bound Database): one file or server to back up.
+            self.huey = SqlHuey(name, database=database.obj, results=False, utc=True)
+        self.poll_seconds = poll_seconds
+        self.retry_seconds = retry_seconds
+        self.context: object = None
+        self.wake = threading.Event()
+        self._consumer: Consumer | None = None
+        self._run = self.huey.task(retries=20, retry_delay=retry_seconds, retry_backoff=RETRY_BACKOFF, name="run")(self._execute)
+        # Whatever enqueues in this process (us, huey's scheduler thread for a retry) wakes our workers.
+        self.huey.signal(SIGNAL_ENQUEUED)(lambda signal, task, *args, **kwargs: self.wake.set())
+
+    # -- enqueueing ---------------------------------------------------------------------------
+    def enqueue(self, name: str, *args: Any, key: str | None = None, lane: str | None = None,
+                delay: float = 0) -> TaskRecord:
+        """Store the work, then hand it to huey. With `key`, the same work enqueued again (a
+        retried event, a double click) returns the first record and queues nothing."""
+        spec = _REGISTRY.get(name)
+        if spec is None:
+            raise KeyError(f"no task named {name!r}")
+        if key is not None:
+            existing = TaskRecord.get_or_none(TaskRecord.key == key)
+            if existing is not None:
+                return existing
+        try:
+            with database.atomic():
+                record = TaskRecord.create(name=name, args=json.dumps(list(args)), key=key, lane=lane,
+                                           max_attempts=spec.max_attempts, run_after=utcnow() + timedelta(seconds=delay))
+        except IntegrityError:  # the same key, enqueued by another thread a moment ago
+            return TaskRecord.get(TaskRecord.key == key)
+        self._push(record.id, delay)
+        return record
+
+    def _push(self, record_id: int, delay: float = 0) -> None:
+        try:
+            if delay > 0:
+                self._run.schedule(args=(record_id,), delay=delay)
+            else:
+                self._run(record_id)
+        except Exception as exc:  # the record is stored: the next sweep pushes it again
+            log.warning("task %s stored but not queued (%s); the sweep will queue it", record_id, type(exc).__name__)
+
+    # -- running ------------------------------------------------------------------------------
+    def _execute(self, record_id: int) -> None:
+        with database.connection_context():
+            self._run_record(record_id)
+
+    def _run_record(self, record_id: int) -> None:
+        record = TaskRecord.get_or_none(TaskRecord.id == record_id)
+        if record is None:
+            # huey's message can arrive before the enqueueing transaction is visible (Redis); the
+            # sweep covers a record that never appears.
+            raise RetryTask(delay=1)
+        spec = _REGISTRY.get(record.name)
+        if spec is None:
+            self._finish(record, None, "failed", f"no task named {record.name!r} in this version")
+            return
+        if record.status in ("done", "failed"):
+            return
+        if record.run_after > utcnow() + timedelta(seconds=1):
+            raise RetryTask(delay=max(1, int((record.run_after - utcnow()).total_seconds())))
+        holder = holder_id()
+        if record.lane and not leases.acquire(f"lane:{record.lane}", holder, LANE_TTL):
+            raise RetryTask(delay=LANE_BUSY_DELAY_SECONDS)  # not an attempt: the lane is busy
+        try:
+            self._claimed_run(record, spec, holder)
+        finally:
+            if record.lane:
+                leases.release(f"lane:{record.lane}", holder)
+
+    def _claimed_run(self, record: TaskRecord, spec: TaskSpec, holder: str) -> None:
+        if not self._claim(record, holder, spec.claim_ttl):
+            return  # running elsewhere, or done since
+        record = TaskRecord.get_by_id(record.id)
+        args = json.loads(record.args)
+        keeper = _ClaimKeeper(record.id, holder, spec.claim_ttl, lane=record.lane)
+        keeper.start()
+        try:
+            spec.fn(self.context, *args)
+        except RetryTask:
+            raise
+        except Exception as exc:
+            keeper.stop()
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            if record.attempts >= record.max_attempts:
+                log.exception("task %s #%s gave up after %s attempts", record.name, record.id, record.attempts)
+                self._finish(record, holder, "failed", error)
+                self._give_up(spec, args, error)
+                return
+            log.warning("task %s #%s attempt %s failed: %s; retried in %.0fs", record.name, record.id, record.attempts, error,
+                        retry_delay(record.attempts, self.retry_seconds))
+            self._finish(record, holder, "queued", error,
+                         run_after=utcnow() + timedelta(seconds=retry_delay(record.attempts, self.retry_seconds)))
+            raise  # huey schedules the retry with its backoff
+        finally:
+            keeper.stop()
+        self._finish(record, holder, "done", None)
+
+    def _give_up(self, spec: TaskSpec | None, args: list, error: str) -> None:
+        if spec is not None and spec.on_give_up is not None:
+            try:
+                spec.on_give_up(self.context, *args, error=error)
+            except Exception:
+                log.exception("give-up hook of task %s failed", spec.name)
+
+    def _claim(self, record: TaskRecord, holder: str, ttl: timedelta) -> bool:
+        now = utcnow()
+        takeover = (TaskRecord.status == "queued")
+        if record.status == "running" and record.claimed_by and (
+                (record.claim_until and record.claim_until < now) or holder_is_dead(record.claimed_by)):
+            # The holder died mid-run (a claim cannot expire while its holder renews it).
+            takeover = (TaskRecord.status == "running") & (TaskRecord.claimed_by == record.claimed_by)
+            log.warning("task %s #%s: taking over from %s, which stopped", record.name, record.id, record.claimed_by)
+        return bool(TaskRecord.update(status="running", claimed_by=holder, claim_until=now + ttl,
+                                      attempts=TaskRecord.attempts + 1, updated_at=now)
+                    .where((TaskRecord.id == record.id) & takeover & (TaskRecord.attempts < TaskRecord.max_attempts)).execute())
+
+    def _finish(self, record: TaskRecord, holder: str | None, status: str, error: str | None,
+                run_after: datetime | None = None) -> None:
+        fields: dict = {"status": status, "last_error": error, "updated_at": utcnow(), "claimed_by": None, "claim_until": None}
+        if status in ("done", "failed"):
+            fields["finished_at"] = utcnow()
+        if run_after is not None:
+            fields["run_after"] = run_after
+        where = TaskRecord.id == record.id
+        if holder is not None:
+            where &= TaskRecord.claimed_by == holder  # fenced: a holder that lost its claim writes nothing
+        if not TaskRecord.update(**fields).where(where).execute():
+            log.warning("task %s #%s finished after losing its claim: outcome %s dropped", record.name, record.id, status)
+
+    # -- recovery -----------------------------------------------------------------------------
+    def sweep(self, now: datetime | None = None) -> int:
+        """Queue again every record whose message was lost; how many."""
+        now = now or utcnow()
+        pushed = 0
+        candidates = list(TaskRecord.select().where(
+            ((TaskRecord.status == "queued") & (TaskRecord.run_after < now - LOST_AFTER))
+            | (TaskRecord.status == "running")).order_by(TaskRecord.id).limit(1000))
+        for record in candidates:
+            if record.status == "running":
+                expired = record.claim_until is not None and record.claim_until < now
+                if not (expired or holder_is_dead(record.claimed_by)):
+                    continue
+            if record.attempts >= record.max_attempts:
+                # Its last attempt died with its worker (or failed without being written down).
+                error = record.last_error or "the worker running its last attempt stopped"
+                done = (TaskRecord.update(status="failed", last_error=error, finished_at=now, claimed_by=None, claim_until=None)
+                        .where((TaskRecord.id == record.id) & (TaskRecord.status == record.status)
+                               & (TaskRecord.updated_at == record.updated_at)).execute())
+                if done:
+                    self._give_up(_REGISTRY.get(record.name), json.loads(record.args), error)
+                continue
+            if record.status == "queued":
+                # Not again at the next sweep if the workers are only busy: it gets LOST_AFTER more.
+                TaskRecord.update(run_after=now).where(TaskRecord.id == record.id).execute()
+            self._push(record.id)
+            pushed += 1
+        if pushed:
+            log.info("task sweep: %s record(s) queued again", pushed)
+        return pushed
+
+    def backlog(self) -> dict[str, int]:
+        """How many records wait, run and failed: for `check` and the README's operations."""
+        counts = {status: 0 for status in ("queued", "running", "failed")}
+        for status, n in (TaskRecord.select(TaskRecord.status, TaskRecord.id.count()).where(TaskRecord.status.in_(list(counts)))
+                          .group_by(TaskRecord.status).tuples()):
+            counts[status] = n
+        return counts
+
+    # -- workers ------------------------------------------------------------------------------
+    def start_workers(self, workers: int = 3) -> None:
+        """Worker threads in this process (`serve`, the tests); `stop_workers` ends them."""
+        consumer = _EmbeddedConsumer(self.huey, workers=workers, worker_type="thread", periodic=False,
+                                     initial_delay=0.05, backoff=1.5, max_delay=self.poll_seconds, scheduler_interval=1,
+                                     check_worker_health=False)
+        for worker, _ in consumer.worker_threads:
+            worker.wake = self.wake
+        with_connection(self.sweep)()  # work a dead predecessor left claimed on this machine runs now
+        consumer.start()
+        self._consumer = consumer
+
+    def stop_workers(self, timeout: float = 60) -> None:
+        """Let running tasks finish (up to `timeout`), then stop."""
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            consumer.shutdown_timeout = timeout
+            consumer.stop(graceful=True)
+
+    def run_workers(self, workers: int) -> None:
+        """`bot.py worker`: huey's own consumer in the foreground (Ctrl-C stops it gracefully)."""
+        consumer = self.huey.create_consumer(workers=workers, worker_type="thread", periodic=False, initial_delay=0.05,
+                                             backoff=1.5, max_delay=self.poll_seconds, check_worker_health=True)
+        with_connection(self.sweep)()
+        consumer.run()
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Block until no record is queued or running (tests, and `sync` before it exits)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with database.connection_context():
+                busy = TaskRecord.select().where(TaskRecord.status.in_(("queued", "running"))).count()
+            if not busy:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{busy} task(s) still queued or running after {timeout}s")
+            time.sleep(0.02)
+
+
+class _ClaimKeeper:
+    """Renews a running record's claim (and its lane) while the task runs, so only a dead worker loses it."""
+
+    def __init__(self, record_id: int, holder: str, ttl: timedelta, lane: str | None):
+        self.record_id, self.holder, self.ttl, self.lane = record_id, holder, ttl, lane
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=with_connection(self._loop), name=f"claim-{record_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._done.wait(self.ttl.total_seconds() / 3):
+            try:
+                kept = (TaskRecord.update(claim_until=utcnow() + self.ttl)
+                        .where((TaskRecord.id == self.record_id) & (TaskRecord.claimed_by == self.holder)).execute())
+            except Exception as exc:  # a missed renewal is retried; the claim still has time left
+                log.warning("could not renew the claim of task %s: %s", self.record_id, type(exc).__name__)
+                continue
+            if not kept:
+                log.warning("task %s lost its claim; its outcome will be dropped", self.record_id)
+                return
+            if self.lane:
+                leases.acquire(f"lane:{self.lane}", self.holder, LANE_TTL)
