@@ -14,6 +14,7 @@ gunicorn can serve `bot:create_app()` directly (run `worker` processes beside it
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 import tempfile
@@ -31,9 +32,15 @@ log = logging.getLogger("bot")
 
 def _settings(require_slack: bool) -> Settings:
     settings = load_settings(require_slack=require_slack)
-    for secret in (settings.slack_signing_secret, settings.slack_bot_token, settings.twilio_auth_token,
-                   settings.tekmetric_client_secret, settings.secret_key, urlsplit(settings.smtp_url or "").password,
-                   urlsplit(settings.redis_url or "").password):
+    for secret in (
+        settings.slack_signing_secret,
+        settings.slack_bot_token,
+        settings.twilio_auth_token,
+        settings.tekmetric_client_secret,
+        settings.secret_key,
+        urlsplit(settings.smtp_url or "").password,
+        urlsplit(settings.redis_url or "").password,
+    ):
         register_secret(secret)
     return settings
 
@@ -46,11 +53,13 @@ def open_storage(settings: Settings) -> None:
     migrate()
 
 
+# Modules whose tasks any process must be able to run (they register them when imported).
+TASK_MODULES = ("customers.send_flow", "media.intake_flow", "spaces.status_flow")
+
+
 def load_tasks() -> None:
-    """Import every module that registers tasks, so any process can run any queued work."""
-    import customers.send_flow  # noqa: F401
-    import media.intake_flow  # noqa: F401
-    import spaces.status_flow  # noqa: F401
+    for module in TASK_MODULES:
+        importlib.import_module(module)
 
 
 def build_services(settings: Settings):
@@ -121,6 +130,7 @@ def start_scheduler(settings: Settings, services=None):
 
 
 # -- commands ------------------------------------------------------------------------------------
+
 
 def cmd_web(args, with_background: bool = False) -> int:
     from server.gunicorn_runner import run_server
@@ -224,7 +234,9 @@ def _dry_run() -> int:
     print(f"{'RO':<10} {'status':<12} {'appointment':<17} channel")
     for record in sorted(result.records, key=lambda r: (r.appointment_at is None, r.appointment_at or now)):
         status = computed_status(record.closed, record.appointment_at, now, settings.shop_timezone)
-        when = record.appointment_at.astimezone(settings.shop_timezone).strftime("%Y-%m-%d %H:%M") if record.appointment_at else "—"
+        when = (
+            record.appointment_at.astimezone(settings.shop_timezone).strftime("%Y-%m-%d %H:%M") if record.appointment_at else "—"
+        )
         print(f"{record.ro_number:<10} {status:<12} {when:<17} #{channel_name(record.ro_number, record.customer_last_name)}")
     for reject in result.rejected:
         print(redact(f"skipped {reject.ref}: {reject.reason}"))

@@ -16,6 +16,7 @@ filters and the broad RO-number prefix. SQLite gets no ANALYZE (a production SQL
 has statistics), PostgreSQL gets the VACUUM ANALYZE its autovacuum would do.
 PostgreSQL runs in a throw-away schema that is dropped at the end. Not part of the test run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,31 +29,127 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from operator import itemgetter
 from pathlib import Path
-from typing import Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.text import fold_text  # noqa: E402
-from storage import search_index as search  # noqa: E402
-from storage.db import database, is_postgres, open_database  # noqa: E402
-from storage.migrations import migrate  # noqa: E402
-from peewee import SQL  # noqa: E402
+from peewee import SQL
 
-from storage.models import Participant, RepairOrder, RoSearchTerm  # noqa: E402
+from core.text import fold_text
+from storage import search_index as search
+from storage.db import database, is_postgres, open_database
+from storage.migrations import migrate
+from storage.models import Participant, RepairOrder, RoSearchTerm
 
-FIRST = ["Jean", "Marie", "Hélène", "François", "Louis", "Chloé", "Émilie", "Luc", "Benoît", "Zoé", "Mathieu",
-         "Geneviève", "André", "Noémie", "Gaétan", "Josée", "Sébastien", "Amélie", "Réjean", "Maxime", "Olivier",
-         "Catherine", "Stéphane", "Isabelle", "Éric", "Nathalie", "Patrick", "Julie", "Michel", "Sophie"]
-COMMON_LAST = ["Tremblay", "Gagnon", "Roy", "Côté", "Bouchard", "Gauthier", "Morin", "Lavoie", "Fortin", "Gagné",
-               "Ouellet", "Pelletier", "Bélanger", "Lévesque", "Bergeron", "Leblanc", "Paquette", "Girard", "Simard",
-               "Boucher", "Caron", "Beaulieu", "Cloutier", "Dubé", "Poirier", "Fournier", "Lapointe", "Leclerc",
-               "Lefebvre", "Poulin", "Thibault", "St-Pierre", "Nadeau", "Martin", "Landry", "Martel", "Bédard",
-               "Grenier", "Lessard", "O'Brien"]
-SYLLABLES = ["ba", "bé", "ca", "ché", "da", "do", "fa", "ga", "gé", "la", "lé", "ma", "mo", "na", "pa", "pé", "ra",
-             "ré", "sa", "si", "ta", "té", "va", "vi", "zo", "ar", "el", "on", "ur", "ien"]
+FIRST = [
+    "Jean",
+    "Marie",
+    "Hélène",
+    "François",
+    "Louis",
+    "Chloé",
+    "Émilie",
+    "Luc",
+    "Benoît",
+    "Zoé",
+    "Mathieu",
+    "Geneviève",
+    "André",
+    "Noémie",
+    "Gaétan",
+    "Josée",
+    "Sébastien",
+    "Amélie",
+    "Réjean",
+    "Maxime",
+    "Olivier",
+    "Catherine",
+    "Stéphane",
+    "Isabelle",
+    "Éric",
+    "Nathalie",
+    "Patrick",
+    "Julie",
+    "Michel",
+    "Sophie",
+]
+COMMON_LAST = [
+    "Tremblay",
+    "Gagnon",
+    "Roy",
+    "Côté",
+    "Bouchard",
+    "Gauthier",
+    "Morin",
+    "Lavoie",
+    "Fortin",
+    "Gagné",
+    "Ouellet",
+    "Pelletier",
+    "Bélanger",
+    "Lévesque",
+    "Bergeron",
+    "Leblanc",
+    "Paquette",
+    "Girard",
+    "Simard",
+    "Boucher",
+    "Caron",
+    "Beaulieu",
+    "Cloutier",
+    "Dubé",
+    "Poirier",
+    "Fournier",
+    "Lapointe",
+    "Leclerc",
+    "Lefebvre",
+    "Poulin",
+    "Thibault",
+    "St-Pierre",
+    "Nadeau",
+    "Martin",
+    "Landry",
+    "Martel",
+    "Bédard",
+    "Grenier",
+    "Lessard",
+    "O'Brien",
+]
+SYLLABLES = [
+    "ba",
+    "bé",
+    "ca",
+    "ché",
+    "da",
+    "do",
+    "fa",
+    "ga",
+    "gé",
+    "la",
+    "lé",
+    "ma",
+    "mo",
+    "na",
+    "pa",
+    "pé",
+    "ra",
+    "ré",
+    "sa",
+    "si",
+    "ta",
+    "té",
+    "va",
+    "vi",
+    "zo",
+    "ar",
+    "el",
+    "on",
+    "ur",
+    "ien",
+]
 AREAS = ["514", "438", "450", "579", "819", "873", "418", "581"]
 SHAPES = ["name", "partial name", "phone last 4", "full phone", "RO number", "tag"]
 ADVISORS = [f"UADV{n:03d}" for n in range(40)]
@@ -62,17 +159,18 @@ FEW = [f"UFEW{n:03d}" for n in range(300)]
 
 # -- data ----------------------------------------------------------------------------------------
 
+
 def _surnames(rng: random.Random) -> tuple[list[str], list[float]]:
     synthetic = sorted({"".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4))).capitalize() for _ in range(30000)})
     names = COMMON_LAST + synthetic
     # Common names follow 1/rank from ~1 % down; the long tail shares the rest evenly.
-    common = [0.011 / rank ** 0.7 for rank in range(1, len(COMMON_LAST) + 1)]
+    common = [0.011 / rank**0.7 for rank in range(1, len(COMMON_LAST) + 1)]
     tail = (1.0 - sum(common)) / len(synthetic)
     return names, common + [tail] * len(synthetic)
 
 
 def _skewed(names: list[str], exponent: float) -> list[float]:
-    return [1 / rank ** exponent for rank in range(1, len(names) + 1)]
+    return [1 / rank**exponent for rank in range(1, len(names) + 1)]
 
 
 def generate(rows: int, seed: int = 42) -> Iterator[dict]:
@@ -100,13 +198,25 @@ def generate(rows: int, seed: int = 42) -> Iterator[dict]:
             number = str(100000 + ids)
             activity = now - timedelta(minutes=rng.randint(0, 2 * 365 * 24 * 60))
             yield {
-                "id": ids, "source": "file", "external_id": number, "ro_number": number,
-                "tag_number": f"T{rng.randint(1, 99999)}", "customer_first_name": first, "customer_last_name": last,
-                "mobile_phone": phone, "name_folded": folded.get((first, last)) or folded.setdefault((first, last), fold_text(f"{first} {last}")), "phone_digits": phone[1:],
+                "id": ids,
+                "source": "file",
+                "external_id": number,
+                "ro_number": number,
+                "tag_number": f"T{rng.randint(1, 99999)}",
+                "customer_first_name": first,
+                "customer_last_name": last,
+                "mobile_phone": phone,
+                "name_folded": folded.get((first, last)) or folded.setdefault((first, last), fold_text(f"{first} {last}")),
+                "phone_digits": phone[1:],
                 "status": rng.choice(("completed", "completed", "completed", "in_progress", "upcoming")),
-                "dms_closed": False, "channel_id": f"C{ids:010d}", "last_activity_at": activity,
-                "created_at": activity, "updated_at": activity, "appointment_at": activity,
-                "owner_user_id": owner, "members": members,
+                "dms_closed": False,
+                "channel_id": f"C{ids:010d}",
+                "last_activity_at": activity,
+                "created_at": activity,
+                "updated_at": activity,
+                "appointment_at": activity,
+                "owner_user_id": owner,
+                "members": members,
             }
 
 
@@ -120,16 +230,20 @@ def _defaults(fields: list) -> dict:
 
 # -- loading -------------------------------------------------------------------------------------
 
+
 def _indexes(tables: list[str]) -> list[tuple[str, str]]:
     """(name, CREATE statement) of the secondary indexes of `tables`."""
     if is_postgres():
         cursor = database.execute_sql(
             "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = ANY(%s)"
-            " AND indexname NOT LIKE '%%_pkey'", (tables,))
+            " AND indexname NOT LIKE '%%_pkey'",
+            (tables,),
+        )
     else:
         marks = ",".join("?" * len(tables))
         cursor = database.execute_sql(
-            f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ({marks})", tables)
+            f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ({marks})", tables
+        )
     return list(cursor.fetchall())
 
 
@@ -150,11 +264,23 @@ def load(rows: int, log: Callable[[str], None]) -> float:
 
     def flush() -> None:
         ro_rows = [row_of({**defaults, **r}) for r in chunk]
-        term_rows = list(search.iter_terms((r["id"], r["customer_first_name"], r["customer_last_name"],
-                                            r["mobile_phone"], r["ro_number"], r["tag_number"], r["last_activity_at"])
-                                           for r in chunk))
-        member_rows = [(r["id"], user, role, True, r["created_at"], r["last_activity_at"])
-                       for r in chunk for user, role in r["members"]]
+        term_rows = list(
+            search.iter_terms(
+                (
+                    r["id"],
+                    r["customer_first_name"],
+                    r["customer_last_name"],
+                    r["mobile_phone"],
+                    r["ro_number"],
+                    r["tag_number"],
+                    r["last_activity_at"],
+                )
+                for r in chunk
+            )
+        )
+        member_rows = [
+            (r["id"], user, role, True, r["created_at"], r["last_activity_at"]) for r in chunk for user, role in r["members"]
+        ]
         if is_postgres():
             _copy(f'"{tables[0]}" ({ro_columns})', ro_rows)
             _copy(f'"{tables[1]}" ({term_columns})', term_rows)
@@ -197,32 +323,16 @@ def _copy(target: str, rows: list[tuple]) -> None:
 
 # -- queries -------------------------------------------------------------------------------------
 
-def queries(count: int, rows: int, seed: int = 7) -> dict[str, list[tuple[str, str, str]]]:
-    """Per shape: (text typed in Slack, naive column, naive LIKE value), drawn from loaded ROs."""
-    rng = random.Random(seed)
-    picks = [RepairOrder.get_by_id(rng.randint(1, rows)) for _ in range(count)]
-    shapes: dict[str, list[tuple[str, str, str]]] = {shape: [] for shape in SHAPES}
-    for ro in picks:
-        last_folded = fold_text(ro.customer_last_name)
-        digits = ro.phone_digits
-        shapes["name"].append((ro.customer_last_name.upper(), "name_folded", last_folded))
-        shapes["partial name"].append((last_folded[:4], "name_folded", last_folded[:4]))
-        shapes["phone last 4"].append((digits[-4:], "phone_digits", digits[-4:]))
-        shapes["full phone"].append((f"({digits[1:4]}) {digits[4:7]}-{digits[7:]}", "phone_digits", digits[1:]))
-        shapes["RO number"].append((ro.ro_number, "ro_number", ro.ro_number))
-        shapes["tag"].append((ro.tag_number, "tag_number", ro.tag_number))
-    return shapes
-
 
 def _naive(column: str, value: str) -> int:
     table = RepairOrder._meta.table_name
     mark = "%s" if is_postgres() else "?"
-    sql = (f'SELECT * FROM "{table}" WHERE "{column}" LIKE {mark} '
-           f'ORDER BY "last_activity_at" DESC, "id" DESC LIMIT 21')
+    sql = f'SELECT * FROM "{table}" WHERE "{column}" LIKE {mark} ORDER BY "last_activity_at" DESC, "id" DESC LIMIT 21'
     return len(database.execute_sql(sql, (f"%{value}%",)).fetchall())
 
 
 # -- what the new shapes replace: the previous storage.search_index queries, verbatim in effect ------------
+
 
 def _before_matching(text: str, *columns):
     """The previous compound of matching keys: INTERSECT of name words first, then UNION, no arm limits."""
@@ -231,7 +341,10 @@ def _before_matching(text: str, *columns):
 
     def starting_with(kind, prefix):
         return RoSearchTerm.select(*columns).where(
-            (RoSearchTerm.kind == kind) & (RoSearchTerm.term >= prefix) & (RoSearchTerm.term < prefix[:-1] + chr(ord(prefix[-1]) + 1)))
+            (RoSearchTerm.kind == kind)
+            & (RoSearchTerm.term >= prefix)
+            & (RoSearchTerm.term < prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        )
 
     parts = []
     if query.words and not query.digits:
@@ -261,7 +374,7 @@ def _before(text: str | None = None, status: str | None = None, member: str | No
     if status:
         select = select.where(RepairOrder.status == status)
     if member:
-        taking_part = Participant.select(Participant.ro).where((Participant.user_id == member) & (Participant.active == True))  # noqa: E712
+        taking_part = Participant.select(Participant.ro).where((Participant.user_id == member) & (Participant.active == True))
         select = select.where((RepairOrder.owner_user_id == member) | RepairOrder.id.in_(taking_part))
     return len(list(select.order_by(RepairOrder.last_activity_at.desc(), RepairOrder.id.desc()).limit(21)))
 
@@ -270,8 +383,10 @@ def queries(count: int, rows: int, seed: int = 7) -> dict[str, list[tuple[Callab
     """Per shape: (the app's search, the baseline it replaces), drawn from loaded ROs."""
     rng = random.Random(seed)
     picks = [RepairOrder.get_by_id(rng.randint(1, rows)) for _ in range(count)]
-    few = [user for (user,) in Participant.select(Participant.user_id).where(Participant.user_id.startswith("UFEW"))
-           .distinct().tuples()]
+    few = [
+        user
+        for (user,) in Participant.select(Participant.user_id).where(Participant.user_id.startswith("UFEW")).distinct().tuples()
+    ]
     many = ADVISORS[:5] + TECHS[:5]
     shapes: dict[str, list] = {}
 
@@ -282,24 +397,35 @@ def queries(count: int, rows: int, seed: int = 7) -> dict[str, list[tuple[Callab
         last_folded = fold_text(ro.customer_last_name)
         digits = ro.phone_digits
         for shape, text, column, value in (
-                ("name", ro.customer_last_name.upper(), "name_folded", last_folded),
-                ("partial name", last_folded[:4], "name_folded", last_folded[:4]),
-                ("phone last 4", digits[-4:], "phone_digits", digits[-4:]),
-                ("full phone", f"({digits[1:4]}) {digits[4:7]}-{digits[7:]}", "phone_digits", digits[1:]),
-                ("RO number", ro.ro_number, "ro_number", ro.ro_number),
-                ("tag", ro.tag_number, "tag_number", ro.tag_number)):
+            ("name", ro.customer_last_name.upper(), "name_folded", last_folded),
+            ("partial name", last_folded[:4], "name_folded", last_folded[:4]),
+            ("phone last 4", digits[-4:], "phone_digits", digits[-4:]),
+            ("full phone", f"({digits[1:4]}) {digits[4:7]}-{digits[7:]}", "phone_digits", digits[1:]),
+            ("RO number", ro.ro_number, "ro_number", ro.ro_number),
+            ("tag", ro.tag_number, "tag_number", ro.tag_number),
+        ):
             add(shape, lambda t=text: len(search.find(t, limit=20).items), lambda c=column, v=value: _naive(c, v))
         prefix = "10"  # RO numbers 100001…: "10" matches 100001–109999 and 1000000–1099999, about 11 %
-        add("RO prefix `10` (11 % of ROs)", lambda: len(search.find(prefix, limit=20).items), lambda: _before(prefix))
+        add("RO prefix `10` (11 % of ROs)", lambda p=prefix: len(search.find(p, limit=20).items), lambda p=prefix: _before(p))
         user = many[n % len(many)]
         add("mine, many ROs", lambda u=user: len(search.find(None, member=u, limit=20).items), lambda u=user: _before(member=u))
         user = few[n % len(few)]
         add("mine, few ROs", lambda u=user: len(search.find(None, member=u, limit=20).items), lambda u=user: _before(member=u))
-        add("mine + text", lambda u=ro.owner_user_id, t=last_folded: len(search.find(t, member=u, limit=20).items),
-            lambda u=ro.owner_user_id, t=last_folded: _before(t, member=u))
-        add("status filter", lambda s=ro.status: len(search.find(None, status=s, limit=20).items), lambda s=ro.status: _before(status=s))
-        add("status + text", lambda s=ro.status, t=last_folded: len(search.find(t, status=s, limit=20).items),
-            lambda s=ro.status, t=last_folded: _before(t, status=s))
+        add(
+            "mine + text",
+            lambda u=ro.owner_user_id, t=last_folded: len(search.find(t, member=u, limit=20).items),
+            lambda u=ro.owner_user_id, t=last_folded: _before(t, member=u),
+        )
+        add(
+            "status filter",
+            lambda s=ro.status: len(search.find(None, status=s, limit=20).items),
+            lambda s=ro.status: _before(status=s),
+        )
+        add(
+            "status + text",
+            lambda s=ro.status, t=last_folded: len(search.find(t, status=s, limit=20).items),
+            lambda s=ro.status, t=last_folded: _before(t, status=s),
+        )
     return shapes
 
 
@@ -327,8 +453,16 @@ def measure(count: int, naive_count: int, rows: int) -> list[tuple[str, float, f
             found.append(ours())
             times.append((time.perf_counter() - started) * 1000)
         baseline = [_timed(before) for _, before in items[:naive_count]]
-        results.append((shape, _percentile(times, 50), _percentile(times, 95), _percentile(baseline, 50),
-                        _percentile(baseline, 95), statistics.mean(found)))
+        results.append(
+            (
+                shape,
+                _percentile(times, 50),
+                _percentile(times, 95),
+                _percentile(baseline, 50),
+                _percentile(baseline, 95),
+                statistics.mean(found),
+            )
+        )
     return results
 
 
@@ -345,8 +479,10 @@ def run(url: str, rows: int, count: int, naive_count: int, label: str) -> None:
         log(f"{label}: loading {rows:,} ROs")
         seconds = load(rows, log)
         terms = RoSearchTerm.select().count()
-        log(f"{label}: {rows:,} ROs, {terms:,} search keys, load + index {seconds:.0f} s; "
-            f"{count} queries per shape (naive: {naive_count})")
+        log(
+            f"{label}: {rows:,} ROs, {terms:,} search keys, load + index {seconds:.0f} s; "
+            f"{count} queries per shape (naive: {naive_count})"
+        )
         log(f"{'shape':<28} {'p50 ms':>8} {'p95 ms':>8} {'before p50':>11} {'before p95':>11} {'avg hits':>9}")
         for shape, p50, p95, n50, n95, hits in measure(count, naive_count, rows):
             log(f"{shape:<28} {p50:>8.2f} {p95:>8.2f} {n50:>11.1f} {n95:>11.1f} {hits:>9.1f}")
@@ -381,8 +517,9 @@ def main(argv: list[str] | None = None) -> int:
         admin.cursor().execute(f"CREATE SCHEMA {schema}")
         try:
             sep = "&" if "?" in args.postgres else "?"
-            run(f"{args.postgres}{sep}options=-csearch_path%3D{schema}", args.rows, args.queries,
-                args.naive_queries, "PostgreSQL")
+            run(
+                f"{args.postgres}{sep}options=-csearch_path%3D{schema}", args.rows, args.queries, args.naive_queries, "PostgreSQL"
+            )
         finally:
             if not args.keep_schema:
                 admin.cursor().execute(f"DROP SCHEMA {schema} CASCADE")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from blocks import ids, kit
-from blocks.codec import AdminRow, AdminState, PageRef
+from blocks.codec import AdminRow, AdminState
 from core.i18n import t
 
 if TYPE_CHECKING:  # type names only (erased at run time): the view reads their attributes
@@ -22,8 +22,16 @@ PER_PAGE = 20  # one block per person; a modal holds 100 blocks
 MESSAGE, ADMIN = "message", "admin"
 
 
-def admin_modal(people: list["StaffPermissions"], page: int, pages: int, *, default_can_message: bool, locale: str,
-                notice: str | None = None, revision: int = 0) -> dict:
+def admin_modal(
+    people: list[StaffPermissions],
+    page: int,
+    pages: int,
+    *,
+    default_can_message: bool,
+    locale: str,
+    notice: str | None = None,
+    revision: int = 0,
+) -> dict:
     """`notice`: mrkdwn the caller wrote (a refusal), shown above the rows."""
     default = t("admin.default.yes" if default_can_message else "admin.default.no", locale)
     blocks: list[dict] = [kit.context(t("admin.modal.intro", locale, default=default), block_id="admin_intro")]
@@ -34,14 +42,32 @@ def admin_modal(people: list["StaffPermissions"], page: int, pages: int, *, defa
     for person in people:
         options = [
             kit.option(t("admin.option.message", locale), MESSAGE, t("admin.included", locale) if person.is_admin else None),
-            kit.option(t("admin.option.admin", locale), ADMIN, t("admin.config_admin", locale) if person.admin_from_config else None),
+            kit.option(
+                t("admin.option.admin", locale), ADMIN, t("admin.config_admin", locale) if person.admin_from_config else None
+            ),
         ]
         shown = {value for value, on in ((MESSAGE, person.can_message_customers), (ADMIN, person.is_admin)) if on}
         row = AdminRow(person.user_id, revision, frozenset(shown)).encode()
-        blocks.append(kit.section(f"*{kit.escape(person.name)}*\n{kit.user(person.user_id)}", block_id=row,
-                                  accessory=kit.checkboxes(ids.ADMIN_TOGGLE, options, shown)))
+        blocks.append(
+            kit.section(
+                f"*{kit.escape(person.name)}*\n{kit.user(person.user_id)}",
+                block_id=row,
+                accessory=kit.checkboxes(ids.ADMIN_TOGGLE, options, shown),
+            )
+        )
     blocks.append(kit.context(t("admin.page", locale, page=page + 1, pages=pages), block_id="admin_page"))
-    blocks += kit.pager("admin_nav", ids.ADMIN_PREV, ids.ADMIN_NEXT, page, pages,
-                        (t("files.modal.previous", locale), t("files.modal.next", locale)), lambda p: PageRef(p).encode())
-    return kit.modal(ids.ADMIN_MODAL, t("admin.modal.title", locale), blocks, close=t("admin.modal.close", locale),
-                     metadata=AdminState(page, revision).encode())
+    blocks += kit.pager(
+        "admin_nav",
+        ids.ADMIN_PREV,
+        ids.ADMIN_NEXT,
+        page,
+        pages,
+        locale,
+    )
+    return kit.modal(
+        ids.ADMIN_MODAL,
+        t("admin.modal.title", locale),
+        blocks,
+        close=t("admin.modal.close", locale),
+        metadata=AdminState(page, revision).encode(),
+    )

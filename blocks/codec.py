@@ -76,7 +76,7 @@ class RoRef(Record):
         return {"ro": self.ro}
 
     @classmethod
-    def read(cls, data: dict) -> "RoRef":
+    def read(cls, data: dict) -> RoRef:
         return cls(_id(data["ro"]))
 
 
@@ -91,7 +91,7 @@ class SendRef(Record):
         return {"send": self.send}
 
     @classmethod
-    def read(cls, data: dict) -> "SendRef":
+    def read(cls, data: dict) -> SendRef:
         return cls(_id(data["send"]))
 
 
@@ -106,7 +106,7 @@ class PageRef(Record):
         return {"p": self.page}
 
     @classmethod
-    def read(cls, data: dict) -> "PageRef":
+    def read(cls, data: dict) -> PageRef:
         return cls(_page(data["p"]))
 
 
@@ -136,7 +136,7 @@ class FilesState(Record):
             state = replace(state, selected=frozenset(sorted(state.selected)[:-1]), overflow=True)
 
     @classmethod
-    def read(cls, data: dict) -> "FilesState":
+    def read(cls, data: dict) -> FilesState:
         ticked = data.get("s", [])
         if not isinstance(ticked, list) or len(ticked) > 1000:
             raise ValueError("bad selection")
@@ -157,7 +157,7 @@ class HomeState(Record):
         return {"t": self.tab, "st": self.status, "q": self.query, "p": self.page}
 
     @classmethod
-    def read(cls, data: dict) -> "HomeState":
+    def read(cls, data: dict) -> HomeState:
         tab, status, query = data.get("t", "mine"), data.get("st"), data.get("q", "")
         if tab not in ("mine", "all") or (status is not None and status not in STATUSES):
             raise ValueError("bad list")
@@ -178,7 +178,7 @@ class AdminState(Record):
         return {"p": self.page, "r": self.revision}
 
     @classmethod
-    def read(cls, data: dict) -> "AdminState":
+    def read(cls, data: dict) -> AdminState:
         return cls(_page(data.get("p", 0)), _page(data.get("r", 0)))
 
 
@@ -195,7 +195,7 @@ class AdminRow(Record):
         return {"u": self.user, "r": self.revision, "sh": sorted(self.shown)}
 
     @classmethod
-    def read(cls, data: dict) -> "AdminRow":
+    def read(cls, data: dict) -> AdminRow:
         shown = data.get("sh", [])
         if not isinstance(shown, list) or not set(shown) <= {"message", "admin"}:
             raise ValueError("bad flags")
@@ -219,7 +219,7 @@ class ParticipantsState(Record):
         return text if len(text) <= 3000 else Record.encode(replace(self, shown=None))
 
     @classmethod
-    def read(cls, data: dict) -> "ParticipantsState":
+    def read(cls, data: dict) -> ParticipantsState:
         shown = data.get("sh")
         if shown is not None and (not isinstance(shown, list) or len(shown) > 1000):
             raise ValueError("bad list")
@@ -237,12 +237,13 @@ class InviteState(Record):
         return {"ro": self.ro} if self.ro is not None else {}
 
     @classmethod
-    def read(cls, data: dict) -> "InviteState":
+    def read(cls, data: dict) -> InviteState:
         return cls(_id(data["ro"]) if data.get("ro") is not None else None)
 
 
-RECORDS: dict[str, type[Record]] = {r.kind: r for r in (RoRef, SendRef, PageRef, FilesState, HomeState, AdminState, AdminRow,
-                                                        ParticipantsState, InviteState)}
+RECORDS: dict[str, type[Record]] = {
+    r.kind: r for r in (RoRef, SendRef, PageRef, FilesState, HomeState, AdminState, AdminRow, ParticipantsState, InviteState)
+}
 
 
 def decode(text: object, expected: type[R]) -> R:

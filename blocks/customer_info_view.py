@@ -28,5 +28,6 @@ def customer_info_modal(ro: RepairOrder, tz: ZoneInfo, locale: str | None) -> di
         ("info.promised", when(ro.promised_at, tz, locale)),
     ]
     blocks = [kit.header(title(ro, locale)), kit.fields([(t(key, locale), value) for key, value in rows])]
-    return kit.modal(ids.RO_INFO_MODAL, t("info.title", locale), blocks, close=t("info.close", locale),
-                     metadata=RoRef(ro.id).encode())
+    return kit.modal(
+        ids.RO_INFO_MODAL, t("info.title", locale), blocks, close=t("info.close", locale), metadata=RoRef(ro.id).encode()
+    )

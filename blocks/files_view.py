@@ -9,7 +9,7 @@ from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 from blocks import ids, kit
-from blocks.codec import FilesState, PageRef, SendRef
+from blocks.codec import FilesState, SendRef
 from core.formats import human_size, long_date, phone_display, when
 from core.i18n import t
 from core.refusals import Refusal
@@ -27,18 +27,36 @@ def page_block_id(page: int) -> str:
     return f"files_p{page}"
 
 
-def files_modal(ro: RepairOrder, files: list[RoFile], state: FilesState, *, locale: str, tz: ZoneInfo,
-                names: dict[str, str], how: str, can_send: bool, may_send: bool) -> dict:
+def files_modal(
+    ro: RepairOrder,
+    files: list[RoFile],
+    state: FilesState,
+    *,
+    locale: str,
+    tz: ZoneInfo,
+    names: dict[str, str],
+    how: str,
+    can_send: bool,
+    may_send: bool,
+) -> dict:
     """The Files modal. `files`: the RO's files, newest first. `how`: where a send would go (or why
     it can't), mrkdwn the caller escaped; `can_send`: a send is possible at all; `may_send`: this
     person is allowed to send."""
     pages = kit.pages_of(len(files), PAGE_SIZE)
     state = replace(state, page=min(state.page, pages - 1))
     start = state.page * PAGE_SIZE
-    shown = files[start:start + PAGE_SIZE]
+    shown = files[start : start + PAGE_SIZE]
     blocks: list[dict] = [
-        kit.section(t("files.modal.header", locale, number=kit.escape(ro.ro_number), customer=kit.escape(ro.customer_name or "—"),
-                      count=len(files)), block_id="files_head"),
+        kit.section(
+            t(
+                "files.modal.header",
+                locale,
+                number=kit.escape(ro.ro_number),
+                customer=kit.escape(ro.customer_name or "—"),
+                count=len(files),
+            ),
+            block_id="files_head",
+        ),
         kit.context(how, block_id="files_how"),
     ]
     if not may_send:
@@ -53,25 +71,48 @@ def files_modal(ro: RepairOrder, files: list[RoFile], state: FilesState, *, loca
         if may_send and can_send and sendable:
             options = [_option(start + shown.index(f) + 1, f, locale, names) for f in sendable]
             element = kit.checkboxes(ids.FILES_PICK, options, [str(i) for i in state.selected])
-            blocks.append({"type": "input", "block_id": page_block_id(state.page), "optional": True,
-                           "label": kit.plain(t("files.modal.pick", locale), kit.LABEL_TEXT), "element": element})
+            blocks.append(
+                {
+                    "type": "input",
+                    "block_id": page_block_id(state.page),
+                    "optional": True,
+                    "label": kit.plain(t("files.modal.pick", locale), kit.LABEL_TEXT),
+                    "element": element,
+                }
+            )
         elsewhere = len(state.selected - {f.id for f in shown})
         footer = [t("files.modal.page", locale, page=state.page + 1, pages=pages)]
         if elsewhere:
             footer.append(t("files.modal.selected_elsewhere", locale, count=elsewhere))
         blocks.append(kit.context(" · ".join(footer), block_id="files_page"))
-        blocks += kit.pager("files_nav", ids.FILES_PREV, ids.FILES_NEXT, state.page, pages,
-                            (t("files.modal.previous", locale), t("files.modal.next", locale)), lambda p: PageRef(p).encode())
-    return kit.modal(ids.FILES_MODAL, t("files.modal.title", locale), blocks, close=t("files.modal.close", locale),
-                     submit=t("files.modal.submit", locale) if files and may_send and can_send else None,
-                     metadata=state.encode())
+        blocks += kit.pager(
+            "files_nav",
+            ids.FILES_PREV,
+            ids.FILES_NEXT,
+            state.page,
+            pages,
+            locale,
+        )
+    return kit.modal(
+        ids.FILES_MODAL,
+        t("files.modal.title", locale),
+        blocks,
+        close=t("files.modal.close", locale),
+        submit=t("files.modal.submit", locale) if files and may_send and can_send else None,
+        metadata=state.encode(),
+    )
 
 
 def _file_line(number: int, f: RoFile, locale: str, tz: ZoneInfo, names: dict[str, str]) -> str:
     name = kit.cut(f.name, NAME_CHARS)
     title = kit.link(f.permalink, name) if f.permalink else kit.escape(name)
     person = kit.escape(kit.cut(names.get(f.uploader_user_id, f.uploader_user_id or "—"), PERSON_CHARS))
-    parts = [f"`{number}.` {KIND_EMOJI.get(f.kind, '📄')} {title}", human_size(f.size, locale), person, when(f.shared_at, tz, locale)]
+    parts = [
+        f"`{number}.` {KIND_EMOJI.get(f.kind, '📄')} {title}",
+        human_size(f.size, locale),
+        person,
+        when(f.shared_at, tz, locale),
+    ]
     if f.copy_status != "stored":
         parts.append(t(f"files.copy.{f.copy_status}", locale))
     return " · ".join(parts)
@@ -84,26 +125,48 @@ def _option(number: int, f: RoFile, locale: str, names: dict[str, str]) -> dict:
 
 
 def sending_view(ro: RepairOrder, send: CustomerSend, counts_text: str, locale: str) -> dict:
-    text = t("files.modal.sending", locale, what=counts_text, customer=kit.escape(ro.customer_name or "—"),
-             method=t(f"send.method.{send.method}", locale), destination=_destination(send))
+    text = t(
+        "files.modal.sending",
+        locale,
+        what=counts_text,
+        customer=kit.escape(ro.customer_name or "—"),
+        method=t(f"send.method.{send.method}", locale),
+        destination=_destination(send),
+    )
     return kit.modal(ids.FILES_DONE, t("files.modal.title", locale), [kit.section(text)], close=t("files.modal.close", locale))
 
 
 def refusal(view: dict, refused: Refusal, locale: str) -> dict:
     """How to answer a refused Send (the arguments of `ack`): under the checkboxes when there are
     some (Slack shows input errors as plain text), else the modal becomes the message."""
-    inputs = [b["block_id"] for b in view.get("blocks", []) if isinstance(b, dict) and b.get("type") == "input" and b.get("block_id")]
+    inputs = [
+        b["block_id"] for b in view.get("blocks", []) if isinstance(b, dict) and b.get("type") == "input" and b.get("block_id")
+    ]
     if inputs:
-        return {"response_action": "errors", "errors": {inputs[0]: kit.cut(t(refused.key, locale, **refused.detail), kit.ERROR_TEXT)}}
-    screen = kit.modal(ids.FILES_DONE, t("files.modal.title", locale), [kit.section("⚠️ " + kit.refusal_text(refused, locale))],
-                       close=t("files.modal.close", locale))
+        return {
+            "response_action": "errors",
+            "errors": {inputs[0]: kit.cut(t(refused.key, locale, **refused.detail), kit.ERROR_TEXT)},
+        }
+    screen = kit.modal(
+        ids.FILES_DONE,
+        t("files.modal.title", locale),
+        [kit.section("⚠️ " + kit.refusal_text(refused, locale))],
+        close=t("files.modal.close", locale),
+    )
     return {"response_action": "update", "view": screen}
 
 
 def file_note(note: str, name: str, size: int, locale: str, *, limit_bytes: int, attempts: int) -> str:
     """The one-line note about a file in its thread: `note` "too_large" (over the limit) or "copy_gave_up"."""
     key = "files.note.too_large" if note == "too_large" else "files.note.copy_gave_up"
-    return t(key, locale, name=kit.escape(name), size=human_size(size, locale), limit=human_size(limit_bytes, locale), attempts=attempts)
+    return t(
+        key,
+        locale,
+        name=kit.escape(name),
+        size=human_size(size, locale),
+        limit=human_size(limit_bytes, locale),
+        attempts=attempts,
+    )
 
 
 def _destination(send: CustomerSend) -> str:
@@ -111,7 +174,7 @@ def _destination(send: CustomerSend) -> str:
 
 
 def counts_text(counts: dict[str, int], locale: str) -> str:
-    """"2 photos, 1 video" in the staff member's language."""
+    """ "2 photos, 1 video" in the staff member's language."""
     parts = []
     for kind in (PICTURE, VIDEO, DOCUMENT):
         n = counts.get(kind, 0)
@@ -125,12 +188,19 @@ def error_text(error: str | None, locale: str) -> str:
     return t(f"send.error.{code}", locale, code=kit.escape(detail or "?"))
 
 
-def send_note(send: CustomerSend, ro: RepairOrder, counts: dict[str, int], *, locale: str, tz: ZoneInfo,
-              can_retry: bool) -> tuple[str, list[dict]]:
+def send_note(
+    send: CustomerSend, ro: RepairOrder, counts: dict[str, int], *, locale: str, tz: ZoneInfo, can_retry: bool
+) -> tuple[str, list[dict]]:
     """(fallback text, blocks) of the channel note about one send, for its current state."""
-    values = dict(sender=kit.user(send.sent_by), what=counts_text(counts, locale), customer=kit.escape(ro.customer_name or "—"),
-                  method=t(f"send.method.{send.method}", locale), destination=_destination(send),
-                  date=long_date(send.expires_at, tz, locale), revoker=kit.user(send.revoked_by) if send.revoked_by else "—")
+    values = dict(
+        sender=kit.user(send.sent_by),
+        what=counts_text(counts, locale),
+        customer=kit.escape(ro.customer_name or "—"),
+        method=t(f"send.method.{send.method}", locale),
+        destination=_destination(send),
+        date=long_date(send.expires_at, tz, locale),
+        revoker=kit.user(send.revoked_by) if send.revoked_by else "—",
+    )
     if send.revoked_at is not None:
         key = "send.note.revoked"
     elif send.status in ("queued", "sending"):
@@ -144,15 +214,28 @@ def send_note(send: CustomerSend, ro: RepairOrder, counts: dict[str, int], *, lo
     text = t(key, locale, error=error_text(send.error, locale), **values)
     blocks: list[dict] = [kit.section(text, block_id="send_note")]
     if send.revoked_at is None and send.status not in ("queued", "sending"):
-        blocks.append(kit.context(t("send.note.status", locale, status=t(f"send.status.{send.status}", locale)), block_id="send_status"))
+        blocks.append(
+            kit.context(t("send.note.status", locale, status=t(f"send.status.{send.status}", locale)), block_id="send_status")
+        )
     ref = SendRef(send.id).encode()
     buttons = []
     if send.revoked_at is None and send.status in ("failed", "opted_out") and can_retry:
         label = "send.button.retry_email" if send.status == "opted_out" else "send.button.retry"
         buttons.append(kit.button(t(label, locale), ids.SEND_RETRY, ref, style="primary"))
     if send.revoked_at is None and send.status in ("sent", "delivered", "failed"):
-        buttons.append(kit.button(t("send.button.revoke", locale), ids.SEND_REVOKE, ref, style="danger",
-                                  confirm=kit.confirm(t("send.confirm.title", locale), t("send.confirm.text", locale),
-                                                      t("send.button.revoke", locale), t("files.modal.close", locale))))
+        buttons.append(
+            kit.button(
+                t("send.button.revoke", locale),
+                ids.SEND_REVOKE,
+                ref,
+                style="danger",
+                confirm=kit.confirm(
+                    t("send.confirm.title", locale),
+                    t("send.confirm.text", locale),
+                    t("send.button.revoke", locale),
+                    t("files.modal.close", locale),
+                ),
+            )
+        )
     blocks += kit.actions(buttons, block_id="send_actions")
     return kit.message(text, blocks)

@@ -34,7 +34,8 @@ def _status_option(status: str | None, locale: str | None) -> dict:
 
 def _controls(state: HomeState, locale: str | None) -> list[dict]:
     search_input = {
-        "type": "plain_text_input", "action_id": ids.HOME_SEARCH,
+        "type": "plain_text_input",
+        "action_id": ids.HOME_SEARCH,
         "placeholder": kit.plain(t("people.home.search_placeholder", locale), kit.PLACEHOLDER_TEXT),
         "dispatch_action_config": {"trigger_actions_on": ["on_enter_pressed"]},
     }
@@ -44,13 +45,21 @@ def _controls(state: HomeState, locale: str | None) -> list[dict]:
     for tab, action, key in (("mine", ids.HOME_MINE, "people.list.mine"), ("all", ids.HOME_ALL, "people.list.all")):
         controls.append(kit.button(t(key, locale), action, style="primary" if state.tab == tab else None))
     options = [_status_option(None, locale)] + [_status_option(s, locale) for s in STATUSES]
-    controls.append(kit.static_select(ids.HOME_STATUS, options, state.status or ANY_STATUS, t("people.home.status_placeholder", locale)))
+    controls.append(
+        kit.static_select(ids.HOME_STATUS, options, state.status or ANY_STATUS, t("people.home.status_placeholder", locale))
+    )
     if state.query:
         controls.append(kit.button(t("people.home.clear", locale), ids.HOME_CLEAR))
     return [
         # A new block_id when the text changes, or Slack keeps showing what was typed before.
-        {"type": "input", "block_id": f"home_search_{len(state.query)}", "dispatch_action": True, "optional": True,
-         "label": kit.plain(t("people.home.search_label", locale), kit.LABEL_TEXT), "element": search_input},
+        {
+            "type": "input",
+            "block_id": f"home_search_{len(state.query)}",
+            "dispatch_action": True,
+            "optional": True,
+            "label": kit.plain(t("people.home.search_label", locale), kit.LABEL_TEXT),
+            "element": search_input,
+        },
         *kit.actions(controls, block_id="home_controls"),
     ]
 
@@ -64,7 +73,9 @@ def _rows(page: Page, unread: dict[int, int], locale: str | None) -> list[dict]:
         accessory = kit.button(t("people.home.open", locale), ids.HOME_OPEN, ref, url=url) if url else None
         blocks.append(kit.section(ro_line(ro, locale, count), block_id=f"ro_{ro.id}", accessory=accessory))
         if count:
-            blocks += kit.actions([kit.button(t("people.home.mark_read", locale), ids.HOME_MARK_READ, ref)], block_id=f"ro_{ro.id}_read")
+            blocks += kit.actions(
+                [kit.button(t("people.home.mark_read", locale), ids.HOME_MARK_READ, ref)], block_id=f"ro_{ro.id}_read"
+            )
     return blocks
 
 
@@ -78,9 +89,11 @@ def _paging(state: HomeState, page: Page, locale: str | None) -> list[dict]:
     return [kit.context(summary, block_id="home_range"), *kit.actions(buttons, block_id="home_paging")]
 
 
-def _settings(prefs: "Preferences", locale: str | None) -> list[dict]:
-    options = [kit.option(t("people.home.notify_messages", locale), NOTIFY_MESSAGES),
-               kit.option(t("people.home.notify_files", locale), NOTIFY_FILES)]
+def _settings(prefs: Preferences, locale: str | None) -> list[dict]:
+    options = [
+        kit.option(t("people.home.notify_messages", locale), NOTIFY_MESSAGES),
+        kit.option(t("people.home.notify_files", locale), NOTIFY_FILES),
+    ]
     chosen = [value for value, on in ((NOTIFY_MESSAGES, prefs.messages), (NOTIFY_FILES, prefs.files)) if on]
     return [
         {"type": "divider"},
@@ -90,7 +103,7 @@ def _settings(prefs: "Preferences", locale: str | None) -> list[dict]:
     ]
 
 
-def home_view(state: HomeState, page: Page | None, unread: dict[int, int], prefs: "Preferences", locale: str | None) -> dict:
+def home_view(state: HomeState, page: Page | None, unread: dict[int, int], prefs: Preferences, locale: str | None) -> dict:
     """`page` is None when the search text is too short to search (the hint replaces the list)."""
     blocks: list[dict] = [kit.header(t("people.home.title", locale))]
     blocks += _controls(state, locale)
@@ -99,7 +112,11 @@ def home_view(state: HomeState, page: Page | None, unread: dict[int, int], prefs
     if page is None:
         blocks.append(kit.section(t("people.search.hint", locale)))
     elif not page.items:
-        key = "people.search.none" if state.query else ("people.home.empty_mine" if state.tab == "mine" else "people.home.empty_all")
+        key = (
+            "people.search.none"
+            if state.query
+            else ("people.home.empty_mine" if state.tab == "mine" else "people.home.empty_all")
+        )
         blocks.append(kit.section(t(key, locale, query=query)))
     else:
         if state.query:
@@ -115,7 +132,7 @@ def counted(key: str, count: int, locale: str | None) -> str:
     return t(f"{key}.one" if count == 1 else f"{key}.other", locale, count=count)
 
 
-def notification_text(digest: "Digest", ro: RepairOrder, locale: str | None) -> str:
+def notification_text(digest: Digest, ro: RepairOrder, locale: str | None) -> str:
     """The DM: "🔵 RO 48213 · Jean Tremblay: 3 new messages, 1 new file from @Luc — #ro-48213-tremblay"."""
     what = []
     if digest.messages:
@@ -124,5 +141,12 @@ def notification_text(digest: "Digest", ro: RepairOrder, locale: str | None) -> 
         what.append(counted("people.notify.files", digest.files, locale))
     authors = ", ".join(kit.user(a) for a in digest.authors[:5])
     where = kit.channel(ro.channel_id) if ro.channel_id else ro_number(ro, locale)
-    return t("people.notify.text", locale, number=kit.escape(ro.ro_number), customer=kit.escape(ro.customer_name or "—"),
-             what=", ".join(what), authors=authors, channel=where)
+    return t(
+        "people.notify.text",
+        locale,
+        number=kit.escape(ro.ro_number),
+        customer=kit.escape(ro.customer_name or "—"),
+        what=", ".join(what),
+        authors=authors,
+        channel=where,
+    )

@@ -12,9 +12,10 @@ Every view builds its blocks from these, so two rules hold everywhere:
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterable
+from collections.abc import Iterable
 from urllib.parse import quote
 
+from blocks.codec import PageRef
 from core.i18n import t
 from core.refusals import Refusal
 
@@ -140,8 +141,15 @@ def actions(elements: list[dict], *, block_id: str | None = None) -> list[dict]:
     return [block]
 
 
-def button(label: str, action_id: str, value: str | None = None, *, url: str | None = None, style: str | None = None,
-           confirm: dict | None = None) -> dict:
+def button(
+    label: str,
+    action_id: str,
+    value: str | None = None,
+    *,
+    url: str | None = None,
+    style: str | None = None,
+    confirm: dict | None = None,
+) -> dict:
     element: dict = {"type": "button", "action_id": action_id, "text": plain(label, BUTTON_TEXT)}
     if value is not None:
         if len(value) > BUTTON_VALUE_CHARS:
@@ -185,22 +193,25 @@ def checkboxes(action_id: str, options: list[dict], selected: Iterable[str] = ()
 def static_select(action_id: str, options: list[dict], selected: str | None, placeholder: str) -> dict:
     if not 1 <= len(options) <= MAX_OPTIONS:
         raise BlockLimit(f"a select holds 1 to {MAX_OPTIONS} options")
-    element: dict = {"type": "static_select", "action_id": action_id, "options": options,
-                     "placeholder": plain(placeholder, PLACEHOLDER_TEXT)}
+    element: dict = {
+        "type": "static_select",
+        "action_id": action_id,
+        "options": options,
+        "placeholder": plain(placeholder, PLACEHOLDER_TEXT),
+    }
     initial = next((o for o in options if o["value"] == selected), None)
     if initial is not None:
         element["initial_option"] = initial
     return element
 
 
-def pager(block_id: str, prev_action: str, next_action: str, page: int, pages: int, labels: tuple[str, str],
-          value: Callable[[int], str] = str) -> list[dict]:
-    """Previous / Next buttons (each carrying the page it goes to, through `value`), or nothing on one page."""
+def pager(block_id: str, prev_action: str, next_action: str, page: int, pages: int, locale: str | None) -> list[dict]:
+    """Previous / Next buttons (each carrying the page it goes to, as a codec.PageRef), or nothing on one page."""
     nav = []
     if page > 0:
-        nav.append(button(labels[0], prev_action, value(page - 1)))
+        nav.append(button(t("files.modal.previous", locale), prev_action, PageRef(page - 1).encode()))
     if page < pages - 1:
-        nav.append(button(labels[1], next_action, value(page + 1)))
+        nav.append(button(t("files.modal.next", locale), next_action, PageRef(page + 1).encode()))
     return actions(nav, block_id=block_id)
 
 
@@ -227,15 +238,19 @@ def message(text: str, blocks: list[dict]) -> tuple[str, list[dict]]:
     return cut_markup(text, FALLBACK_TEXT), blocks
 
 
-def modal(callback_id: str, title: str, blocks: list[dict], *, close: str, submit: str | None = None,
-          metadata: str = "") -> dict:
+def modal(callback_id: str, title: str, blocks: list[dict], *, close: str, submit: str | None = None, metadata: str = "") -> dict:
     """A modal view, checked against Slack's limits (100 blocks, 3000 characters of metadata)."""
     if len(blocks) > VIEW_BLOCKS:
         raise BlockLimit(f"a modal holds at most {VIEW_BLOCKS} blocks, not {len(blocks)}")
     if len(metadata) > METADATA_CHARS:
         raise BlockLimit(f"private_metadata over {METADATA_CHARS} characters")
-    view: dict = {"type": "modal", "callback_id": callback_id, "title": plain(title, TITLE_TEXT),
-                  "close": plain(close, TITLE_TEXT), "blocks": blocks}
+    view: dict = {
+        "type": "modal",
+        "callback_id": callback_id,
+        "title": plain(title, TITLE_TEXT),
+        "close": plain(close, TITLE_TEXT),
+        "blocks": blocks,
+    }
     if metadata:
         view["private_metadata"] = metadata
     if submit:

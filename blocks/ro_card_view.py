@@ -26,7 +26,7 @@ def status_label(status: str, locale: str | None) -> str:
 
 
 def title(ro: RepairOrder, locale: str | None) -> str:
-    """"RO 48213 · Jean Tremblay" as plain text (headers, modal titles): not escaped."""
+    """ "RO 48213 · Jean Tremblay" as plain text (headers, modal titles): not escaped."""
     return t("card.title", locale, number=ro.ro_number, customer=ro.customer_name or "—")
 
 
@@ -42,8 +42,14 @@ def owner_text(ro: RepairOrder) -> str:
 def topic(ro: RepairOrder, tz: ZoneInfo, locale: str | None) -> str:
     """The channel topic. Slack shows topics as text but parses `<…>` in them (a `<!channel>` or a link
     would come alive): angle brackets from the DMS become look-alikes, and `&` stays readable."""
-    parts = [f"RO {ro.ro_number}", ro.customer_name, ro.vehicle, f"{t('card.tag', locale)} {ro.tag_number}" if ro.tag_number else "",
-             f"{STATUS_EMOJI.get(ro.status, '')} {status_label(ro.status, locale)}", when(ro.appointment_at, tz, locale) if ro.appointment_at else ""]
+    parts = [
+        f"RO {ro.ro_number}",
+        ro.customer_name,
+        ro.vehicle,
+        f"{t('card.tag', locale)} {ro.tag_number}" if ro.tag_number else "",
+        f"{STATUS_EMOJI.get(ro.status, '')} {status_label(ro.status, locale)}",
+        when(ro.appointment_at, tz, locale) if ro.appointment_at else "",
+    ]
     return kit.cut(" · ".join(p for p in parts if p).replace("<", "‹").replace(">", "›"), 250)
 
 
@@ -72,8 +78,11 @@ def card(ro: RepairOrder, tz: ZoneInfo, locale: str | None, conversation_url: st
     blocks = [
         {"type": "header", "block_id": CARD_BLOCK, "text": kit.plain(title(ro, locale), kit.HEADER_TEXT)},
         kit.fields([(t(key, locale), value) for key, value in values], block_id="ro_card_fields"),
-        kit.section(status_text, block_id="ro_card_status",
-                    accessory=kit.static_select(ids.RO_STATUS, options, ro.status, t("card.status.placeholder", locale))),
+        kit.section(
+            status_text,
+            block_id="ro_card_status",
+            accessory=kit.static_select(ids.RO_STATUS, options, ro.status, t("card.status.placeholder", locale)),
+        ),
         *kit.actions(buttons, block_id="ro_card_actions"),
     ]
     return kit.message(f"{title_mrkdwn(ro, locale)} · {status_label(ro.status, locale)}", blocks)

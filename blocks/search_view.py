@@ -18,12 +18,12 @@ def channel_url(ro: RepairOrder) -> str | None:
 
 
 def ro_number(ro: RepairOrder, locale: str | None) -> str:
-    """"RO 48213" ("BT 48213" in French), escaped for mrkdwn."""
+    """ "RO 48213" ("BT 48213" in French), escaped for mrkdwn."""
     return t("people.list.number", locale, number=kit.escape(ro.ro_number))
 
 
 def ro_line(ro: RepairOrder, locale: str | None, unread: int = 0) -> str:
-    """"*RO 48213* · Jean Tremblay · 2021 Honda Civic · In progress · #ro-48213-tremblay · 🔵 3 new"."""
+    """ "*RO 48213* · Jean Tremblay · 2021 Honda Civic · In progress · #ro-48213-tremblay · 🔵 3 new"."""
     parts = [f"*{ro_number(ro, locale)}*", kit.escape(ro.customer_name or "—")]
     if ro.vehicle:
         parts.append(kit.escape(ro.vehicle))

@@ -3,13 +3,14 @@
 Every problem names the variable and how to fix it, so `bot.py` can print it and exit 2
 without a traceback.
 """
+
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,7 +139,9 @@ class _Reader:
         if value is None:
             return None
         if not re.match(rf"^({'|'.join(schemes)})://[^\s/]+", value):
-            self.problems.append(f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)} (got a malformed value).")
+            self.problems.append(
+                f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)} (got a malformed value)."
+            )
         return value
 
 
@@ -154,9 +157,13 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_slack: bool =
     signing_secret = r.str("SLACK_SIGNING_SECRET")
     if require_slack:
         if not bot_token:
-            r.problems.append("SLACK_BOT_TOKEN is missing: copy the Bot User OAuth Token (xoxb-…) from your Slack app's OAuth & Permissions page into .env.")
+            r.problems.append(
+                "SLACK_BOT_TOKEN is missing: copy the Bot User OAuth Token (xoxb-…) from your Slack app's OAuth & Permissions page into .env."
+            )
         if not signing_secret:
-            r.problems.append("SLACK_SIGNING_SECRET is missing: copy the Signing Secret from your Slack app's Basic Information page into .env.")
+            r.problems.append(
+                "SLACK_SIGNING_SECRET is missing: copy the Signing Secret from your Slack app's Basic Information page into .env."
+            )
     if bot_token and not bot_token.startswith("xox"):
         r.problems.append("SLACK_BOT_TOKEN does not look like a Slack token (it should start with xoxb-).")
 

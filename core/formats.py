@@ -6,7 +6,7 @@ everywhere. Stored times are naive UTC (storage convention); these take the shop
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from core.i18n import language_of
@@ -17,13 +17,39 @@ _SHORT_MONTHS = {
     "fr": ["janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc."],
 }
 _MONTHS = {
-    "en": ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"],
-    "fr": ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre"],
+    "en": [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ],
+    "fr": [
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre",
+    ],
 }
 
 
 def _local(value: datetime, tz: ZoneInfo) -> datetime:
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     return aware.astimezone(tz)
 
 
@@ -60,7 +86,7 @@ def human_size(size: int, locale: str | None = None) -> str:
 
 
 def phone_display(value: str | None) -> str:
-    """"+15145550142" → "(514) 555-0142"; other numbers as stored; none → "—"."""
+    """ "+15145550142" → "(514) 555-0142"; other numbers as stored; none → "—"."""
     if not value:
         return "—"
     if value.startswith("+1") and len(value) == 12:

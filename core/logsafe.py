@@ -3,6 +3,7 @@
 A filter rewrites every record's final message: Slack tokens, bearer tokens, signing secrets and
 anything that looks like a phone number are masked, whatever code produced the log line.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,12 +34,12 @@ def mask_phone(e164_or_raw: object) -> str:
         except phonenumbers.NumberParseException:
             country = ""
         if country and digits.startswith(country) and len(digits) > len(country) + 2:
-            prefix, digits = "+" + country, digits[len(country):]
+            prefix, digits = "+" + country, digits[len(country) :]
         else:
             prefix = "+"
     # Too short to keep anything without giving most of it away.
     keep = 2 if len(digits) > 4 else 0
-    return prefix + "*" * (len(digits) - keep) + digits[len(digits) - keep:]
+    return prefix + "*" * (len(digits) - keep) + digits[len(digits) - keep :]
 
 
 def mask_customer_links(text: str) -> str:

@@ -30,8 +30,15 @@ class NotAdmin(Refusal):
 def render(services: Services, page: int, locale: str, notice: str | None = None, revision: int = 0) -> dict:
     settings = services.settings
     people, pages = staff_page(settings, page, views.PER_PAGE)
-    return views.admin_modal(people, min(page, pages - 1), pages, default_can_message=settings.default_can_message_customers,
-                             locale=locale, notice=notice, revision=revision)
+    return views.admin_modal(
+        people,
+        min(page, pages - 1),
+        pages,
+        default_can_message=settings.default_can_message_customers,
+        locale=locale,
+        notice=notice,
+        revision=revision,
+    )
 
 
 def open_admin(services: Services, trigger_id: str, user_id: str, locale: str) -> None:
@@ -46,14 +53,16 @@ def open_admin(services: Services, trigger_id: str, user_id: str, locale: str) -
             log.info("admin modal refresh failed: %s", exc.raw_code)
 
 
-def redraw(services: Services, view_id: str | None, state: AdminState, locale: str, notice: str | None = None,
-           page: int | None = None) -> None:
+def redraw(
+    services: Services, view_id: str | None, state: AdminState, locale: str, notice: str | None = None, page: int | None = None
+) -> None:
     """Draw the modal again (new revision, so Slack shows the new ticks)."""
     if not view_id:
         return
     try:
-        services.slack.update_view(view_id, render(services, state.page if page is None else page, locale,
-                                                   notice and "⚠️ " + notice, state.revision + 1))
+        services.slack.update_view(
+            view_id, render(services, state.page if page is None else page, locale, notice and "⚠️ " + notice, state.revision + 1)
+        )
     except SlackError as exc:
         log.info("admin modal refresh failed: %s", exc.raw_code)
 
@@ -63,8 +72,9 @@ def toggle(services: Services, actor: str, row: AdminRow, ticked: set[str], loca
     shown = set(row.shown)
     changed = {v: v in ticked for v in (views.MESSAGE, views.ADMIN) if (v in ticked) != (v in shown)}
     try:
-        result = set_permissions(actor, row.user, can_message=changed.get(views.MESSAGE), admin=changed.get(views.ADMIN),
-                                 settings=services.settings)
+        result = set_permissions(
+            actor, row.user, can_message=changed.get(views.MESSAGE), admin=changed.get(views.ADMIN), settings=services.settings
+        )
     except NotAllowed as refused:
         return kit.refusal_text(refused, locale)
     if result.admin_from_config and changed.get(views.ADMIN) is False:

@@ -13,6 +13,7 @@ Safety rules:
   cached (revocation works at once), files are cached privately for an hour;
 - no scripts at all (Content-Security-Policy), no referrer (the token is in the URL), no indexing.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -22,19 +23,21 @@ from dataclasses import dataclass
 from flask import Blueprint, Response, render_template, request, send_file
 
 from core.config import Settings
-from core.i18n import LANGUAGES, language_of, t
-from customers import send_rules as sends
-from customers import link_tokens as tokens
-from customers.customer_texts import vehicle_phrase, what_phrase
 from core.formats import long_date
-from media.file_kinds import extension_for, served_type
-from storage.values import DOCUMENT, PICTURE, VIDEO
+from core.i18n import LANGUAGES, language_of, t
+from customers import link_tokens as tokens
+from customers import send_rules as sends
+from customers.customer_texts import vehicle_phrase, what_phrase
 from media.blob_store import BlobStore
+from media.file_kinds import extension_for, served_type
 from storage.models import CustomerSend, CustomerSendFile, RepairOrder, RoFile, utcnow
+from storage.values import DOCUMENT, PICTURE, VIDEO
 
 FILE_MAX_AGE_SECONDS = 3600
-_CSP = ("default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; "
-        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+_CSP = (
+    "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 _UNSAFE_NAME = re.compile(r"[^\w\- ]+", re.UNICODE)
 
 
@@ -70,8 +73,15 @@ def create_blueprint(settings: Settings) -> Blueprint:
         """The polite page: "invalid" | "missing" (404), "expired" | "revoked" (410)."""
         lang = RepairOrder.get_by_id(send.ro_id).language if send else _accepted_language()
         lang = language_of(lang)
-        body = render_template("customer_gone.html", lang=lang, state=state, shop=settings.shop_name, phone=settings.shop_phone,
-                               tel=re.sub(r"[^\d+]", "", settings.shop_phone or ""), t=lambda k, **v: t(k, lang, **v))
+        body = render_template(
+            "customer_gone.html",
+            lang=lang,
+            state=state,
+            shop=settings.shop_name,
+            phone=settings.shop_phone,
+            tel=re.sub(r"[^\d+]", "", settings.shop_phone or ""),
+            t=lambda k, **v: t(k, lang, **v),
+        )
         return Response(body, status=404 if state in ("invalid", "missing") else 410, mimetype="text/html")
 
     @bp.get("/c/<token>")
@@ -84,12 +94,18 @@ def create_blueprint(settings: Settings) -> Blueprint:
         entries = _entries(send, settings, ro)
         counts = sends.counts_of(send)
         body = render_template(
-            "customer_page.html", lang=lang, shop=settings.shop_name, phone=settings.shop_phone, ro=ro,
-            vehicle=vehicle_phrase(ro, lang), what=what_phrase(counts, lang),
+            "customer_page.html",
+            lang=lang,
+            shop=settings.shop_name,
+            phone=settings.shop_phone,
+            ro=ro,
+            vehicle=vehicle_phrase(ro, lang),
+            what=what_phrase(counts, lang),
             photos=[e for e in entries if e.kind == PICTURE and e.inline],
             videos=[e for e in entries if e.kind == VIDEO and e.inline],
             documents=[e for e in entries if not e.inline or e.kind == DOCUMENT],
-            expires=long_date(send.expires_at, settings.shop_timezone, lang), t=lambda k, **v: t(k, lang, **v),
+            expires=long_date(send.expires_at, settings.shop_timezone, lang),
+            t=lambda k, **v: t(k, lang, **v),
         )
         response = Response(body, mimetype="text/html")
         response.headers["Cache-Control"] = "private, no-store"
@@ -110,9 +126,16 @@ def create_blueprint(settings: Settings) -> Blueprint:
             return gone("missing", send)
         content_type, inline = served_type(asset.mimetype)
         ro = RepairOrder.get_by_id(send.ro_id)
-        response = send_file(path, mimetype=content_type, as_attachment=request.args.get("download") == "1" or not inline,
-                             download_name=_download_name(ro, rofile, number, content_type), conditional=True,
-                             etag=asset.sha256, last_modified=None, max_age=None)
+        response = send_file(
+            path,
+            mimetype=content_type,
+            as_attachment=request.args.get("download") == "1" or not inline,
+            download_name=_download_name(ro, rofile, number, content_type),
+            conditional=True,
+            etag=asset.sha256,
+            last_modified=None,
+            max_age=None,
+        )
         response.headers["Cache-Control"] = f"private, max-age={FILE_MAX_AGE_SECONDS}"
         return response
 
@@ -136,8 +159,17 @@ def _entries(send: CustomerSend, settings: Settings, ro: RepairOrder) -> list[En
         asset = sends.stored_asset(f)
         content_type, inline = served_type(asset.mimetype)
         url = f"/c/{sends.token_for(send, settings)}/{sends.file_ref(send, item, settings)}"
-        entries.append(Entry(sends.file_ref(send, item, settings), f.kind, numbers[f.kind], url, url + "?download=1",
-                             _download_name(ro, f, numbers[f.kind], content_type), inline and f.kind in (PICTURE, VIDEO)))
+        entries.append(
+            Entry(
+                sends.file_ref(send, item, settings),
+                f.kind,
+                numbers[f.kind],
+                url,
+                url + "?download=1",
+                _download_name(ro, f, numbers[f.kind], content_type),
+                inline and f.kind in (PICTURE, VIDEO),
+            )
+        )
     return entries
 
 
@@ -151,7 +183,7 @@ def _find_item(send: CustomerSend, ref: str, key: bytes) -> tuple[CustomerSendFi
 
 
 def _download_name(ro: RepairOrder, f: RoFile, number: int, content_type: str) -> str:
-    """"IMG_0042.jpg" for a HEIC sent as JPEG; names that are not plain fall back to "RO-123-photo-2.jpg"."""
+    """ "IMG_0042.jpg" for a HEIC sent as JPEG; names that are not plain fall back to "RO-123-photo-2.jpg"."""
     stem = f.name.rsplit(".", 1)[0] if "." in f.name else f.name
     stem = _UNSAFE_NAME.sub("", stem).strip()[:60]
     if not stem:

@@ -2,15 +2,16 @@
 
 Everything here reads the i18n catalogs; nothing is hard-coded English.
 """
+
 from __future__ import annotations
 
 from core.i18n import language_of, t
-
 from storage.models import RepairOrder
 from storage.values import DOCUMENT, PICTURE, VIDEO
 
+
 def what_phrase(counts: dict[str, int], lang: str) -> str:
-    """"photos", "videos", "photos and videos" or "files", for the sentence the customer reads."""
+    """ "photos", "videos", "photos and videos" or "files", for the sentence the customer reads."""
     pictures, videos, documents = counts.get(PICTURE, 0), counts.get(VIDEO, 0), counts.get(DOCUMENT, 0)
     if documents or not (pictures or videos):
         key = "customer.what.files"
@@ -27,18 +28,36 @@ def vehicle_phrase(ro: RepairOrder, lang: str) -> str:
 
 def sms_body(ro: RepairOrder, shop: str, url: str, counts: dict[str, int]) -> str:
     lang = ro.language
-    return t("customer.sms", lang, shop=shop, what=what_phrase(counts, lang), vehicle=vehicle_phrase(ro, lang),
-             number=ro.ro_number, url=url)
+    return t(
+        "customer.sms",
+        lang,
+        shop=shop,
+        what=what_phrase(counts, lang),
+        vehicle=vehicle_phrase(ro, lang),
+        number=ro.ro_number,
+        url=url,
+    )
 
 
-def email_parts(ro: RepairOrder, shop: str, phone: str | None, url: str, counts: dict[str, int],
-                expires: str) -> tuple[str, str, dict]:
+def email_parts(
+    ro: RepairOrder, shop: str, phone: str | None, url: str, counts: dict[str, int], expires: str
+) -> tuple[str, str, dict]:
     """(subject, plain text, values for the HTML template)."""
     lang = ro.language
-    values = dict(shop=shop, what=what_phrase(counts, lang), vehicle=vehicle_phrase(ro, lang), number=ro.ro_number,
-                  url=url, date=expires, phone=phone or "", name=ro.customer_first_name or ro.customer_name)
+    values = dict(
+        shop=shop,
+        what=what_phrase(counts, lang),
+        vehicle=vehicle_phrase(ro, lang),
+        number=ro.ro_number,
+        url=url,
+        date=expires,
+        phone=phone or "",
+        name=ro.customer_first_name or ro.customer_name,
+    )
     parts = {
-        "greeting": t("customer.email.greeting", lang, **values) if values["name"] else t("customer.email.greeting_anonymous", lang),
+        "greeting": t("customer.email.greeting", lang, **values)
+        if values["name"]
+        else t("customer.email.greeting_anonymous", lang),
         "body": t("customer.email.body", lang, **values),
         "expires_line": t("customer.email.expires", lang, **values),
         "contact_line": t("customer.page.call", lang, **values) if phone else t("customer.page.contact", lang, **values),

@@ -8,6 +8,7 @@ in the database (CustomerSend), so a link can be revoked after it was sent.
 Files on the page are named by a reference derived the same way from (token_id, item id):
 our own opaque id, checked against the send's own items, never a path.
 """
+
 from __future__ import annotations
 
 import base64

@@ -6,6 +6,7 @@ with `@` or `:` is written `%40` / `%3A`. Failures come out as MailError with a 
 `unreachable` (connection, timeout), `auth` (login refused), `rejected` (the server refused the
 sender or recipient). A server that never answers costs at most SMTP_TIMEOUT_SECONDS per step.
 """
+
 from __future__ import annotations
 
 import email.policy
@@ -44,8 +45,7 @@ def _header_text(value: str) -> str:
     return " ".join(value.split())
 
 
-def send_mail(settings: Settings, to: str, subject: str, text: str, html: str | None = None,
-              from_name: str | None = None) -> str:
+def send_mail(settings: Settings, to: str, subject: str, text: str, html: str | None = None, from_name: str | None = None) -> str:
     """Send one message; returns its Message-ID. Raises MailError."""
     parts = urlsplit(settings.smtp_url or "")
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:

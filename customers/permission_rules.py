@@ -7,6 +7,7 @@
 An admin's own "may message customers" value is kept while they are admin (admins may anyway)
 and applies again once they are not: making someone admin, then not, gives them back what they had.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,23 +58,29 @@ class StaffPermissions:
 def permissions_of(user: StaffUser, settings: Settings) -> StaffPermissions:
     from_config = user.slack_user_id in settings.admin_slack_user_ids
     admin = from_config or bool(user.is_admin)
-    can = admin or (settings.default_can_message_customers if user.can_message_customers is None else bool(user.can_message_customers))
+    can = admin or (
+        settings.default_can_message_customers if user.can_message_customers is None else bool(user.can_message_customers)
+    )
     return StaffPermissions(user.slack_user_id, user.real_name or user.name or user.slack_user_id, can, admin, from_config)
 
 
 def staff_page(settings: Settings, page: int, per_page: int) -> tuple[list[StaffPermissions], int]:
     """People (not bots, not deactivated) sorted by name, one page of them, and the page count."""
-    query = StaffUser.select().where((StaffUser.is_bot == False) & (StaffUser.deleted == False))  # noqa: E712
+    query = StaffUser.select().where((StaffUser.is_bot == False) & (StaffUser.deleted == False))
     total = query.count()
     pages = max(1, -(-total // per_page))
     page = min(max(page, 0), pages - 1)
-    rows = (query.order_by(fn.LOWER(fn.COALESCE(StaffUser.real_name, "")), StaffUser.name, StaffUser.slack_user_id)
-            .offset(page * per_page).limit(per_page))
+    rows = (
+        query.order_by(fn.LOWER(fn.COALESCE(StaffUser.real_name, "")), StaffUser.name, StaffUser.slack_user_id)
+        .offset(page * per_page)
+        .limit(per_page)
+    )
     return [permissions_of(user, settings) for user in rows], pages
 
 
-def set_permissions(actor_id: str, target_id: str, *, can_message: bool | None = None, admin: bool | None = None,
-                    settings: Settings) -> StaffPermissions:
+def set_permissions(
+    actor_id: str, target_id: str, *, can_message: bool | None = None, admin: bool | None = None, settings: Settings
+) -> StaffPermissions:
     """An admin changes a person's permissions; None leaves one as it is. Raises NotAllowed.
 
     An admin cannot take their own admin right away (so the last admin can't lock everyone out);

@@ -96,8 +96,9 @@ def draw_note(services: Services, send_id: int) -> None:
         can_retry = True
     except SendRefused:
         can_retry = False
-    text, blocks = views.send_note(send, ro, rules.counts_of(send), locale=locale, tz=services.settings.shop_timezone,
-                                   can_retry=can_retry)
+    text, blocks = views.send_note(
+        send, ro, rules.counts_of(send), locale=locale, tz=services.settings.shop_timezone, can_retry=can_retry
+    )
     try:
         if send.note_ts:
             services.slack.update(ro.channel_id, send.note_ts, text, blocks)
@@ -119,4 +120,3 @@ def tell_sender_if_failed(services: Services, send: CustomerSend) -> None:
     key = "send.told.opted_out" if send.status == "opted_out" else "send.told.failed"
     text = t(key, locale, customer=kit.escape(ro.customer_name or "—"), error=views.error_text(send.error, locale))
     services.slack.tell(send.sent_by, ro.channel_id, text)
-

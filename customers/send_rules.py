@@ -15,31 +15,44 @@
 CustomerSend holds a send's current state; CustomerSendAttempt keeps its whole delivery history
 (every attempt and every gateway report, failures included), so a Retry never erases a failure.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from peewee import IntegrityError
 
 from core.config import Settings
+from core.formats import long_date
 from core.refusals import Refusal
-from customers import customer_texts as texts, link_tokens as tokens, mail_gateway as mailer, permission_rules as permissions, twilio_gateway as twilio
+from customers import customer_texts as texts
+from customers import link_tokens as tokens
+from customers import mail_gateway as mailer
+from customers import permission_rules as permissions
+from customers import twilio_gateway as twilio
 from customers.mail_gateway import MailError
 from customers.twilio_gateway import SmsError
-from core.formats import long_date
-from media.file_kinds import normalise_mimetype
-from storage.values import PICTURE
 from media.blob_store import BlobStore
+from media.file_kinds import normalise_mimetype
 from media.transcode import Asset, customer_version
 from storage.db import database
-from storage.models import (CustomerSend, CustomerSendAttempt, CustomerSendFile, MediaRendition, RepairOrder, RoFile, SmsOptOut,
-                            utcnow)
+from storage.models import (
+    CustomerSend,
+    CustomerSendAttempt,
+    CustomerSendFile,
+    MediaRendition,
+    RepairOrder,
+    RoFile,
+    SmsOptOut,
+    utcnow,
+)
+from storage.values import PICTURE
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).with_name("templates")
@@ -69,6 +82,7 @@ class Plan:
 
 
 # -- rules ----------------------------------------------------------------------------------------
+
 
 def is_opted_out(phone: str | None) -> bool:
     return bool(phone) and SmsOptOut.select().where(SmsOptOut.phone == phone).exists()
@@ -112,8 +126,14 @@ def create_send(ro: RepairOrder, user_id: str, file_ids: list[int], settings: Se
     plan = plan_delivery(ro, settings)
     with database.atomic():
         send = CustomerSend.create(
-            ro=ro, sent_by=user_id, method=plan.method, destination=plan.destination, token_id=tokens.new_token_id(),
-            expires_at=utcnow() + timedelta(days=settings.share_ttl_days), status="queued", status_at=utcnow(),
+            ro=ro,
+            sent_by=user_id,
+            method=plan.method,
+            destination=plan.destination,
+            token_id=tokens.new_token_id(),
+            expires_at=utcnow() + timedelta(days=settings.share_ttl_days),
+            status="queued",
+            status_at=utcnow(),
         )
         for f in files:  # recording order: the page shows them as they were taken
             CustomerSendFile.create(send=send, file=f)
@@ -121,6 +141,7 @@ def create_send(ro: RepairOrder, user_id: str, file_ids: list[int], settings: Se
 
 
 # -- links ----------------------------------------------------------------------------------------
+
 
 def token_for(send: CustomerSend, settings: Settings) -> str:
     return tokens.make_token(settings.signing_key(), send.token_id)
@@ -135,8 +156,12 @@ def file_ref(send: CustomerSend, item: CustomerSendFile, settings: Settings) -> 
 
 
 def items_of(send: CustomerSend) -> list[tuple[CustomerSendFile, RoFile]]:
-    query = (CustomerSendFile.select(CustomerSendFile, RoFile).join(RoFile)
-             .where(CustomerSendFile.send == send).order_by(RoFile.shared_at, CustomerSendFile.id))
+    query = (
+        CustomerSendFile.select(CustomerSendFile, RoFile)
+        .join(RoFile)
+        .where(CustomerSendFile.send == send)
+        .order_by(RoFile.shared_at, CustomerSendFile.id)
+    )
     return [(item, item.file) for item in query]
 
 
@@ -157,23 +182,30 @@ def stored_asset(f: RoFile) -> Asset:
 
 # -- delivery -------------------------------------------------------------------------------------
 
+
 def deliver(send_id: int, settings: Settings, *, allow_mms: bool = True) -> CustomerSend:
     """Deliver a queued send once (claimed atomically); returns it with its new status.
 
     A send found "sending" is an attempt that died on the way (the task queue runs this again
     only when the worker running it stopped): if Twilio took that text, it is recorded as sent,
     never texted twice."""
-    claimed = (CustomerSend.update(status="sending", status_at=utcnow())
-               .where((CustomerSend.id == send_id) & (CustomerSend.status == "queued") & (CustomerSend.revoked_at.is_null()))
-               .execute())
+    claimed = (
+        CustomerSend.update(status="sending", status_at=utcnow())
+        .where((CustomerSend.id == send_id) & (CustomerSend.status == "queued") & (CustomerSend.revoked_at.is_null()))
+        .execute()
+    )
     send = CustomerSend.get_by_id(send_id)
     if not claimed:
         if send.status != "sending" or send.revoked_at is not None:
             return send
         if send.method in ("sms", "mms"):
             try:
-                sid = twilio.find_sent(settings, send.destination, tokens.make_token(settings.signing_key(), send.token_id),
-                                       send.status_at or send.created_at)
+                sid = twilio.find_sent(
+                    settings,
+                    send.destination,
+                    tokens.make_token(settings.signing_key(), send.token_id),
+                    send.status_at or send.created_at,
+                )
             except SmsError as exc:
                 raise DeliveryUnsure(exc.code) from None  # retried by the queue: never guess and text twice
             if sid:
@@ -186,12 +218,21 @@ def deliver(send_id: int, settings: Settings, *, allow_mms: bool = True) -> Cust
         counts = counts_of(send)
         if send.method in ("sms", "mms"):
             media = _mms_media(send, items, settings) if allow_mms and settings.send_mms else []
-            receipt = twilio.send_message(settings, send.destination, texts.sms_body(ro, settings.shop_name, page_url(send, settings), counts),
-                                          media, status_callback=f"{settings.public_url}/sms/status")
+            receipt = twilio.send_message(
+                settings,
+                send.destination,
+                texts.sms_body(ro, settings.shop_name, page_url(send, settings), counts),
+                media,
+                status_callback=f"{settings.public_url}/sms/status",
+            )
             return _attempted(send, "sent", method="mms" if media else "sms", provider_id=receipt.sid)
         expires = long_date(send.expires_at, settings.shop_timezone, ro.language)
-        subject, text, values = texts.email_parts(ro, settings.shop_name, settings.shop_phone, page_url(send, settings), counts, expires)
-        message_id = mailer.send_mail(settings, send.destination, subject, text, _email_html(values), from_name=settings.shop_name)
+        subject, text, values = texts.email_parts(
+            ro, settings.shop_name, settings.shop_phone, page_url(send, settings), counts, expires
+        )
+        message_id = mailer.send_mail(
+            settings, send.destination, subject, text, _email_html(values), from_name=settings.shop_name
+        )
         return _attempted(send, "sent", provider_id=message_id[:255])
     except SmsError as exc:
         if exc.opted_out:
@@ -264,15 +305,25 @@ def _attempted(send: CustomerSend, status: str, **fields: object) -> CustomerSen
 
 
 def _history(send: CustomerSend, kind: str, *, status: str | None = None, error: str | None = None, applied: bool = True) -> None:
-    CustomerSendAttempt.create(send=send.id, kind=kind, method=send.method, destination=send.destination or "",
-                               status=status or send.status, error=send.error if status is None else error,
-                               provider_id=send.provider_id, applied=applied)
+    CustomerSendAttempt.create(
+        send=send.id,
+        kind=kind,
+        method=send.method,
+        destination=send.destination or "",
+        status=status or send.status,
+        error=send.error if status is None else error,
+        provider_id=send.provider_id,
+        applied=applied,
+    )
 
 
 def history(send_id: int) -> list[CustomerSendAttempt]:
     """Every attempt and report of a send, oldest first."""
-    return list(CustomerSendAttempt.select().where(CustomerSendAttempt.send == send_id)
-                .order_by(CustomerSendAttempt.at, CustomerSendAttempt.id))
+    return list(
+        CustomerSendAttempt.select()
+        .where(CustomerSendAttempt.send == send_id)
+        .order_by(CustomerSendAttempt.at, CustomerSendAttempt.id)
+    )
 
 
 def record_opt_out(phone: str) -> None:
@@ -283,6 +334,7 @@ def record_opt_out(phone: str) -> None:
 
 
 # -- buttons and reports --------------------------------------------------------------------------
+
 
 def retry(send_id: int, user_id: str, settings: Settings) -> CustomerSend:
     """Queue a failed send again, by whatever way reaches the customer now. Raises SendRefused."""
@@ -295,9 +347,13 @@ def retry(send_id: int, user_id: str, settings: Settings) -> CustomerSend:
     if send.status not in ("failed", "opted_out"):
         raise SendRefused("not_failed")
     plan = plan_delivery(RepairOrder.get_by_id(send.ro_id), settings)
-    claimed = (CustomerSend.update(status="queued", status_at=utcnow(), method=plan.method, destination=plan.destination,
-                                   error=None, provider_id=None)
-               .where((CustomerSend.id == send.id) & (CustomerSend.status == send.status)).execute())
+    claimed = (
+        CustomerSend.update(
+            status="queued", status_at=utcnow(), method=plan.method, destination=plan.destination, error=None, provider_id=None
+        )
+        .where((CustomerSend.id == send.id) & (CustomerSend.status == send.status))
+        .execute()
+    )
     if not claimed:
         raise SendRefused("not_failed")  # pressed twice: the first press is already retrying
     return CustomerSend.get_by_id(send.id)
@@ -310,7 +366,9 @@ def revoke(send_id: int, user_id: str, settings: Settings) -> CustomerSend:
     send = CustomerSend.get_or_none(CustomerSend.id == send_id)
     if send is None:
         raise SendRefused("not_found")
-    CustomerSend.update(revoked_at=utcnow(), revoked_by=user_id).where((CustomerSend.id == send.id) & (CustomerSend.revoked_at.is_null())).execute()
+    CustomerSend.update(revoked_at=utcnow(), revoked_by=user_id).where(
+        (CustomerSend.id == send.id) & (CustomerSend.revoked_at.is_null())
+    ).execute()
     return CustomerSend.get_by_id(send.id)
 
 

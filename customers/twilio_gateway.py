@@ -11,15 +11,16 @@ Every failure comes out as SmsError with a code the product branches on:
 inbound SMS webhook later): HMAC-SHA1 over the full public URL followed by each POST parameter
 name and value, sorted by name, base64-encoded, keyed with the auth token.
 """
+
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterable
 
 import requests
 
@@ -47,8 +48,9 @@ class SmsReceipt:
     status: str
 
 
-def send_message(settings: Settings, to: str, body: str, media_urls: Iterable[str] = (),
-                 status_callback: str | None = None) -> SmsReceipt:
+def send_message(
+    settings: Settings, to: str, body: str, media_urls: Iterable[str] = (), status_callback: str | None = None
+) -> SmsReceipt:
     sid = settings.twilio_account_sid or ""
     url = f"{settings.twilio_api_url}/2010-04-01/Accounts/{sid}/Messages.json"
     sender = settings.twilio_from or ""
@@ -93,7 +95,9 @@ def find_sent(settings: Settings, to: str, marker: str, since: datetime) -> str 
         except requests.RequestException:
             raise SmsError("unreachable") from None
         if response.status_code != 200:
-            raise SmsError("unreachable" if response.status_code >= 500 else "auth" if response.status_code in (401, 403) else "rejected")
+            raise SmsError(
+                "unreachable" if response.status_code >= 500 else "auth" if response.status_code in (401, 403) else "rejected"
+            )
         page = _json(response)
         for message in page.get("messages") or []:
             if isinstance(message, dict) and marker in str(message.get("body") or ""):

@@ -4,16 +4,18 @@ Every Twilio webhook is checked with `twilio_request_valid()`: the signature is 
 URL Twilio called, which is our PUBLIC_URL plus the path (a proxy in front of us changes the
 host we see, not the one Twilio signed).
 """
+
 from __future__ import annotations
 
 import logging
+
 from flask import Blueprint, Request, Response, request
 
 from core.config import Settings
-from slackapi.services import Services
 from customers import send_flow
 from customers.send_rules import apply_twilio_status
 from customers.twilio_gateway import signature_valid
+from slackapi.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +28,12 @@ def public_request_url(settings: Settings, req: Request) -> str:
 
 def twilio_request_valid(settings: Settings, req: Request) -> bool:
     """Is the current form POST signed by Twilio with our auth token?"""
-    return signature_valid(settings.twilio_auth_token, public_request_url(settings, req),
-                           req.form.items(multi=True), req.headers.get("X-Twilio-Signature"))
+    return signature_valid(
+        settings.twilio_auth_token,
+        public_request_url(settings, req),
+        req.form.items(multi=True),
+        req.headers.get("X-Twilio-Signature"),
+    )
 
 
 def create_blueprint(services: Services) -> Blueprint:

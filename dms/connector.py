@@ -31,12 +31,14 @@ def make_connector(settings: object) -> Connector:
         tz = ZoneInfo(str(tz))
     if kind == "file":
         from .file_feed import FileFeedConnector
+
         path = getattr(settings, "dms_file", None)
         if not path:
             raise ValueError("DMS=file needs DMS_FILE (the path of the CSV or JSON feed)")
         return FileFeedConnector(path, tz)
     if kind == "tekmetric":
         from .tekmetric import TekmetricConnector
+
         required = {
             "TEKMETRIC_URL": getattr(settings, "tekmetric_url", None),
             "TEKMETRIC_CLIENT_ID": getattr(settings, "tekmetric_client_id", None),
@@ -48,9 +50,13 @@ def make_connector(settings: object) -> Connector:
             raise ValueError(f"DMS=tekmetric needs {', '.join(missing)}")
         timeout = getattr(settings, "dms_timeout_seconds", None) or DEFAULT_TIMEOUT_SECONDS
         return TekmetricConnector(
-            required["TEKMETRIC_URL"], required["TEKMETRIC_CLIENT_ID"],
-            required["TEKMETRIC_CLIENT_SECRET"], required["TEKMETRIC_SHOP_ID"], tz,
-            timeout=float(timeout))
+            required["TEKMETRIC_URL"],
+            required["TEKMETRIC_CLIENT_ID"],
+            required["TEKMETRIC_CLIENT_SECRET"],
+            required["TEKMETRIC_SHOP_ID"],
+            tz,
+            timeout=float(timeout),
+        )
     raise ValueError(f"unknown DMS {kind!r}: set DMS to 'file' or 'tekmetric'")
 
 

@@ -17,14 +17,22 @@ import io
 import json
 import logging
 import re
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator, Mapping
 from zoneinfo import ZoneInfo
+
+from core.logsafe import mask_phone
 
 from .errors import DmsBadData, DmsUnavailable
 from .normalize import (
-    clean, mask_phone, parse_email, parse_language, parse_phone, parse_time, parse_vin, parse_year,
+    clean,
+    parse_email,
+    parse_language,
+    parse_phone,
+    parse_time,
+    parse_vin,
+    parse_year,
 )
 from .records import DmsRecord, FetchResult, Rejected
 
@@ -54,11 +62,11 @@ class FileFeedConnector:
 
     def check(self) -> str:
         result = self.fetch(None)
-        return (f"file feed {self.path}: {len(result.records)} repair orders, "
-                f"{len(result.rejected)} rejected rows")
+        return f"file feed {self.path}: {len(result.records)} repair orders, {len(result.rejected)} rejected rows"
 
 
 # --- reading the file -------------------------------------------------------
+
 
 def read_rows(path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """(ref, row) pairs with normalised keys and string values; raises for an unreadable file."""
@@ -150,8 +158,11 @@ def _value_text(value: object) -> str:
 
 # --- rows to records --------------------------------------------------------
 
-def rows_to_records(rows: list[tuple[str, dict[str, str]]], tz: ZoneInfo,
-                    ) -> tuple[list[DmsRecord], list[Rejected]]:
+
+def rows_to_records(
+    rows: list[tuple[str, dict[str, str]]],
+    tz: ZoneInfo,
+) -> tuple[list[DmsRecord], list[Rejected]]:
     """Records for the good rows, rejections for the others; a repeated ro_number keeps the last."""
     by_number: dict[str, tuple[str, DmsRecord]] = {}
     rejected: list[Rejected] = []
@@ -163,9 +174,9 @@ def rows_to_records(rows: list[tuple[str, dict[str, str]]], tz: ZoneInfo,
             continue
         earlier = by_number.pop(record.ro_number, None)
         if earlier is not None:
-            rejected.append(Rejected(
-                ref=earlier[0],
-                reason=f"duplicate ro_number {record.ro_number}: replaced by {ref} further down"))
+            rejected.append(
+                Rejected(ref=earlier[0], reason=f"duplicate ro_number {record.ro_number}: replaced by {ref} further down")
+            )
         by_number[record.ro_number] = (ref, record)
     return [record for _, record in by_number.values()], rejected
 

@@ -7,12 +7,12 @@ whatever DMS it came from.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 import phonenumbers
 
-from core.logsafe import mask_phone  # noqa: F401 - the one masking rule, re-exported for connectors
+from core.logsafe import mask_phone
 from core.text import fold_text
 
 _APOSTROPHES = "'’‘`´"
@@ -21,6 +21,7 @@ _FRENCH = {"fr", "fra", "fre", "french", "francais", "français", "francaise", "
 
 
 # --- phones -----------------------------------------------------------------
+
 
 def parse_phone(raw: object, region: str = "CA") -> str | None:
     """E.164 for any common way of writing a phone; None when empty.
@@ -41,6 +42,7 @@ def parse_phone(raw: object, region: str = "CA") -> str | None:
 
 
 # --- times ------------------------------------------------------------------
+
 
 def parse_time(raw: object, tz: ZoneInfo) -> datetime | None:
     """An aware datetime in ``tz`` from ISO 8601 text; None when empty.
@@ -65,7 +67,7 @@ def parse_time(raw: object, tz: ZoneInfo) -> datetime | None:
     if parsed.utcoffset() is None:
         parsed = parsed.replace(tzinfo=tz, fold=0)
         # Round-tripping through UTC normalises a wall time that falls in a DST gap.
-        return parsed.astimezone(timezone.utc).astimezone(tz)
+        return parsed.astimezone(UTC).astimezone(tz)
     return parsed.astimezone(tz)
 
 
@@ -78,6 +80,7 @@ def _iso_z(text: str) -> str:
 
 
 # --- other fields -----------------------------------------------------------
+
 
 def parse_language(raw: object) -> str:
     """'fr' for any spelling of French ("FR", "fr-CA", "français", "French"), else 'en'."""
@@ -117,6 +120,7 @@ def clean(raw: object) -> str | None:
 
 
 # --- names ------------------------------------------------------------------
+
 
 def slugify_name(text: str) -> str:
     """ASCII a-z0-9 and '-': "Bélanger-Côté" -> "belanger-cote", "O'Brien" -> "obrien"."""

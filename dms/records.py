@@ -6,31 +6,31 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 LANGUAGES = ("fr", "en")
 
 
 @dataclass(frozen=True)
 class DmsRecord:
-    source: str                 # "file" | "tekmetric"
-    external_id: str            # stable id within source: file -> ro_number; tekmetric -> "ro:<id>" / "appointment:<id>"
-    ro_number: str              # what staff call it; a Tekmetric appointment without RO is "A<id>"
+    source: str  # "file" | "tekmetric"
+    external_id: str  # stable id within source: file -> ro_number; tekmetric -> "ro:<id>" / "appointment:<id>"
+    ro_number: str  # what staff call it; a Tekmetric appointment without RO is "A<id>"
     tag_number: str | None
-    closed: bool                # the DMS says the RO is closed / complete
+    closed: bool  # the DMS says the RO is closed / complete
     appointment_at: datetime | None
     promised_at: datetime | None
     closed_at: datetime | None
     customer_first_name: str
     customer_last_name: str
-    mobile_phone: str | None    # E.164
-    email: str | None           # lower-cased
-    language: str               # "fr" | "en"
+    mobile_phone: str | None  # E.164
+    email: str | None  # lower-cased
+    language: str  # "fr" | "en"
     vehicle_year: int | None
     vehicle_make: str | None
     vehicle_model: str | None
-    vin: str | None             # upper-cased, stripped
-    advisor_email: str | None   # lower-cased
+    vin: str | None  # upper-cased, stripped
+    advisor_email: str | None  # lower-cased
     aliases: tuple[str, ...] = ()  # other external ids that denote the same space
 
     def __post_init__(self) -> None:
@@ -56,7 +56,7 @@ class DmsRecord:
 def _canonical(value: object) -> object:
     # The same instant must hash the same whatever zone it was expressed in.
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat()
+        return value.astimezone(UTC).isoformat()
     if isinstance(value, tuple):
         return list(value)
     return value
@@ -64,13 +64,13 @@ def _canonical(value: object) -> object:
 
 @dataclass(frozen=True)
 class Rejected:
-    ref: str        # e.g. "row 7" / "ro:123"
-    reason: str     # human-readable; never a full phone number
+    ref: str  # e.g. "row 7" / "ro:123"
+    reason: str  # human-readable; never a full phone number
 
 
 @dataclass
 class FetchResult:
     records: list[DmsRecord] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
-    snapshot: bool = False          # True when records is the whole current set (file feed)
-    watermark: str | None = None    # opaque; pass back as `since` next time
+    snapshot: bool = False  # True when records is the whole current set (file feed)
+    watermark: str | None = None  # opaque; pass back as `since` next time

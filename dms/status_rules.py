@@ -4,6 +4,7 @@ closed in the DMS → completed; appointment today or earlier (or no appointment
 the shop) → in progress; appointment tomorrow or later → upcoming. A manual status holds until
 the DMS changes that RO again.
 """
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -5,6 +5,7 @@ has not changed is skipped outright; a changed one updates the row, recomputes t
 (a manual status yields to a DMS change) and marks the RO for Slack. Nothing is deleted: a row
 that disappears from the feed stays as it was (only "closed" completes an RO).
 """
+
 from __future__ import annotations
 
 import logging
@@ -13,15 +14,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from core.text import fold_text
 from dms.connector import Connector
 from dms.errors import DmsError
-from core.text import fold_text
 from dms.records import DmsRecord, Rejected
 from dms.status_rules import computed_status
-from storage.values import IN_PROGRESS, UPCOMING
 from storage import search_index as search
 from storage.db import database
 from storage.models import RepairOrder, RoAlias, StatusChange, SyncState, to_utc_naive, utcnow
+from storage.values import IN_PROGRESS, UPCOMING
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -31,7 +32,7 @@ MAX_RO_NUMBER = RepairOrder.ro_number.max_length
 
 @dataclass
 class SyncReport:
-    created: list[str] = field(default_factory=list)   # RO numbers
+    created: list[str] = field(default_factory=list)  # RO numbers
     changed: list[str] = field(default_factory=list)
     unchanged: int = 0
     rejected: list[Rejected] = field(default_factory=list)
@@ -42,8 +43,10 @@ class SyncReport:
     def summary(self) -> str:
         if self.error:
             return f"DMS not read: {self.error}. Nothing was changed; the next sync will try again."
-        text = (f"{len(self.created)} created, {len(self.changed)} changed, {self.unchanged} unchanged, "
-                f"{len(self.rejected)} skipped, {self.status_changes} status change(s)")
+        text = (
+            f"{len(self.created)} created, {len(self.changed)} changed, {self.unchanged} unchanged, "
+            f"{len(self.rejected)} skipped, {self.status_changes} status change(s)"
+        )
         if self.old_closed:
             text += f", {self.old_closed} closed before the look-back window ignored"
         return text
@@ -52,27 +55,29 @@ class SyncReport:
 def record_fields(record: DmsRecord, fingerprint: str) -> dict:
     """The RO columns a DMS record sets (times stored as naive UTC), cut to the columns' sizes."""
     name = f"{record.customer_first_name} {record.customer_last_name}"
-    return _fit({
-        "ro_number": record.ro_number,
-        "tag_number": record.tag_number,
-        "dms_closed": record.closed,
-        "appointment_at": to_utc_naive(record.appointment_at),
-        "promised_at": to_utc_naive(record.promised_at),
-        "closed_at": to_utc_naive(record.closed_at),
-        "customer_first_name": record.customer_first_name,
-        "customer_last_name": record.customer_last_name,
-        "mobile_phone": record.mobile_phone,
-        "email": record.email,
-        "language": record.language,
-        "vehicle_year": record.vehicle_year,
-        "vehicle_make": record.vehicle_make,
-        "vehicle_model": record.vehicle_model,
-        "vin": record.vin,
-        "advisor_email": record.advisor_email,
-        "name_folded": fold_text(name).strip(),
-        "phone_digits": re.sub(r"\D", "", record.mobile_phone or ""),
-        "fingerprint": fingerprint,
-    })
+    return _fit(
+        {
+            "ro_number": record.ro_number,
+            "tag_number": record.tag_number,
+            "dms_closed": record.closed,
+            "appointment_at": to_utc_naive(record.appointment_at),
+            "promised_at": to_utc_naive(record.promised_at),
+            "closed_at": to_utc_naive(record.closed_at),
+            "customer_first_name": record.customer_first_name,
+            "customer_last_name": record.customer_last_name,
+            "mobile_phone": record.mobile_phone,
+            "email": record.email,
+            "language": record.language,
+            "vehicle_year": record.vehicle_year,
+            "vehicle_make": record.vehicle_make,
+            "vehicle_model": record.vehicle_model,
+            "vin": record.vin,
+            "advisor_email": record.advisor_email,
+            "name_folded": fold_text(name).strip(),
+            "phone_digits": re.sub(r"\D", "", record.mobile_phone or ""),
+            "fingerprint": fingerprint,
+        }
+    )
 
 
 def _fit(fields: dict) -> dict:
@@ -110,12 +115,13 @@ class SyncEngine:
         for reject in result.rejected:
             log.info("DMS record %s skipped: %s", reject.ref, reject.reason)
         # One query for every fingerprint we hold: an unchanged record then costs a dict lookup.
-        known = dict(RepairOrder.select(RepairOrder.external_id, RepairOrder.fingerprint)
-                     .where(RepairOrder.source == source).tuples())
+        known = dict(
+            RepairOrder.select(RepairOrder.external_id, RepairOrder.fingerprint).where(RepairOrder.source == source).tuples()
+        )
         for start in range(0, len(result.records), BATCH):
             with database.atomic():
                 touched: list[int] = []
-                for record in result.records[start:start + BATCH]:
+                for record in result.records[start : start + BATCH]:
                     fingerprint = record.fingerprint()
                     if known.get(record.external_id) == fingerprint:
                         report.unchanged += 1
@@ -126,8 +132,9 @@ class SyncEngine:
                 # Search keys follow the RO in the same transaction: a found RO is a current one.
                 search.index_many(RepairOrder.select().where(RepairOrder.id.in_(touched)))
         report.status_changes += roll_over(self.tz, now)
-        SyncState.update(watermark=result.watermark or state.watermark, last_success_at=utcnow(),
-                         last_error=None).where(SyncState.source == source).execute()
+        SyncState.update(watermark=result.watermark or state.watermark, last_success_at=utcnow(), last_error=None).where(
+            SyncState.source == source
+        ).execute()
         return report
 
     def _apply(self, record: DmsRecord, fingerprint: str, now: datetime, report: SyncReport) -> int | None:
@@ -143,8 +150,14 @@ class SyncEngine:
             report.old_closed += 1
             return None
         if ro is None:
-            ro = RepairOrder.create(source=record.source, external_id=record.external_id, status=status,
-                                    status_changed_at=utcnow(), slack_dirty=True, **fields)
+            ro = RepairOrder.create(
+                source=record.source,
+                external_id=record.external_id,
+                status=status,
+                status_changed_at=utcnow(),
+                slack_dirty=True,
+                **fields,
+            )
             StatusChange.create(ro=ro, old_status=None, new_status=status, source="dms", announced=True)
             report.created.append(record.ro_number)
         elif ro.fingerprint == fields["fingerprint"]:
@@ -198,14 +211,22 @@ def _printable(text: str, limit: int = 500) -> str:
 def roll_over(tz: ZoneInfo, now: datetime) -> int:
     """Upcoming → in progress once the appointment's day has come (the midnight job, and every sync)."""
     tomorrow = datetime.combine(now.astimezone(tz).date() + timedelta(days=1), time(0), tz)
-    due = list(RepairOrder.select().where(
-        (RepairOrder.status == UPCOMING) & (RepairOrder.status_manual == False)  # noqa: E712
-        & (RepairOrder.dms_closed == False) & (RepairOrder.appointment_at < to_utc_naive(tomorrow))))  # noqa: E712
+    due = list(
+        RepairOrder.select().where(
+            (RepairOrder.status == UPCOMING)
+            & (RepairOrder.status_manual == False)
+            & (RepairOrder.dms_closed == False)
+            & (RepairOrder.appointment_at < to_utc_naive(tomorrow))
+        )
+    )
     moved = 0
     for ro in due:
         with database.atomic():
-            if RepairOrder.update(status=IN_PROGRESS, status_changed_at=utcnow(), updated_at=utcnow(), slack_dirty=True).where(
-                    (RepairOrder.id == ro.id) & (RepairOrder.status == UPCOMING)).execute():
+            if (
+                RepairOrder.update(status=IN_PROGRESS, status_changed_at=utcnow(), updated_at=utcnow(), slack_dirty=True)
+                .where((RepairOrder.id == ro.id) & (RepairOrder.status == UPCOMING))
+                .execute()
+            ):
                 StatusChange.create(ro=ro, old_status=UPCOMING, new_status=IN_PROGRESS, source="schedule")
                 moved += 1
     return moved

@@ -75,8 +75,9 @@ examples echo the same instant with and without ``Z``) and then expressed in the
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import requests
@@ -87,8 +88,17 @@ from .records import DmsRecord, FetchResult, Rejected
 from .tekmetric_client import TekmetricClient
 from .tekmetric_links import AppointmentIndex, as_id, slot_from
 from .tekmetric_mapping import (
-    SOURCE, UTC, Party, appointment_rejection, is_live_appointment, map_appointment,
-    map_repair_order, parse_updated, repair_order_rejection, ro_ref, tek_time,
+    SOURCE,
+    UTC,
+    Party,
+    appointment_rejection,
+    is_live_appointment,
+    map_appointment,
+    map_repair_order,
+    parse_updated,
+    repair_order_rejection,
+    ro_ref,
+    tek_time,
 )
 
 log = logging.getLogger(__name__)
@@ -101,13 +111,29 @@ WATERMARK_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 class TekmetricConnector:
     source = SOURCE
 
-    def __init__(self, base_url: str, client_id: str, client_secret: str, shop_id: str | int,
-                 tz: ZoneInfo, timeout: float = 15, session: requests.Session | None = None, *,
-                 max_retries: int = 3, max_retry_wait: float = 60.0,
-                 clock_margin: float = 60.0) -> None:
-        self.client = TekmetricClient(base_url, client_id, client_secret, timeout=timeout,
-                                      session=session, max_retries=max_retries,
-                                      max_retry_wait=max_retry_wait)
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        shop_id: str | int,
+        tz: ZoneInfo,
+        timeout: float = 15,
+        session: requests.Session | None = None,
+        *,
+        max_retries: int = 3,
+        max_retry_wait: float = 60.0,
+        clock_margin: float = 60.0,
+    ) -> None:
+        self.client = TekmetricClient(
+            base_url,
+            client_id,
+            client_secret,
+            timeout=timeout,
+            session=session,
+            max_retries=max_retries,
+            max_retry_wait=max_retry_wait,
+        )
         self.shop_id = str(shop_id).strip()
         self.tz = tz
         self.clock_margin = timedelta(seconds=clock_margin)
@@ -120,8 +146,9 @@ class TekmetricConnector:
         self.client.token()
         scope = self.client.scope
         if scope and self.shop_id not in scope:
-            raise DmsAuthError(f"these Tekmetric credentials cover shop(s) {', '.join(scope)}, "
-                               f"not {self.shop_id}; check TEKMETRIC_SHOP_ID")
+            raise DmsAuthError(
+                f"these Tekmetric credentials cover shop(s) {', '.join(scope)}, not {self.shop_id}; check TEKMETRIC_SHOP_ID"
+            )
         shop = self.client.get_json(f"/api/v1/shops/{self.shop_id}", missing_ok=True)
         if not isinstance(shop, dict):
             raise DmsBadData(f"Tekmetric has no shop {self.shop_id}; check TEKMETRIC_SHOP_ID")
@@ -137,8 +164,8 @@ class TekmetricConnector:
         # After a full read every appointment is known: searching for more would be wasted calls.
         resolver = _Resolver(self.client, may_search=since_at is not None)
         self.appointments.remember(
-            s for s in (slot_from(a, _safe_time(a.get("startTime")), is_live_appointment(a))
-                        for a in appointments) if s)
+            s for s in (slot_from(a, _safe_time(a.get("startTime")), is_live_appointment(a)) for a in appointments) if s
+        )
         records: list[DmsRecord] = []
         rejected: list[Rejected] = []
         for ro in ros:
@@ -147,8 +174,12 @@ class TekmetricConnector:
             if not self.appointments.superseded(appointment.get("id")):
                 _collect(self._appointment(appointment, resolver), records, rejected)
         self.appointments.forget_before(started)
-        return FetchResult(records=records, rejected=rejected, snapshot=False,
-                           watermark=self._watermark(since_at, [*ros, *appointments], server_start))
+        return FetchResult(
+            records=records,
+            rejected=rejected,
+            snapshot=False,
+            watermark=self._watermark(since_at, [*ros, *appointments], server_start),
+        )
 
     # --- reading ------------------------------------------------------------
 
@@ -158,12 +189,11 @@ class TekmetricConnector:
         appointments = _by_id(self.client.iter_pages(APPOINTMENTS, {**shop, **window, "includeDeleted": "true"}))
         ros = list(self.client.iter_pages(REPAIR_ORDERS, {**shop, **window}))
         if since_at is not None:
-            ros += self.client.iter_pages(
-                REPAIR_ORDERS, {**shop, "deletedDateStart": since_at.strftime(WATERMARK_FORMAT)})
+            ros += self.client.iter_pages(REPAIR_ORDERS, {**shop, "deletedDateStart": since_at.strftime(WATERMARK_FORMAT)})
         # A deleted RO read after its updated version wins: it is the newer news.
         return appointments, _by_id(ros)
 
-    def _repair_order(self, ro: Mapping[str, Any], resolver: "_Resolver") -> DmsRecord | Rejected:
+    def _repair_order(self, ro: Mapping[str, Any], resolver: _Resolver) -> DmsRecord | Rejected:
         rejection = repair_order_rejection(ro)
         if rejection is not None:
             return rejection
@@ -173,13 +203,13 @@ class TekmetricConnector:
             self.appointments.link(appointment_id, outcome.external_id)
         return outcome
 
-    def _appointment(self, appointment: Mapping[str, Any], resolver: "_Resolver") -> DmsRecord | Rejected:
+    def _appointment(self, appointment: Mapping[str, Any], resolver: _Resolver) -> DmsRecord | Rejected:
         rejection = appointment_rejection(appointment)
         if rejection is not None:
             return rejection
         return map_appointment(appointment, resolver.party(appointment), self.tz)
 
-    def _appointment_of(self, ro: Mapping[str, Any], resolver: "_Resolver") -> int | None:
+    def _appointment_of(self, ro: Mapping[str, Any], resolver: _Resolver) -> int | None:
         explicit = as_id(ro.get("appointmentId"))
         if explicit is not None:
             return explicit
@@ -192,8 +222,7 @@ class TekmetricConnector:
             found = self.appointments.find(vehicle, customer, when, ref)
         return found
 
-    def _watermark(self, since_at: datetime | None, items: Iterable[Mapping[str, Any]],
-                   server_start: datetime) -> str | None:
+    def _watermark(self, since_at: datetime | None, items: Iterable[Mapping[str, Any]], server_start: datetime) -> str | None:
         newest = max((t for t in map(parse_updated, items) if t is not None), default=since_at)
         if newest is None:
             return None
@@ -216,23 +245,24 @@ class _Resolver:
 
     def party(self, item: Mapping[str, Any]) -> Party:
         found = {key: self._get(kind, item.get(key)) for key, kind in self.KINDS.items()}
-        return Party(customer=found["customerId"], vehicle=found["vehicleId"],
-                     advisor=found["serviceWriterId"])
+        return Party(customer=found["customerId"], vehicle=found["vehicleId"], advisor=found["serviceWriterId"])
 
-    def search_appointments(self, shop_id: str, vehicle_id: object, when: datetime,
-                            index: AppointmentIndex) -> bool:
+    def search_appointments(self, shop_id: str, vehicle_id: object, when: datetime, index: AppointmentIndex) -> bool:
         """Ask Tekmetric for the vehicle's appointments around ``when``; True if a new search ran."""
         vehicle = as_id(vehicle_id)
         key = (vehicle, when.date().isoformat())
         if not self.may_search or vehicle is None or key in self._searched:
             return False
         self._searched.add(key)
-        params = {"shop": shop_id, "vehicleId": vehicle, "includeDeleted": "false",
-                  "start": (when - timedelta(days=1)).date().isoformat(),
-                  "end": (when + timedelta(days=1)).date().isoformat()}
+        params = {
+            "shop": shop_id,
+            "vehicleId": vehicle,
+            "includeDeleted": "false",
+            "start": (when - timedelta(days=1)).date().isoformat(),
+            "end": (when + timedelta(days=1)).date().isoformat(),
+        }
         found = self.client.iter_pages(APPOINTMENTS, params)
-        index.remember(s for s in (slot_from(a, _safe_time(a.get("startTime")), is_live_appointment(a))
-                                   for a in found) if s)
+        index.remember(s for s in (slot_from(a, _safe_time(a.get("startTime")), is_live_appointment(a)) for a in found) if s)
         return True
 
     def _get(self, kind: str, raw_id: object) -> dict | None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import requests
 
@@ -20,16 +21,24 @@ from .errors import DmsAuthError, DmsBadData, DmsUnavailable
 log = logging.getLogger(__name__)
 
 TOKEN_PATH = "/api/v1/oauth/token"
-PAGE_SIZE = 100          # Tekmetric's maximum; larger values are silently capped
-MAX_PAGES = 2000         # a server that never says `last` must not keep us paging forever
+PAGE_SIZE = 100  # Tekmetric's maximum; larger values are silently capped
+MAX_PAGES = 2000  # a server that never says `last` must not keep us paging forever
 CREDENTIALS_HINT = "check TEKMETRIC_CLIENT_ID / TEKMETRIC_CLIENT_SECRET"
 
 
 class TekmetricClient:
-    def __init__(self, base_url: str, client_id: str, client_secret: str, *,
-                 timeout: float = 15.0, session: requests.Session | None = None,
-                 max_retries: int = 3, max_retry_wait: float = 60.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        timeout: float = 15.0,
+        session: requests.Session | None = None,
+        max_retries: int = 3,
+        max_retry_wait: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._client_id = client_id
         self._client_secret = client_secret
@@ -39,7 +48,7 @@ class TekmetricClient:
         self.max_retry_wait = max_retry_wait
         self._sleep = sleep
         self._token: str | None = None
-        self.scope: list[str] | None = None   # shop ids the token may read, per Tekmetric
+        self.scope: list[str] | None = None  # shop ids the token may read, per Tekmetric
         self.first_server_time: datetime | None = None
 
     def __repr__(self) -> str:
@@ -51,21 +60,18 @@ class TekmetricClient:
         """Forget the server time seen so far; the next response's ``Date`` becomes ``first_server_time``."""
         self.first_server_time = None
 
-    def get_json(self, path: str, params: Mapping[str, object] | None = None, *,
-                 missing_ok: bool = False) -> Any:
+    def get_json(self, path: str, params: Mapping[str, object] | None = None, *, missing_ok: bool = False) -> Any:
         """Decoded JSON of a GET; None for a 404 when ``missing_ok``.
 
         A 401 means the token was revoked or expired: get a new one once, then give up.
         """
         for attempt in (1, 2):
-            response = self._send("GET", path, params=params,
-                                  headers={"Authorization": f"Bearer {self.token()}"})
+            response = self._send("GET", path, params=params, headers={"Authorization": f"Bearer {self.token()}"})
             if response.status_code != 401:
                 break
             self._token = None
             if attempt == 2:
-                raise DmsAuthError(
-                    f"Tekmetric refused a fresh access token for {path} (HTTP 401); {CREDENTIALS_HINT}")
+                raise DmsAuthError(f"Tekmetric refused a fresh access token for {path} (HTTP 401); {CREDENTIALS_HINT}")
             log.info("Tekmetric access token refused; fetching a new one")
         if response.status_code == 404 and missing_ok:
             return None
@@ -99,17 +105,19 @@ class TekmetricClient:
     # --- internals ----------------------------------------------------------
 
     def _fetch_token(self) -> str:
-        response = self._send("POST", TOKEN_PATH, data={"grant_type": "client_credentials"},
-                              auth=(self._client_id, self._client_secret))
+        response = self._send(
+            "POST", TOKEN_PATH, data={"grant_type": "client_credentials"}, auth=(self._client_id, self._client_secret)
+        )
         if response.status_code in (400, 401, 403):
             raise DmsAuthError(
                 f"Tekmetric refused the client credentials (HTTP {response.status_code}"
-                f"{_oauth_error(response)}); {CREDENTIALS_HINT}")
+                f"{_oauth_error(response)}); {CREDENTIALS_HINT}"
+            )
         self._raise_for_status(response, TOKEN_PATH)
         body = _decode_json(response, TOKEN_PATH)
         token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
-            raise DmsBadData(f"Tekmetric's token answer has no access_token; is TEKMETRIC_URL right?")
+            raise DmsBadData("Tekmetric's token answer has no access_token; is TEKMETRIC_URL right?")
         scope = body.get("scope")
         self.scope = scope.split() if isinstance(scope, str) else None
         return token
@@ -119,8 +127,7 @@ class TekmetricClient:
         waited = 0.0
         for retry in range(self.max_retries + 1):
             try:
-                response = self.session.request(method, self.base_url + path,
-                                                timeout=self.timeout, **kwargs)
+                response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
             except requests.Timeout:
                 raise DmsUnavailable(f"Tekmetric did not answer {path} within {self.timeout:g} s") from None
             except requests.RequestException as exc:
@@ -136,13 +143,14 @@ class TekmetricClient:
             waited += wait
         raise DmsUnavailable(
             f"Tekmetric kept answering 429 Too Many Requests for {path} "
-            f"(waited {waited:.0f} s over {retry} retries); will retry at the next sync")
+            f"(waited {waited:.0f} s over {retry} retries); will retry at the next sync"
+        )
 
     def _note_server_time(self, response: requests.Response) -> None:
         if self.first_server_time is not None:
             return
         try:
-            self.first_server_time = parsedate_to_datetime(response.headers["Date"]).astimezone(timezone.utc)
+            self.first_server_time = parsedate_to_datetime(response.headers["Date"]).astimezone(UTC)
         except (KeyError, TypeError, ValueError, IndexError):
             pass
 
@@ -155,7 +163,8 @@ class TekmetricClient:
         if status == 403:
             raise DmsAuthError(
                 f"Tekmetric denied access to {path} (HTTP 403): this app is not authorised for the shop; "
-                "check TEKMETRIC_SHOP_ID and ask the shop to grant access")
+                "check TEKMETRIC_SHOP_ID and ask the shop to grant access"
+            )
         if status == 404:
             raise DmsBadData(f"Tekmetric has no {path} (HTTP 404); check TEKMETRIC_URL and TEKMETRIC_SHOP_ID")
         raise DmsBadData(f"Tekmetric refused the request {path} (HTTP {status})")
@@ -167,8 +176,7 @@ def _decode_json(response: requests.Response, path: str) -> Any:
         return response.json()
     except ValueError:
         kind = "HTML" if response.text.lstrip()[:1] == "<" else "something"
-        raise DmsBadData(f"Tekmetric answered {kind} instead of JSON for {path}; "
-                         "is TEKMETRIC_URL the API host?") from None
+        raise DmsBadData(f"Tekmetric answered {kind} instead of JSON for {path}; is TEKMETRIC_URL the API host?") from None
 
 
 def _retry_after(response: requests.Response, default: float) -> float:

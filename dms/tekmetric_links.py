@@ -9,9 +9,10 @@ a space of its own once its RO exists.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 # An RO opened from an appointment carries its start time; a wide window still matches
 # when one side was written in local time and the other in UTC.
@@ -24,14 +25,14 @@ class Slot:
     appointment_id: int
     vehicle_id: int | None
     customer_id: int | None
-    start: datetime | None     # aware
-    live: bool                 # not cancelled, deleted or a no-show
+    start: datetime | None  # aware
+    live: bool  # not cancelled, deleted or a no-show
 
 
 class AppointmentIndex:
     def __init__(self) -> None:
         self._slots: dict[int, Slot] = {}
-        self._ro_for: dict[int, str] = {}   # appointment id -> "ro:<id>" that supersedes it
+        self._ro_for: dict[int, str] = {}  # appointment id -> "ro:<id>" that supersedes it
 
     def remember(self, slots: Iterable[Slot]) -> None:
         for slot in slots:
@@ -45,8 +46,12 @@ class AppointmentIndex:
         """
         vehicle, customer = as_id(vehicle_id), as_id(customer_id)
         candidates = [
-            s for s in self._slots.values()
-            if s.live and s.start is not None and vehicle is not None and s.vehicle_id == vehicle
+            s
+            for s in self._slots.values()
+            if s.live
+            and s.start is not None
+            and vehicle is not None
+            and s.vehicle_id == vehicle
             and (customer is None or s.customer_id in (None, customer))
             and abs(s.start - when) <= MATCH_WINDOW
             and self._ro_for.get(s.appointment_id, ro_external_id) == ro_external_id
@@ -82,5 +87,4 @@ def slot_from(appointment: Mapping[str, Any], start: datetime | None, live: bool
     appointment_id = as_id(appointment.get("id"))
     if appointment_id is None:
         return None
-    return Slot(appointment_id, as_id(appointment.get("vehicleId")),
-                as_id(appointment.get("customerId")), start, live)
+    return Slot(appointment_id, as_id(appointment.get("vehicleId")), as_id(appointment.get("customerId")), start, live)

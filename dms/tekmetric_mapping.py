@@ -8,12 +8,15 @@ employees and passes them in.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from .normalize import clean, mask_phone, parse_email, parse_phone, parse_time, parse_vin, parse_year
+from core.logsafe import mask_phone
+
+from .normalize import clean, parse_email, parse_phone, parse_time, parse_vin, parse_year
 from .records import DmsRecord, Rejected
 
 log = logging.getLogger(__name__)
@@ -25,8 +28,8 @@ UTC = ZoneInfo("UTC")
 RO_STATUSES: dict[int, tuple[str, bool]] = {
     1: ("Estimate", False),
     2: ("Work in progress", False),
-    3: ("Complete", False),          # work done, not yet posted: the car is still waiting for its owner
-    4: ("Saved for later", True),    # declined or postponed: nothing is being done to the car
+    3: ("Complete", False),  # work done, not yet posted: the car is still waiting for its owner
+    4: ("Saved for later", True),  # declined or postponed: nothing is being done to the car
     5: ("Posted", True),
     6: ("Accounts receivable", True),
 }
@@ -39,6 +42,7 @@ _MOBILE_TYPES = {"mobile", "cell", "cellular", "cell phone", "mobile phone", "ce
 @dataclass(frozen=True)
 class Party:
     """What an RO or appointment needs from its customer, vehicle and advisor lookups."""
+
     customer: Mapping[str, Any] | None = None
     vehicle: Mapping[str, Any] | None = None
     advisor: Mapping[str, Any] | None = None
@@ -82,8 +86,9 @@ def repair_order_rejection(ro: Mapping[str, Any]) -> Rejected | None:
     return None
 
 
-def map_repair_order(ro: Mapping[str, Any], party: Party, tz: ZoneInfo,
-                     appointment_id: int | None = None) -> DmsRecord | Rejected:
+def map_repair_order(
+    ro: Mapping[str, Any], party: Party, tz: ZoneInfo, appointment_id: int | None = None
+) -> DmsRecord | Rejected:
     rejection = repair_order_rejection(ro)
     if rejection is not None:
         return rejection
@@ -96,9 +101,15 @@ def map_repair_order(ro: Mapping[str, Any], party: Party, tz: ZoneInfo,
     except ValueError as exc:
         return Rejected(ref, f"RO {number}: {exc}")
     return _record(
-        external_id=ref, ro_number=number, tag_number=clean(ro.get("keytag")), closed=closed,
-        appointment_at=appointment_at, promised_at=promised_at, closed_at=closed_at,
-        party=party, aliases=(f"appointment:{appointment_id}",) if appointment_id is not None else (),
+        external_id=ref,
+        ro_number=number,
+        tag_number=clean(ro.get("keytag")),
+        closed=closed,
+        appointment_at=appointment_at,
+        promised_at=promised_at,
+        closed_at=closed_at,
+        party=party,
+        aliases=(f"appointment:{appointment_id}",) if appointment_id is not None else (),
     )
 
 
@@ -133,16 +144,23 @@ def map_appointment(appointment: Mapping[str, Any], party: Party, tz: ZoneInfo) 
     except ValueError as exc:
         return Rejected(appointment_ref(appointment), f"appointment: {exc}")
     return _record(
-        external_id=appointment_ref(appointment), ro_number=f"A{appointment.get('id')}", tag_number=None,
-        closed=no_show, appointment_at=start, promised_at=promised, closed_at=closed_at,
-        party=party, aliases=(),
+        external_id=appointment_ref(appointment),
+        ro_number=f"A{appointment.get('id')}",
+        tag_number=None,
+        closed=no_show,
+        appointment_at=start,
+        promised_at=promised,
+        closed_at=closed_at,
+        party=party,
+        aliases=(),
     )
 
 
 def is_live_appointment(appointment: Mapping[str, Any]) -> bool:
     """Could an RO still come out of this appointment?"""
-    return (not appointment.get("deletedDate")
-            and appointment_status(appointment) not in APPOINTMENT_CANCELLED | {APPOINTMENT_NO_SHOW})
+    return not appointment.get("deletedDate") and appointment_status(appointment) not in APPOINTMENT_CANCELLED | {
+        APPOINTMENT_NO_SHOW
+    }
 
 
 def pick_mobile(phones: object) -> str | None:
@@ -153,7 +171,9 @@ def pick_mobile(phones: object) -> str | None:
     mobiles = [p for p in entries if str(p.get("type") or "").strip().lower() in _MOBILE_TYPES]
     primaries = [p for p in entries if p.get("primary") is True]
     for group in (
-        [p for p in mobiles if p in primaries], mobiles, primaries,
+        [p for p in mobiles if p in primaries],
+        mobiles,
+        primaries,
     ):
         if group:
             return clean(group[0].get("number"))
@@ -168,9 +188,18 @@ def _closed_at(ro: Mapping[str, Any], tz: ZoneInfo) -> datetime | None:
     return None
 
 
-def _record(*, external_id: str, ro_number: str, tag_number: str | None, closed: bool,
-            appointment_at: datetime | None, promised_at: datetime | None,
-            closed_at: datetime | None, party: Party, aliases: tuple[str, ...]) -> DmsRecord:
+def _record(
+    *,
+    external_id: str,
+    ro_number: str,
+    tag_number: str | None,
+    closed: bool,
+    appointment_at: datetime | None,
+    promised_at: datetime | None,
+    closed_at: datetime | None,
+    party: Party,
+    aliases: tuple[str, ...],
+) -> DmsRecord:
     customer = party.customer or {}
     vehicle = party.vehicle or {}
     return DmsRecord(
@@ -203,8 +232,9 @@ def _customer_mobile(customer: Mapping[str, Any], external_id: str) -> str | Non
         return parse_phone(raw)
     except ValueError:
         # The RO still deserves its space; only texting the customer is off.
-        log.warning("%s: customer %s has an invalid phone %s; kept without mobile",
-                    external_id, customer.get("id"), mask_phone(raw))
+        log.warning(
+            "%s: customer %s has an invalid phone %s; kept without mobile", external_id, customer.get("id"), mask_phone(raw)
+        )
         return None
 
 

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
 
+from blocks import ids
 from blocks.notice_view import notice_modal
 from core.i18n import t
 from handlers import command_router, request_middleware
@@ -64,15 +65,19 @@ def _register_fallbacks(app: App, services: Services) -> None:
     """Last in line (Bolt runs the first listener that matches): a button or form no listener
     knows (an old message's action id, a hand-made payload) is answered as out of date, and an
     event nobody listens to is acknowledged, so Slack neither shows an error nor retries it."""
+    # Not our ids: a listener of ours that acked, then failed, must not be answered twice (Bolt can
+    # hand such a request on to the next matching listener).
+    ours = sorted(v for k, v in vars(ids).items() if k.isupper() and isinstance(v, str) and "." in v)
+    unknown = re.compile(r"^(?!(?:" + "|".join(re.escape(i) for i in ours) + r")$).*")
     anything = re.compile(".*")
 
-    @app.action(anything)
+    @app.action(unknown)
     def unknown_action(ack, body, respond):
         ack()
         log.info("no listener for action %s", ((body.get("actions") or [{}])[0] or {}).get("action_id"))
         _tell(respond, body, t("error.stale_state", services.directory.locale(request_middleware.user_of(body))))
 
-    @app.view(anything)
+    @app.view(unknown)
     def unknown_view(ack, body):
         locale = services.directory.locale(request_middleware.user_of(body))
         ack(response_action="update", view=notice_modal(t("error.stale_state", locale), locale))
@@ -93,8 +98,22 @@ def _tell(respond, body, text: str) -> None:
 
 def _features() -> list:
     """Listener modules, each with `register(app, services, router)`."""
-    from handlers import (admin_listeners, files_listeners, home_listeners, mentions_listeners, participants_listeners,
-                          ro_listeners, search_listeners)
+    from handlers import (
+        admin_listeners,
+        files_listeners,
+        home_listeners,
+        mentions_listeners,
+        participants_listeners,
+        ro_listeners,
+        search_listeners,
+    )
 
-    return [ro_listeners, files_listeners, admin_listeners, participants_listeners, mentions_listeners, home_listeners,
-            search_listeners]
+    return [
+        ro_listeners,
+        files_listeners,
+        admin_listeners,
+        participants_listeners,
+        mentions_listeners,
+        home_listeners,
+        search_listeners,
+    ]

@@ -43,7 +43,9 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
         actor = body["user"]["id"]
         locale = services.directory.locale(actor)
         notice = None if is_admin(actor, services.settings) else kit.refusal_text(NotAllowed("not_admin"), locale)
-        admin_flow.redraw(services, (body.get("view") or {}).get("id"), context["state"], locale, notice, page=context["value"].page)
+        admin_flow.redraw(
+            services, (body.get("view") or {}).get("id"), context["state"], locale, notice, page=context["value"].page
+        )
 
     app.action(ids.ADMIN_PREV)(change_page)
     app.action(ids.ADMIN_NEXT)(change_page)

@@ -2,11 +2,12 @@
 
 Feature modules call `router.add("files", handler, needs_ro=True)`; this module knows no feature.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from slack_bolt import App
 
@@ -99,8 +100,15 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
         sub, args = parse(body.get("text", ""))
         user_id = body.get("user_id", "")
         ctx = CommandContext(
-            sub=sub, args=args, user_id=user_id, channel_id=body.get("channel_id", ""),
-            trigger_id=body.get("trigger_id"), locale=services.directory.locale(user_id),
-            ro=context.get("ro"), respond=respond, services=services, body=body,
+            sub=sub,
+            args=args,
+            user_id=user_id,
+            channel_id=body.get("channel_id", ""),
+            trigger_id=body.get("trigger_id"),
+            locale=services.directory.locale(user_id),
+            ro=context.get("ro"),
+            respond=respond,
+            services=services,
+            body=body,
         )
         router.dispatch(ctx)

@@ -136,4 +136,3 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
 
     app.action(ids.SEND_RETRY)(note_button(retry))
     app.action(ids.SEND_REVOKE)(note_button(revoke))
-

@@ -5,10 +5,11 @@ Bolt runs only the first listener that matches an event, so two features each re
 `on_message(app, handler)` instead; each handler gets (event, ro) — ro is the channel's
 RepairOrder or None — and one handler failing does not stop the others.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from slack_bolt import App
 
@@ -28,9 +29,7 @@ def on_message(app: App, handler: MessageHandler) -> None:
             for each in list(handlers):
                 try:
                     each(event, context.get("ro"))
-                except Exception as exc:  # noqa: BLE001 - the next feature must still see the message
-                    log.error("message handler %s failed: %s: %s", getattr(each, "__qualname__", each),
-                              type(exc).__name__, exc)
+                except Exception as exc:  # the next feature must still see the message
+                    log.error("message handler %s failed: %s: %s", getattr(each, "__qualname__", each), type(exc).__name__, exc)
 
     handlers.append(handler)
-

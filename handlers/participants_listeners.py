@@ -29,8 +29,12 @@ def read_invitation(values: dict) -> InvitationForm:
         return str(state.get("value") or chosen.get("value") or "")
 
     # One line for the name: it goes into an email subject, where a line break would be a new header.
-    return InvitationForm(name=" ".join(value(views.NAME_BLOCK).split()), email=value(views.EMAIL_BLOCK).strip(),
-                          role=value(views.ROLE_BLOCK), note=value(views.NOTE_BLOCK))
+    return InvitationForm(
+        name=" ".join(value(views.NAME_BLOCK).split()),
+        email=value(views.EMAIL_BLOCK).strip(),
+        role=value(views.ROLE_BLOCK),
+        note=value(views.NOTE_BLOCK),
+    )
 
 
 def register(app: App, services: Services, router: CommandRouter) -> None:

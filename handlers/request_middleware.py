@@ -13,15 +13,27 @@ so listeners only ever see well-formed state.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from peewee import IntegrityError
 from slack_bolt import BoltResponse
 from slack_bolt.request import BoltRequest
 
 from blocks import ids, kit
-from blocks.codec import AdminRow, AdminState, BadState, FilesState, HomeState, InviteState, PageRef, ParticipantsState, Record, RoRef, \
-    SendRef, decode
+from blocks.codec import (
+    AdminRow,
+    AdminState,
+    BadState,
+    FilesState,
+    HomeState,
+    InviteState,
+    PageRef,
+    ParticipantsState,
+    Record,
+    RoRef,
+    SendRef,
+    decode,
+)
 from blocks.notice_view import notice_modal
 from core.refusals import Refusal
 from slackapi.services import Services
@@ -31,15 +43,31 @@ log = logging.getLogger(__name__)
 
 # What each of our views carries in private_metadata (by callback id)…
 METADATA: dict[str, type[Record] | None] = {
-    ids.FILES_MODAL: FilesState, ids.FILES_DONE: None, ids.NOTICE_MODAL: None, ids.PARTICIPANTS_MODAL: ParticipantsState,
-    ids.PARTICIPANTS_INVITE_MODAL: InviteState, ids.ADMIN_MODAL: AdminState, ids.RO_INFO_MODAL: RoRef,
+    ids.FILES_MODAL: FilesState,
+    ids.FILES_DONE: None,
+    ids.NOTICE_MODAL: None,
+    ids.PARTICIPANTS_MODAL: ParticipantsState,
+    ids.PARTICIPANTS_INVITE_MODAL: InviteState,
+    ids.ADMIN_MODAL: AdminState,
+    ids.RO_INFO_MODAL: RoRef,
 }
 # …and each button in its value (by action id); actions not listed carry no state in their value.
 VALUES: dict[str, type[Record]] = {
-    ids.RO_INFO: RoRef, ids.PARTICIPANTS_OPEN: RoRef, ids.FILES_OPEN: RoRef, ids.RO_CONVERSATION: RoRef,
-    ids.HOME_OPEN: RoRef, ids.HOME_MARK_READ: RoRef, ids.SEND_RETRY: SendRef, ids.SEND_REVOKE: SendRef,
-    ids.FILES_PREV: PageRef, ids.FILES_NEXT: PageRef, ids.HOME_PREV: PageRef, ids.HOME_NEXT: PageRef,
-    ids.ADMIN_PREV: PageRef, ids.ADMIN_NEXT: PageRef, ids.PARTICIPANTS_REQUEST_INVITE: InviteState,
+    ids.RO_INFO: RoRef,
+    ids.PARTICIPANTS_OPEN: RoRef,
+    ids.FILES_OPEN: RoRef,
+    ids.RO_CONVERSATION: RoRef,
+    ids.HOME_OPEN: RoRef,
+    ids.HOME_MARK_READ: RoRef,
+    ids.SEND_RETRY: SendRef,
+    ids.SEND_REVOKE: SendRef,
+    ids.FILES_PREV: PageRef,
+    ids.FILES_NEXT: PageRef,
+    ids.HOME_PREV: PageRef,
+    ids.HOME_NEXT: PageRef,
+    ids.ADMIN_PREV: PageRef,
+    ids.ADMIN_NEXT: PageRef,
+    ids.PARTICIPANTS_REQUEST_INVITE: InviteState,
 }
 
 

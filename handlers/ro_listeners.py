@@ -27,7 +27,9 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
             ctx.say("status.usage")
             return
         label = ro_card_view.status_label(status, ctx.locale)
-        ctx.say("status.changed_pending" if change_status(services, ctx.ro, status, ctx.user_id) else "status.unchanged", status=label)
+        ctx.say(
+            "status.changed_pending" if change_status(services, ctx.ro, status, ctx.user_id) else "status.unchanged", status=label
+        )
 
     def info_command(ctx: CommandContext) -> None:
         ctx.reply(*ro_card_view.card(ctx.ro, tz, ctx.locale))

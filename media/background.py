@@ -3,12 +3,13 @@
 One small pool per process; every job gets its own database connection and its failures are
 logged (never raised into a thread nobody watches).
 """
+
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable
 
 from storage.db import with_connection
 

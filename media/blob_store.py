@@ -5,6 +5,7 @@ ourselves (checked to be 64 hex digits), never from a URL or a file name, so not
 Slack sends can steer a write or a read outside MEDIA_DIR. Writes go to a temporary file in
 `MEDIA_DIR/tmp` (same file system) and are renamed into place, so a blob is either whole or absent.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,7 +38,7 @@ class BlobStore:
         except ValueError:
             return False
 
-    def writer(self, max_bytes: int | None = None) -> "BlobWriter":
+    def writer(self, max_bytes: int | None = None) -> BlobWriter:
         tmp_dir = self.root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         return BlobWriter(self, tmp_dir, max_bytes)
@@ -100,7 +101,7 @@ class BlobWriter:
         self._done = True
         return sha, self.size
 
-    def __enter__(self) -> "BlobWriter":
+    def __enter__(self) -> BlobWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

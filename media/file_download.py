@@ -43,8 +43,9 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return scheme, (parts.hostname or "").lower(), parts.port or {"https": 443, "http": 80}.get(scheme)
 
 
-def download(url: str, token: str, slack_api_url: str, store: BlobStore, *, max_bytes: int,
-             expected_size: int = 0, expected_type: str = "") -> tuple[str, int]:
+def download(
+    url: str, token: str, slack_api_url: str, store: BlobStore, *, max_bytes: int, expected_size: int = 0, expected_type: str = ""
+) -> tuple[str, int]:
     """Fetch a Slack file into the store; (sha256, size). Raises CopyFailed or TooLarge."""
     expects_html = expected_type in ("text/html", "application/xhtml+xml")
     for _ in range(MAX_REDIRECTS + 1):

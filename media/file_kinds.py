@@ -3,6 +3,7 @@
 Served content types come from this list only, never from an upload's own claim: a file that
 is not on it goes out as `application/octet-stream`, as a download.
 """
+
 from __future__ import annotations
 
 from storage.values import DOCUMENT, PICTURE, VIDEO
@@ -25,9 +26,18 @@ DOWNLOAD_TYPES = {
 }
 FALLBACK_TYPE = "application/octet-stream"
 _EXTENSION_TYPES = {
-    "heic": "image/heic", "heif": "image/heif", "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png",
-    "gif": "image/gif", "webp": "image/webp", "mov": "video/quicktime", "mp4": "video/mp4", "m4v": "video/mp4",
-    "webm": "video/webm", "pdf": "application/pdf",
+    "heic": "image/heic",
+    "heif": "image/heif",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "webp": "image/webp",
+    "mov": "video/quicktime",
+    "mp4": "video/mp4",
+    "m4v": "video/mp4",
+    "webm": "video/webm",
+    "pdf": "application/pdf",
 }
 
 

@@ -19,16 +19,28 @@ def files_modal(services: Services, ro: RepairOrder, state: FilesState, user_id:
     settings = services.settings
     files = list(RoFile.select().where(RoFile.ro == ro).order_by(RoFile.shared_at.desc(), RoFile.id.desc()))
     uploaders = list({f.uploader_user_id for f in files})
-    names = {u.slack_user_id: u.real_name or u.name for u in StaffUser.select().where(StaffUser.slack_user_id.in_(uploaders))
-             if u.real_name or u.name}
+    names = {
+        u.slack_user_id: u.real_name or u.name
+        for u in StaffUser.select().where(StaffUser.slack_user_id.in_(uploaders))
+        if u.real_name or u.name
+    }
     try:
         plan = send_rules.plan_delivery(ro, settings)
         destination = phone_display(plan.destination) if plan.method == "sms" else kit.escape(plan.destination)
         how, can_send = t(f"files.how.{plan.method}", locale, destination=destination), True
     except SendRefused as refused:
         how, can_send = "⚠️ " + kit.refusal_text(refused, locale), False
-    return views.files_modal(ro, files, state, locale=locale, tz=settings.shop_timezone, names=names, how=how,
-                             can_send=can_send, may_send=can_message_customers(user_id, settings))
+    return views.files_modal(
+        ro,
+        files,
+        state,
+        locale=locale,
+        tz=settings.shop_timezone,
+        names=names,
+        how=how,
+        can_send=can_send,
+        may_send=can_message_customers(user_id, settings),
+    )
 
 
 def open_files(services: Services, trigger_id: str, ro: RepairOrder, user_id: str, locale: str) -> None:

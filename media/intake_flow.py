@@ -94,8 +94,14 @@ def announce(services: Services, row: RoFile, what: str) -> None:
     if ro is None or not ro.channel_id:
         return
     locale = services.directory.locale(row.uploader_user_id or None)
-    text = file_note(what, row.name, row.size, locale, limit_bytes=services.settings.max_file_mb * 1024 * 1024,
-                     attempts=rules.MAX_COPY_ATTEMPTS)
+    text = file_note(
+        what,
+        row.name,
+        row.size,
+        locale,
+        limit_bytes=services.settings.max_file_mb * 1024 * 1024,
+        attempts=rules.MAX_COPY_ATTEMPTS,
+    )
     try:
         services.slack.post(ro.channel_id, text, thread_ts=row.share_ts)
     except SlackError as exc:
@@ -103,6 +109,7 @@ def announce(services: Services, row: RoFile, what: str) -> None:
 
 
 # -- copying --------------------------------------------------------------------------------------
+
 
 def copy(services: Services, row: RoFile, info: dict | None = None) -> str:
     """One copy attempt of `row`; returns its copy_status afterwards. Never raises for a bad download.
@@ -120,8 +127,9 @@ def copy(services: Services, row: RoFile, info: dict | None = None) -> str:
         raise
     if not rules.finish(row, claim, **outcome):
         # Our claim went stale and another attempt took the row over: its outcome stands.
-        log.warning("copy of file %s (attempt %s) finished after losing its claim: outcome dropped",
-                    row.slack_file_id, claim.attempts)
+        log.warning(
+            "copy of file %s (attempt %s) finished after losing its claim: outcome dropped", row.slack_file_id, claim.attempts
+        )
         return RoFile.get_by_id(row.id).copy_status
     if note:
         announce(services, row, note)
@@ -146,8 +154,15 @@ def _attempt(services: Services, row: RoFile, info: dict | None) -> tuple[dict, 
         url = rules.download_url(info)
         if not url:
             raise CopyFailed(f"Slack offers no download for this file (mode {info.get('mode') or 'unknown'})")
-        sha, stored = download(url, settings.slack_bot_token or "", settings.slack_api_url, store,
-                               max_bytes=limit, expected_size=size, expected_type=normalise_mimetype(info.get("mimetype"), row.name))
+        sha, stored = download(
+            url,
+            settings.slack_bot_token or "",
+            settings.slack_api_url,
+            store,
+            max_bytes=limit,
+            expected_size=size,
+            expected_type=normalise_mimetype(info.get("mimetype"), row.name),
+        )
     except TooLarge:
         return dict(copy_status="too_large", last_error=None), rules.TOO_LARGE
     except (CopyFailed, FileGone, InfoUnavailable, requests.RequestException, OSError) as exc:
@@ -157,8 +172,10 @@ def _attempt(services: Services, row: RoFile, info: dict | None) -> tuple[dict, 
             attempts = rules.MAX_COPY_ATTEMPTS
             reason = "deleted from Slack before it could be copied"
         log.warning("copy of file %s failed (attempt %s): %s", row.slack_file_id, row.copy_attempts, reason)
-        return (dict(copy_status="failed", last_error=reason[:255], copy_attempts=attempts),
-                rules.GAVE_UP if attempts >= rules.MAX_COPY_ATTEMPTS else None)
+        return (
+            dict(copy_status="failed", last_error=reason[:255], copy_attempts=attempts),
+            rules.GAVE_UP if attempts >= rules.MAX_COPY_ATTEMPTS else None,
+        )
     return dict(copy_status="stored", sha256=sha, size=stored or row.size, last_error=None), None
 
 
@@ -173,6 +190,7 @@ def _describe(exc: Exception) -> str:
 
 
 # -- retries (scheduler) ---------------------------------------------------------------------------
+
 
 @task("files.retry_copies", max_attempts=1)
 def retry_copies_task(services: Services) -> None:
@@ -192,10 +210,14 @@ def retry_pending(services: Services, now: datetime | None = None) -> rules.Retr
     stale = RoFile.select().where((RoFile.copy_status == "copying") & (RoFile.copy_claimed_at < cutoff)).order_by(RoFile.id)
     for row in list(stale):
         _release_stale(services, row, report)
-    rows = (RoFile.select()
-            .where(((RoFile.copy_status == "failed") & (RoFile.copy_attempts < rules.MAX_COPY_ATTEMPTS))
-                   | ((RoFile.copy_status == "pending") & (RoFile.recorded_at < cutoff)))
-            .order_by(RoFile.id))
+    rows = (
+        RoFile.select()
+        .where(
+            ((RoFile.copy_status == "failed") & (RoFile.copy_attempts < rules.MAX_COPY_ATTEMPTS))
+            | ((RoFile.copy_status == "pending") & (RoFile.recorded_at < cutoff))
+        )
+        .order_by(RoFile.id)
+    )
     # Read all first: a SQLite cursor still open while we write would hold an old snapshot.
     for row in list(rows):
         report.retried += 1

@@ -10,7 +10,7 @@ claim. media.intake_flow does the Slack side (files.info, notes) and the downloa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from peewee import IntegrityError
 
@@ -49,19 +49,30 @@ def record(ro: RepairOrder, file_id: str, info: dict | None, user_id: str | None
     mimetype = normalise_mimetype(info.get("mimetype"), name)
     size = int(info.get("size") or 0)
     created = info.get("created") or info.get("timestamp")
-    shared_at = datetime.fromtimestamp(int(created), timezone.utc).replace(tzinfo=None) if created else utcnow()
+    shared_at = datetime.fromtimestamp(int(created), UTC).replace(tzinfo=None) if created else utcnow()
     share_ts = _share_ts(info, ro.channel_id) or ts
     fields = dict(
-        ro=ro, slack_file_id=file_id, uploader_user_id=info.get("user") or user_id or "",
-        kind=kind_of(mimetype, name), name=name[:255], mimetype=mimetype[:255], size=size, shared_at=shared_at,
-        permalink=(info.get("permalink") or None) and info["permalink"][:512], share_ts=share_ts,
+        ro=ro,
+        slack_file_id=file_id,
+        uploader_user_id=info.get("user") or user_id or "",
+        kind=kind_of(mimetype, name),
+        name=name[:255],
+        mimetype=mimetype[:255],
+        size=size,
+        shared_at=shared_at,
+        permalink=(info.get("permalink") or None) and info["permalink"][:512],
+        share_ts=share_ts,
     )
     status, error, attempts = "pending", None, 0
     if not info:
         status, error, attempts = "failed", "Slack files.info failed", 1
     elif not download_url(info):
         # External links (Google Drive…), deleted or plan-hidden files: nothing to copy, ever.
-        status, error, attempts = "failed", f"Slack offers no download for this file (mode {info.get('mode') or 'unknown'})", MAX_COPY_ATTEMPTS
+        status, error, attempts = (
+            "failed",
+            f"Slack offers no download for this file (mode {info.get('mode') or 'unknown'})",
+            MAX_COPY_ATTEMPTS,
+        )
     try:
         row = RoFile.create(copy_status=status, last_error=error, copy_attempts=attempts, **fields)
     except IntegrityError:  # the other delivery of the same file won the race
@@ -80,8 +91,11 @@ def note_share_ts(ro: RepairOrder, file_id: str, ts: str | None) -> None:
     first without it (Slack's files.info does not always list the share yet). Notes about the file
     go in that message's thread."""
     if ts:
-        (RoFile.update(share_ts=ts[:32])
-         .where((RoFile.ro == ro) & (RoFile.slack_file_id == file_id) & RoFile.share_ts.is_null()).execute())
+        (
+            RoFile.update(share_ts=ts[:32])
+            .where((RoFile.ro == ro) & (RoFile.slack_file_id == file_id) & RoFile.share_ts.is_null())
+            .execute()
+        )
 
 
 def _share_ts(info: dict, channel_id: str | None) -> str | None:
@@ -101,6 +115,7 @@ def download_url(info: dict) -> str | None:
 
 # -- claims ---------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Claim:
     """One attempt's hold on a row: the attempt number it took and when (both identify it)."""
@@ -113,9 +128,13 @@ def claim(row: RoFile) -> Claim | None:
     """Take `row` for one attempt, or None when it is not ours to copy (being copied, done, or
     already retried since `row` was read: the attempt count must not have moved)."""
     held = Claim(utcnow(), row.copy_attempts + 1)
-    taken = (RoFile.update(copy_status="copying", copy_claimed_at=held.at, copy_attempts=held.attempts)
-             .where((RoFile.id == row.id) & (RoFile.copy_attempts == row.copy_attempts)
-                    & (RoFile.copy_status.in_(("pending", "failed")))).execute())
+    taken = (
+        RoFile.update(copy_status="copying", copy_claimed_at=held.at, copy_attempts=held.attempts)
+        .where(
+            (RoFile.id == row.id) & (RoFile.copy_attempts == row.copy_attempts) & (RoFile.copy_status.in_(("pending", "failed")))
+        )
+        .execute()
+    )
     if not taken:
         return None
     row.copy_status, row.copy_claimed_at, row.copy_attempts = "copying", held.at, held.attempts
@@ -124,9 +143,16 @@ def claim(row: RoFile) -> Claim | None:
 
 def finish(row: RoFile, claim: Claim, **fields: object) -> bool:
     """Write an attempt's outcome if it still holds its claim; False when it lost it."""
-    held = (RoFile.update(**fields)
-            .where((RoFile.id == row.id) & (RoFile.copy_status == "copying")
-                   & (RoFile.copy_claimed_at == claim.at) & (RoFile.copy_attempts == claim.attempts)).execute())
+    held = (
+        RoFile.update(**fields)
+        .where(
+            (RoFile.id == row.id)
+            & (RoFile.copy_status == "copying")
+            & (RoFile.copy_claimed_at == claim.at)
+            & (RoFile.copy_attempts == claim.attempts)
+        )
+        .execute()
+    )
     if held:
         for key, value in fields.items():
             setattr(row, key, value)
@@ -135,9 +161,11 @@ def finish(row: RoFile, claim: Claim, **fields: object) -> bool:
 
 def stored_twin(row: RoFile, store: BlobStore, size: int) -> RoFile | None:
     """Another RO's row of the same Slack file whose copy is in the store (and of the same size)."""
-    others = (RoFile.select()
-              .where((RoFile.slack_file_id == row.slack_file_id) & (RoFile.id != row.id) & (RoFile.copy_status == "stored"))
-              .order_by(RoFile.id))
+    others = (
+        RoFile.select()
+        .where((RoFile.slack_file_id == row.slack_file_id) & (RoFile.id != row.id) & (RoFile.copy_status == "stored"))
+        .order_by(RoFile.id)
+    )
     return next((o for o in others if store.has(o.sha256) and (not size or o.size == size)), None)
 
 
@@ -145,8 +173,15 @@ def refresh(row: RoFile, info: dict) -> None:
     """A row recorded while files.info was down gets its real metadata on the next attempt."""
     name = info.get("name") or row.name
     mimetype = normalise_mimetype(info.get("mimetype"), name)
-    set_fields(row, name=name[:255], mimetype=mimetype[:255], kind=kind_of(mimetype, name), size=int(info.get("size") or row.size),
-               uploader_user_id=info.get("user") or row.uploader_user_id, permalink=info.get("permalink") or row.permalink)
+    set_fields(
+        row,
+        name=name[:255],
+        mimetype=mimetype[:255],
+        kind=kind_of(mimetype, name),
+        size=int(info.get("size") or row.size),
+        uploader_user_id=info.get("user") or row.uploader_user_id,
+        permalink=info.get("permalink") or row.permalink,
+    )
 
 
 def set_fields(row: RoFile, **fields: object) -> None:

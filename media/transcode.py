@@ -10,6 +10,7 @@ Copies are stored content-addressed too, and remembered per source content (Medi
 file sent twice is converted once. A conversion that fails falls back to the original (the page
 still offers it for download) and is logged.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,8 +21,8 @@ from pathlib import Path
 
 from peewee import IntegrityError
 
-from media.file_kinds import INLINE_TYPES, normalise_mimetype
 from media.blob_store import BlobStore
+from media.file_kinds import INLINE_TYPES, normalise_mimetype
 from storage.models import MediaRendition
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,9 @@ class VideoProbe:
 
 def probe(path: Path) -> VideoProbe:
     """Codecs of the first video and audio streams, read from ffmpeg's own description."""
-    result = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
-                            capture_output=True, text=True, errors="replace", timeout=120)
+    result = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, text=True, errors="replace", timeout=120
+    )
     video = re.search(r"Stream #\S+.*?: Video: (\w+)", result.stderr)
     audio = re.search(r"Stream #\S+.*?: Audio: (\w+)", result.stderr)
     return VideoProbe(video.group(1) if video else None, audio.group(1) if audio else None)
@@ -135,15 +137,43 @@ def _video_to_mp4(source: Path, out: Path) -> None:
         # Already H.264 (a .mov): re-wrap only.
         if _ffmpeg(source, out, ["-c:v", "copy", *audio]):
             return
-    video = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
-             "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2"]
+    video = [
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "23",
+        "-pix_fmt",
+        "yuv420p",
+        "-vf",
+        "scale=trunc(iw/2)*2:trunc(ih/2)*2",
+    ]
     if not _ffmpeg(source, out, [*video, "-c:a", "aac", "-b:a", "128k"]):
         raise ConversionFailed("ffmpeg could not convert the video")
 
 
 def _ffmpeg(source: Path, out: Path, codec_args: list[str]) -> bool:
-    command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(source),
-               "-map", "0:v:0", "-map", "0:a:0?", *codec_args, "-movflags", "+faststart", "-f", "mp4", str(out)]
+    command = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        str(source),
+        "-map",
+        "0:v:0",
+        "-map",
+        "0:a:0?",
+        *codec_args,
+        "-movflags",
+        "+faststart",
+        "-f",
+        "mp4",
+        str(out),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=FFMPEG_TIMEOUT_SECONDS)
     if result.returncode != 0:
         log.info("ffmpeg exited %s: %s", result.returncode, result.stderr.strip()[-300:])

@@ -11,8 +11,8 @@ from blocks import home_view as views
 from blocks.codec import HomeState
 from people import notification_rules as notifications
 from people.mention_rules import human_author
-from people.participants_flow import failure_reason
 from people.participant_rules import UNAVAILABLE
+from people.participants_flow import failure_reason
 from people.unread_rules import mark_read, record_activity, unread_counts
 from slackapi.errors import SlackError
 from slackapi.services import Services
@@ -29,8 +29,13 @@ ACTIVITY_SUBTYPES = {None, "thread_broadcast", "me_message"}
 def publish_home(services: Services, user_id: str, state: HomeState, locale: str | None = None) -> None:
     locale = locale or services.directory.locale(user_id)
     try:
-        page = find(state.query or None, status=state.status, member=user_id if state.tab == "mine" else None,
-                    limit=views.PAGE_SIZE, offset=state.page * views.PAGE_SIZE)
+        page = find(
+            state.query or None,
+            status=state.status,
+            member=user_id if state.tab == "mine" else None,
+            limit=views.PAGE_SIZE,
+            offset=state.page * views.PAGE_SIZE,
+        )
     except QueryTooShort:
         page = None
     unread = unread_counts(user_id, [ro.id for ro in page.items]) if page else {}

@@ -1,19 +1,21 @@
-""""Request an invitation": someone who is not in the workspace should be; the admins decide.
+""" "Request an invitation": someone who is not in the workspace should be; the admins decide.
 
 `request_invitation` saves the request first (so nothing is lost if mail or Slack fails), then
 emails each admin and sends each a DM through two small callables the listener provides (the
 email goes through customers.mail_gateway and SMTP_URL, the DM through Slack: neither is known here),
 records what reached whom, and says which note the requester gets.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from dms.normalize import parse_email
 from storage.models import InvitationRequest, StaffUser
-
-from storage.values import INVITE_MAX_NAME as MAX_NAME, INVITE_MAX_NOTE as MAX_NOTE, INVITE_ROLES as ROLES
+from storage.values import INVITE_MAX_NAME as MAX_NAME
+from storage.values import INVITE_MAX_NOTE as MAX_NOTE
+from storage.values import INVITE_ROLES as ROLES
 
 
 @dataclass(frozen=True)
@@ -42,21 +44,33 @@ def validate(form: InvitationForm) -> dict[str, str]:
 
 
 def save(form: InvitationForm, requested_by: str, ro_id: int | None) -> InvitationRequest:
-    return InvitationRequest.create(requested_by=requested_by, ro=ro_id, name=form.name.strip(),
-                                    email=parse_email(form.email) or form.email.strip(), role=form.role,
-                                    note=form.note.strip())
+    return InvitationRequest.create(
+        requested_by=requested_by,
+        ro=ro_id,
+        name=form.name.strip(),
+        email=parse_email(form.email) or form.email.strip(),
+        role=form.role,
+        note=form.note.strip(),
+    )
 
 
 def admin_ids(configured: tuple[str, ...]) -> list[str]:
     """Admins: ADMIN_SLACK_USER_IDS first, then those made admin in the app."""
-    flagged = [u.slack_user_id for u in StaffUser.select(StaffUser.slack_user_id).where(
-        StaffUser.is_admin & ~StaffUser.deleted).order_by(StaffUser.slack_user_id)]
+    flagged = [
+        u.slack_user_id
+        for u in StaffUser.select(StaffUser.slack_user_id)
+        .where(StaffUser.is_admin & ~StaffUser.deleted)
+        .order_by(StaffUser.slack_user_id)
+    ]
     return list(dict.fromkeys([*configured, *flagged]))
 
 
 def record_outcome(request: InvitationRequest, emailed: int, messaged: int, email_error: str | None) -> None:
-    (InvitationRequest.update(emailed_to=emailed, messaged_to=messaged, email_error=email_error)
-     .where(InvitationRequest.id == request.id).execute())
+    (
+        InvitationRequest.update(emailed_to=emailed, messaged_to=messaged, email_error=email_error)
+        .where(InvitationRequest.id == request.id)
+        .execute()
+    )
 
 
 class NotDelivered(Exception):
@@ -92,9 +106,16 @@ class Outcome:
         return "sent" if self.emailed or not self.email_enabled else "sent_slack_only"
 
 
-def request_invitation(form: InvitationForm, requested_by: str, ro_id: int | None, admins: list[str], *,
-                       email: EmailAdmin | None, message: MessageAdmin,
-                       on_failure: Callable[[str, str, str], None] = lambda channel, admin, code: None) -> Outcome:
+def request_invitation(
+    form: InvitationForm,
+    requested_by: str,
+    ro_id: int | None,
+    admins: list[str],
+    *,
+    email: EmailAdmin | None,
+    message: MessageAdmin,
+    on_failure: Callable[[str, str, str], None] = lambda channel, admin, code: None,
+) -> Outcome:
     """Save the request, email (when `email` is given) and DM each admin, record the outcome.
     `on_failure(channel, admin id, code)` hears about each failed email ("email") or DM ("dm")."""
     request = save(form, requested_by, ro_id)

@@ -13,12 +13,13 @@ once (two scheduler processes, a slow minute) send it once, and a mark only ever
 A delivery that fails for a reason worth retrying (Slack down) gives the claim back, so the
 next flush tries again; one that can never succeed (user deactivated) keeps it.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
 
 from peewee import fn
 
@@ -77,9 +78,11 @@ def set_preferences(user_id: str, *, messages: bool, files: bool) -> Preferences
     if starts:
         since = Activity.select(fn.COALESCE(fn.MAX(Activity.id), 0)).scalar() or 0
         starts = {field: since for field in starts}
-        (NotifyCursor.insert(user_id=user_id, **{field.name: value for field, value in starts.items()})
-         .on_conflict(conflict_target=[NotifyCursor.user_id], update=starts)
-         .execute())
+        (
+            NotifyCursor.insert(user_id=user_id, **{field.name: value for field, value in starts.items()})
+            .on_conflict(conflict_target=[NotifyCursor.user_id], update=starts)
+            .execute()
+        )
     return Preferences(messages, files)
 
 
@@ -87,8 +90,12 @@ def pending(now: datetime | None = None, interval: timedelta = timedelta(minutes
     """The digests due now: one per (person, RO) with unannounced activity whose last DM about
     that RO is at least `interval` old. Nothing is claimed here: `claim` does that."""
     now = now or utcnow()
-    subscribers = {u.slack_user_id: u for u in StaffUser.select().where(
-        (StaffUser.notify_messages | StaffUser.notify_files) & ~StaffUser.deleted & ~StaffUser.is_bot)}
+    subscribers = {
+        u.slack_user_id: u
+        for u in StaffUser.select().where(
+            (StaffUser.notify_messages | StaffUser.notify_files) & ~StaffUser.deleted & ~StaffUser.is_bot
+        )
+    }
     if not subscribers:
         return []
     ids = list(subscribers)
@@ -97,14 +104,18 @@ def pending(now: datetime | None = None, interval: timedelta = timedelta(minutes
 
     # (member, activity) pairs: participants, and owners (who may have no participant row).
     columns = (Activity.id, Activity.ro, Activity.user_id, Activity.kind, Activity.at)
-    taking_part = (Activity.select(*columns, Participant.user_id.alias("member"))
-                   .join(Participant, on=((Participant.ro == Activity.ro) & (Participant.active == True)))  # noqa: E712
-                   .where((Activity.at >= horizon) & Participant.user_id.in_(ids)
-                          & (Participant.user_id != Activity.user_id)).tuples())
-    owning = (Activity.select(*columns, RepairOrder.owner_user_id.alias("member"))
-              .join(RepairOrder, on=(RepairOrder.id == Activity.ro))
-              .where((Activity.at >= horizon) & RepairOrder.owner_user_id.in_(ids)
-                     & (RepairOrder.owner_user_id != Activity.user_id)).tuples())
+    taking_part = (
+        Activity.select(*columns, Participant.user_id.alias("member"))
+        .join(Participant, on=((Participant.ro == Activity.ro) & (Participant.active == True)))
+        .where((Activity.at >= horizon) & Participant.user_id.in_(ids) & (Participant.user_id != Activity.user_id))
+        .tuples()
+    )
+    owning = (
+        Activity.select(*columns, RepairOrder.owner_user_id.alias("member"))
+        .join(RepairOrder, on=(RepairOrder.id == Activity.ro))
+        .where((Activity.at >= horizon) & RepairOrder.owner_user_id.in_(ids) & (RepairOrder.owner_user_id != Activity.user_id))
+        .tuples()
+    )
     news: dict[tuple[str, int], dict[int, tuple[str, str, datetime]]] = defaultdict(dict)
     for activity_id, ro_id, author, kind, at, member in list(taking_part) + list(owning):
         user, cursor = subscribers[member], since.get(member)
@@ -118,25 +129,36 @@ def pending(now: datetime | None = None, interval: timedelta = timedelta(minutes
         return []
 
     ro_ids = {ro_id for _, ro_id in news}
-    marks = {(m.user_id, m.ro_id): m for m in NotifyMark.select().where(
-        NotifyMark.user_id.in_(ids) & NotifyMark.ro.in_(ro_ids))}
-    reads = {(r.user_id, r.ro_id): r.last_read_at for r in ReadMark.select().where(
-        ReadMark.user_id.in_(ids) & ReadMark.ro.in_(ro_ids))}
+    marks = {(m.user_id, m.ro_id): m for m in NotifyMark.select().where(NotifyMark.user_id.in_(ids) & NotifyMark.ro.in_(ro_ids))}
+    reads = {
+        (r.user_id, r.ro_id): r.last_read_at for r in ReadMark.select().where(ReadMark.user_id.in_(ids) & ReadMark.ro.in_(ro_ids))
+    }
     digests = []
     for key, items in sorted(news.items()):
         mark, read_at = marks.get(key), reads.get(key)
         if mark and mark.sent_at > now - interval:
             continue  # batched: this RO was announced to them a moment ago
-        fresh = {aid: item for aid, item in items.items()
-                 if (not mark or aid > mark.last_activity_id) and (read_at is None or item[2] > read_at)}
+        fresh = {
+            aid: item
+            for aid, item in items.items()
+            if (not mark or aid > mark.last_activity_id) and (read_at is None or item[2] > read_at)
+        }
         if not fresh:
             continue
         kinds = [kind for _, kind, _ in fresh.values()]
         authors = tuple(dict.fromkeys(author for author, _, _ in sorted(fresh.values(), key=lambda i: i[2])))
-        digests.append(Digest(user_id=key[0], ro_id=key[1], messages=kinds.count("message"),
-                              files=kinds.count("file"), authors=authors, last_activity_id=max(fresh),
-                              previous_activity_id=mark.last_activity_id if mark else None,
-                              previous_sent_at=mark.sent_at if mark else None))
+        digests.append(
+            Digest(
+                user_id=key[0],
+                ro_id=key[1],
+                messages=kinds.count("message"),
+                files=kinds.count("file"),
+                authors=authors,
+                last_activity_id=max(fresh),
+                previous_activity_id=mark.last_activity_id if mark else None,
+                previous_sent_at=mark.sent_at if mark else None,
+            )
+        )
     return digests
 
 
@@ -148,13 +170,20 @@ def claim(digest: Digest, now: datetime, interval: timedelta) -> bool:
     """Take the right to deliver `digest`: True for exactly one caller while the mark is still
     what `pending` read and the interval has passed. The mark moves to the digest (forward only)."""
     if digest.previous_activity_id is None:
-        NotifyMark.insert(user_id=digest.user_id, ro=digest.ro_id, last_activity_id=0, sent_at=NEVER).on_conflict_ignore().execute()
+        NotifyMark.insert(
+            user_id=digest.user_id, ro=digest.ro_id, last_activity_id=0, sent_at=NEVER
+        ).on_conflict_ignore().execute()
     previous = digest.previous_activity_id or 0
-    return bool(NotifyMark.update(last_activity_id=digest.last_activity_id, sent_at=now)
-                .where(_mark(digest) & (NotifyMark.last_activity_id == previous)
-                       & (NotifyMark.last_activity_id < digest.last_activity_id)
-                       & (NotifyMark.sent_at <= now - interval))
-                .execute())
+    return bool(
+        NotifyMark.update(last_activity_id=digest.last_activity_id, sent_at=now)
+        .where(
+            _mark(digest)
+            & (NotifyMark.last_activity_id == previous)
+            & (NotifyMark.last_activity_id < digest.last_activity_id)
+            & (NotifyMark.sent_at <= now - interval)
+        )
+        .execute()
+    )
 
 
 def release(digest: Digest, now: datetime) -> None:
@@ -164,12 +193,10 @@ def release(digest: Digest, now: datetime) -> None:
     if digest.previous_activity_id is None:
         NotifyMark.delete().where(ours).execute()
     else:
-        (NotifyMark.update(last_activity_id=digest.previous_activity_id, sent_at=digest.previous_sent_at)
-         .where(ours).execute())
+        (NotifyMark.update(last_activity_id=digest.previous_activity_id, sent_at=digest.previous_sent_at).where(ours).execute())
 
 
-def flush(deliver: Callable[[Digest], bool], *, interval: timedelta = timedelta(minutes=5),
-          now: datetime | None = None) -> int:
+def flush(deliver: Callable[[Digest], bool], *, interval: timedelta = timedelta(minutes=5), now: datetime | None = None) -> int:
     """Claim and send every due digest with `deliver` (True = done, including "can never be
     delivered"; False = give the claim back and try again at the next flush). Returns how many
     were done by this call."""

@@ -24,7 +24,13 @@ from storage.search_index import copy_activity
 
 # Why someone could not be added or removed (i18n: people.reason.<code>).
 DEACTIVATED, BOT, NOT_FOUND, REFUSED, UNAVAILABLE, NO_CHANNEL = (
-    "deactivated", "bot", "not_found", "refused", "unavailable", "no_channel")
+    "deactivated",
+    "bot",
+    "not_found",
+    "refused",
+    "unavailable",
+    "no_channel",
+)
 
 
 @dataclass(frozen=True)
@@ -71,9 +77,11 @@ def now_micros() -> int:
 
 
 def active_participants(ro_id: int) -> list[str]:
-    rows = (Participant.select(Participant.user_id)
-            .where((Participant.ro == ro_id) & (Participant.active == True))  # noqa: E712
-            .order_by(Participant.added_at, Participant.id))
+    rows = (
+        Participant.select(Participant.user_id)
+        .where((Participant.ro == ro_id) & (Participant.active == True))
+        .order_by(Participant.added_at, Participant.id)
+    )
     return [row.user_id for row in rows]
 
 
@@ -86,19 +94,23 @@ def record_joined(ro: RepairOrder, user_id: str, added_by: str | None = None, at
     """The user is in the RO's channel as of `at_us` (Slack's event time; now by default); True
     when that is news. The owner keeps role "owner"."""
     at_us = now_micros() if at_us is None else at_us
-    news = bool(Participant.update(active=True, removed_at=None, added_at=utcnow(), added_by=added_by, membership_us=at_us)
-                .where((Participant.ro == ro.id) & (Participant.user_id == user_id) & (Participant.active == False)  # noqa: E712
-                       & _newer(at_us)).execute())
+    news = bool(
+        Participant.update(active=True, removed_at=None, added_at=utcnow(), added_by=added_by, membership_us=at_us)
+        .where((Participant.ro == ro.id) & (Participant.user_id == user_id) & (Participant.active == False) & _newer(at_us))
+        .execute()
+    )
     if not news:
         # Already active: only the fact's time moves forward.
-        Participant.update(membership_us=at_us).where((Participant.ro == ro.id) & (Participant.user_id == user_id)
-                                                      & (Participant.active == True) & _newer(at_us)).execute()  # noqa: E712
+        Participant.update(membership_us=at_us).where(
+            (Participant.ro == ro.id) & (Participant.user_id == user_id) & (Participant.active == True) & _newer(at_us)
+        ).execute()
         if not Participant.select().where((Participant.ro == ro.id) & (Participant.user_id == user_id)).exists():
             role = "owner" if user_id == ro.owner_user_id else "participant"
             try:
                 with database.atomic():
-                    Participant.create(ro=ro.id, user_id=user_id, role=role, added_by=added_by, added_at=utcnow(),
-                                       membership_us=at_us)
+                    Participant.create(
+                        ro=ro.id, user_id=user_id, role=role, added_by=added_by, added_at=utcnow(), membership_us=at_us
+                    )
                 news = True
             except IntegrityError:  # another thread recorded it first
                 pass
@@ -110,20 +122,26 @@ def record_left(ro: RepairOrder, user_id: str, at_us: int | None = None) -> bool
     """The user is out of the RO's channel as of `at_us`; True when that is news. The row stays
     (history), dated, so an older "joined" arriving late cannot undo it."""
     at_us = now_micros() if at_us is None else at_us
-    news = bool(Participant.update(active=False, removed_at=utcnow(), membership_us=at_us)
-                .where((Participant.ro == ro.id) & (Participant.user_id == user_id) & (Participant.active == True)  # noqa: E712
-                       & _newer(at_us)).execute())
+    news = bool(
+        Participant.update(active=False, removed_at=utcnow(), membership_us=at_us)
+        .where((Participant.ro == ro.id) & (Participant.user_id == user_id) & (Participant.active == True) & _newer(at_us))
+        .execute()
+    )
     if not news:
-        Participant.update(membership_us=at_us).where((Participant.ro == ro.id) & (Participant.user_id == user_id)
-                                                      & (Participant.active == False) & _newer(at_us)).execute()  # noqa: E712
+        Participant.update(membership_us=at_us).where(
+            (Participant.ro == ro.id) & (Participant.user_id == user_id) & (Participant.active == False) & _newer(at_us)
+        ).execute()
         if not Participant.select().where((Participant.ro == ro.id) & (Participant.user_id == user_id)).exists():
             # Left before we heard they joined: remember when, so that late "joined" stays ignored.
-            Participant.insert(ro=ro.id, user_id=user_id, role="participant", active=False, removed_at=utcnow(),
-                               membership_us=at_us).on_conflict_ignore().execute()
+            Participant.insert(
+                ro=ro.id, user_id=user_id, role="participant", active=False, removed_at=utcnow(), membership_us=at_us
+            ).on_conflict_ignore().execute()
     return news
 
 
-def update_plan(wanted: set[str], shown: set[str] | None, current: set[str], owner: str | None) -> tuple[list[str], list[str], str | None]:
+def update_plan(
+    wanted: set[str], shown: set[str] | None, current: set[str], owner: str | None
+) -> tuple[list[str], list[str], str | None]:
     """The Participants modal's Update: (to invite, to remove, owner kept). `shown` is who the modal
     listed when it opened (None: not known, the participants of now), `wanted` who was ticked.
     Only the difference is applied: whoever joined or left meanwhile and was left alone in the

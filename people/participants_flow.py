@@ -16,12 +16,12 @@ from customers.mail_gateway import MailError, send_mail
 from people import invitation_rules as invitations
 from people.mention_rules import new_mentions
 from people.participant_rules import (
+    BOT,
+    DEACTIVATED,
     NO_CHANNEL,
     NOT_FOUND,
     REFUSED,
     UNAVAILABLE,
-    BOT,
-    DEACTIVATED,
     Changes,
     Person,
     active_participants,
@@ -38,8 +38,10 @@ from storage.models import RepairOrder, StaffUser, utcnow
 log = logging.getLogger(__name__)
 
 _REASONS = {
-    SlackErrorCode.USER_NOT_FOUND: NOT_FOUND, SlackErrorCode.USERS_NOT_FOUND: NOT_FOUND,
-    SlackErrorCode.USER_IS_BOT: BOT, SlackErrorCode.USER_IS_DEACTIVATED: DEACTIVATED,
+    SlackErrorCode.USER_NOT_FOUND: NOT_FOUND,
+    SlackErrorCode.USERS_NOT_FOUND: NOT_FOUND,
+    SlackErrorCode.USER_IS_BOT: BOT,
+    SlackErrorCode.USER_IS_DEACTIVATED: DEACTIVATED,
 }
 # Slack could not answer (as opposed to answering no): worth trying again later.
 _UNAVAILABLE = {"ratelimited", "other", "internal_error", "service_unavailable", "fatal_error", "request_timeout"}
@@ -60,6 +62,7 @@ def failure_reason(exc: SlackError) -> str:
 
 
 # -- who someone is, and the channel ------------------------------------------------------------
+
 
 def person(services: Services, user_id: str) -> Person:
     """From the directory's fresh profile, else from users.info now, so the reason given is the
@@ -130,7 +133,9 @@ def add_people(services: Services, ro: RepairOrder, user_ids: list[str], by: str
     return changes
 
 
-def _add_one(services: Services, ro: RepairOrder, user_id: str, by: str | None, believed_present: bool) -> tuple[str | None, bool]:
+def _add_one(
+    services: Services, ro: RepairOrder, user_id: str, by: str | None, believed_present: bool
+) -> tuple[str | None, bool]:
     """(None, invited now?) when they are in the channel, else (the reason they are not, False)."""
     if not ro.channel_id:
         return NO_CHANNEL, False
@@ -149,8 +154,9 @@ def _add_one(services: Services, ro: RepairOrder, user_id: str, by: str | None, 
 
 def set_participants(services: Services, ro: RepairOrder, wanted: set[str], by: str, shown: tuple[str, ...] | None) -> Changes:
     """Apply the Participants modal's Update (people.participant_rules.update_plan)."""
-    invite, remove, kept = update_plan(wanted, set(shown) if shown is not None else None, set(active_participants(ro.id)),
-                                       ro.owner_user_id)
+    invite, remove, kept = update_plan(
+        wanted, set(shown) if shown is not None else None, set(active_participants(ro.id)), ro.owner_user_id
+    )
     changes = add_people(services, ro, invite, by)
     changes.kept_owner = kept
     for user_id in remove:
@@ -181,6 +187,7 @@ def open_modal(services: Services, trigger_id: str, ro: RepairOrder, user_id: st
 
 
 # -- messages and membership events -------------------------------------------------------------
+
 
 def on_message(services: Services, event: dict, ro: RepairOrder | None) -> None:
     """A written message (or an edit) in an RO channel: everyone it newly mentions takes part."""
@@ -213,6 +220,7 @@ def member_left(services: Services, ro: RepairOrder, user_id: str, event_ts: obj
 
 
 # -- invitation requests --------------------------------------------------------------------------
+
 
 def invite_url(services: Services) -> str | None:
     """SLACK_INVITE_URL, else the workspace's own admin invite page (team.info)."""
@@ -247,14 +255,23 @@ def request_invitation(services: Services, form: invitations.InvitationForm, req
 
     def message(admin_id: str) -> None:
         try:
-            services.slack.post(admin_id, views.invitation_for_admin(form, requester, ro, url, services.directory.locale(admin_id)))
+            services.slack.post(
+                admin_id, views.invitation_for_admin(form, requester, ro, url, services.directory.locale(admin_id))
+            )
         except SlackError as exc:
             raise invitations.NotDelivered(exc.raw_code) from None
 
     def failed(channel: str, admin_id: str, code: str) -> None:
         log.warning("invitation request: %s to admin %s failed: %s", channel, admin_id, code)
 
-    outcome = invitations.request_invitation(form, requester, ro.id if ro else None, admins,
-                                             email=email if settings.email_enabled else None, message=message, on_failure=failed)
+    outcome = invitations.request_invitation(
+        form,
+        requester,
+        ro.id if ro else None,
+        admins,
+        email=email if settings.email_enabled else None,
+        message=message,
+        on_failure=failed,
+    )
     note = t(f"people.invite.{outcome.note}", services.directory.locale(requester), name=escape(form.name), count=outcome.admins)
     services.slack.tell(requester, ro.channel_id if ro else None, note)

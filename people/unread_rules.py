@@ -5,18 +5,17 @@ row and moves the RO's last activity. A person has read an RO up to their ReadMa
 last post there, opening it from Home, or "Mark as read". Unread = others' activity after it.
 Times are the server's receipt times, so marks and activity compare on one clock.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Iterable
 
 from peewee import JOIN, IntegrityError, fn
 
 from storage.db import database
 from storage.models import Activity, ReadMark, utcnow
 from storage.search_index import touch
-
-
 
 
 def record_activity(ro_id: int, user_id: str, kind: str, ts: str, at: datetime | None = None) -> bool:
@@ -38,11 +37,15 @@ def record_activity(ro_id: int, user_id: str, kind: str, ts: str, at: datetime |
 def mark_read(ro_id: int, user_id: str, at: datetime | None = None) -> None:
     """The user has seen the RO up to `at` (now); a mark never moves back."""
     at = at or utcnow()
-    (ReadMark.insert(ro=ro_id, user_id=user_id, last_read_at=at)
-     .on_conflict(conflict_target=[ReadMark.ro, ReadMark.user_id],
-                  update={ReadMark.last_read_at: at},
-                  where=(ReadMark.last_read_at < at))
-     .execute())
+    (
+        ReadMark.insert(ro=ro_id, user_id=user_id, last_read_at=at)
+        .on_conflict(
+            conflict_target=[ReadMark.ro, ReadMark.user_id],
+            update={ReadMark.last_read_at: at},
+            where=(ReadMark.last_read_at < at),
+        )
+        .execute()
+    )
 
 
 def unread_counts(user_id: str, ro_ids: Iterable[int]) -> dict[int, int]:
@@ -51,10 +54,11 @@ def unread_counts(user_id: str, ro_ids: Iterable[int]) -> dict[int, int]:
     if not ro_ids:
         return {}
     mark = ReadMark.alias()
-    rows = (Activity.select(Activity.ro, fn.COUNT(Activity.id).alias("n"))
-            .join(mark, JOIN.LEFT_OUTER, on=((mark.ro == Activity.ro) & (mark.user_id == user_id)))
-            .where(Activity.ro.in_(ro_ids) & (Activity.user_id != user_id)
-                   & (mark.id.is_null() | (Activity.at > mark.last_read_at)))
-            .group_by(Activity.ro)
-            .tuples())
+    rows = (
+        Activity.select(Activity.ro, fn.COUNT(Activity.id).alias("n"))
+        .join(mark, JOIN.LEFT_OUTER, on=((mark.ro == Activity.ro) & (mark.user_id == user_id)))
+        .where(Activity.ro.in_(ro_ids) & (Activity.user_id != user_id) & (mark.id.is_null() | (Activity.at > mark.last_read_at)))
+        .group_by(Activity.ro)
+        .tuples()
+    )
     return {ro_id: count for ro_id, count in rows}

@@ -1,8 +1,9 @@
 """`python bot.py check`: what is configured, what is missing, what is unreachable, line by line."""
+
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from core.config import ConfigError, Settings, load_settings
 
@@ -34,7 +35,13 @@ def run_checks(read_env: bool = True) -> int:
         except Exception as exc:  # every failure becomes one readable line
             failures += 1
             _line(FAIL, what, _describe(exc))
-    _line(INFO, "SMS", "on (Twilio)" if settings.sms_enabled else "off: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM to text customers")
+    _line(
+        INFO,
+        "SMS",
+        "on (Twilio)"
+        if settings.sms_enabled
+        else "off: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM to text customers",
+    )
     _line(INFO, "email", "on" if settings.email_enabled else "off: set SMTP_URL and MAIL_FROM to email customers and admins")
     print("All checks passed." if not failures else f"{failures} problem(s) found.")
     return 0 if not failures else 1

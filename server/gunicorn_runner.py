@@ -3,15 +3,17 @@
 One worker keeps `serve` a single process, so the scheduler started in it runs once; for more
 web capacity run `bot.py web` with more threads (or gunicorn directly) and `bot.py scheduler`.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from core.logsafe import mask_customer_links
+
 
 class RedactingAccessLogger(Logger):
     """Gunicorn's access log, without customer-link tokens."""
@@ -36,8 +38,13 @@ class _Gunicorn(BaseApplication):
         return self.application
 
 
-def run_server(app: Flask, port: int, threads: int = 8, on_worker_start: Callable[[], None] | None = None,
-               on_worker_exit: Callable[[], None] | None = None) -> None:
+def run_server(
+    app: Flask,
+    port: int,
+    threads: int = 8,
+    on_worker_start: Callable[[], None] | None = None,
+    on_worker_exit: Callable[[], None] | None = None,
+) -> None:
     options = {
         "bind": f"0.0.0.0:{port}",
         "workers": 1,

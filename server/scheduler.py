@@ -1,12 +1,14 @@
 """The scheduler: timed jobs (DMS sync, midnight rollover, the features' jobs), run once across
 however many processes are started (a lease in the database decides who)."""
+
 from __future__ import annotations
 
+import collections
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -38,6 +40,8 @@ class Scheduler:
         self.connector = connector
         self.holder = lease.holder_id()
         self.is_leader = False
+        # How many times each job came due here, run or not (this scheduler may be standing by).
+        self.fired: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
         tz = services.settings.shop_timezone
         self.jobs = [
@@ -46,7 +50,9 @@ class Scheduler:
             Job("midnight-rollover", self._rollover, CronTrigger(hour=0, minute=0, second=5, timezone=tz)),
             *(extra_jobs or []),
         ]
-        self._aps = BackgroundScheduler(timezone=tz, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300})
+        self._aps = BackgroundScheduler(
+            timezone=tz, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300}
+        )
 
     def start(self) -> None:
         now = datetime.now(self.services.settings.shop_timezone)
@@ -54,8 +60,9 @@ class Scheduler:
         for job in self.jobs:
             # The sync also runs at start, so a fresh install shows its channels at once.
             first = now + timedelta(seconds=1) if job.name == "dms-sync" else None
-            self._aps.add_job(self._guarded(job), job.trigger, id=job.name, name=job.name,
-                              **({"next_run_time": first} if first else {}))
+            self._aps.add_job(
+                self._guarded(job), job.trigger, id=job.name, name=job.name, **({"next_run_time": first} if first else {})
+            )
         self._aps.start()
 
     def shutdown(self) -> None:
@@ -68,21 +75,32 @@ class Scheduler:
             was = self.is_leader
             self.is_leader = lease.acquire("scheduler", self.holder, SCHEDULER_LEASE_TTL)
             if self.is_leader != was:
-                log.info("scheduler %s: %s", self.holder, "now running jobs" if self.is_leader else "standing by (another scheduler holds the lease)")
+                log.info(
+                    "scheduler %s: %s",
+                    self.holder,
+                    "now running jobs" if self.is_leader else "standing by (another scheduler holds the lease)",
+                )
             return self.is_leader
 
     def _guarded(self, job: Job) -> Callable[[], None]:
         @with_connection
         def run() -> None:
-            if not self.is_leader and not self.check_leadership():
-                return
             try:
-                job.func()
-            except lease.LeaseBusy:
-                log.info("%s skipped: another sync is running", job.name)
-            except Exception:  # a job failure must not stop the scheduler
-                log.exception("scheduled job %s failed", job.name)
+                self._run_if_leader(job)
+            finally:
+                self.fired[job.name] += 1
+
         return run
+
+    def _run_if_leader(self, job: Job) -> None:
+        if not self.is_leader and not self.check_leadership():
+            return
+        try:
+            job.func()
+        except lease.LeaseBusy:
+            log.info("%s skipped: another sync is running", job.name)
+        except Exception:  # a job failure must not stop the scheduler
+            log.exception("scheduled job %s failed", job.name)
 
     def _sync(self) -> None:
         outcome = sync_once(self.services, self.connector)

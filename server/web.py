@@ -4,6 +4,7 @@ Slack requests are checked here before Bolt sees them, so that every bad input g
 clear status: 413 too large, 401 unsigned or stale, 400 malformed. Bolt checks the signature
 again; the cost is one HMAC.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """The Slack Web API client the whole product uses: SLACK_API_URL, retries on 429/5xx/network."""
+
 from __future__ import annotations
 
 from slack_sdk import WebClient

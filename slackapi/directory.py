@@ -3,6 +3,7 @@
 The locale is read once per user (and refreshed daily) so answering a command costs no extra
 Slack call in the common case.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,12 +1,13 @@
 """Named Slack failures, so services branch on a code instead of parsing exceptions."""
+
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from slack_sdk.errors import SlackApiError
 
 
-class SlackErrorCode(str, Enum):
+class SlackErrorCode(StrEnum):
     NAME_TAKEN = "name_taken"
     ALREADY_IN_CHANNEL = "already_in_channel"
     NOT_IN_CHANNEL = "not_in_channel"
@@ -48,7 +49,9 @@ class SlackError(Exception):
             super().__init__(f"Slack {method} failed: {code}")
 
     @classmethod
-    def from_api_error(cls, method: str, error: SlackApiError) -> "SlackError":
+    def from_api_error(cls, method: str, error: SlackApiError) -> SlackError:
         data = getattr(error.response, "data", None) or {}
         code = data.get("error") if isinstance(data, dict) else None
-        return cls(method, code or f"http_{getattr(error.response, 'status_code', 'error')}", data if isinstance(data, dict) else {})
+        return cls(
+            method, code or f"http_{getattr(error.response, 'status_code', 'error')}", data if isinstance(data, dict) else {}
+        )

@@ -4,10 +4,12 @@ Every failure comes out as SlackError with a named code; callers decide what eac
 for the user. Network errors that survived the client's retries come out as SlackError too
 (code "other"), so a listener never shows a stack trace.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -80,7 +82,9 @@ class SlackService:
         # RO channels are public; private ones would need the groups:read scope.
         cursor = None
         while True:
-            page = self.call("conversations.list", types=types, limit=200, exclude_archived=False, **({"cursor": cursor} if cursor else {}))
+            page = self.call(
+                "conversations.list", types=types, limit=200, exclude_archived=False, **({"cursor": cursor} if cursor else {})
+            )
             yield from page.get("channels", [])
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
@@ -122,7 +126,9 @@ class SlackService:
             args["blocks"] = blocks
         return self.call("chat.update", **args)
 
-    def post_ephemeral(self, channel: str, user: str, text: str, blocks: list | None = None, thread_ts: str | None = None) -> None:
+    def post_ephemeral(
+        self, channel: str, user: str, text: str, blocks: list | None = None, thread_ts: str | None = None
+    ) -> None:
         args: dict[str, Any] = {"channel": channel, "user": user, "text": text}
         if blocks is not None:
             args["blocks"] = blocks

@@ -3,6 +3,7 @@
 The RO number comes first so that truncation only ever shortens the name part; `name_taken`
 moves to `-2`, `-3`… with the suffix kept inside the 80 characters.
 """
+
 from __future__ import annotations
 
 import re

@@ -5,18 +5,19 @@ recorded as soon as Slack confirms it, and every step can be redone safely, so a
 any point (even between creating a channel and storing its id) is repaired by the next run
 without a second channel or a second card.
 """
+
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
+from blocks import ro_card_view as ro_card
 from slackapi.errors import SlackError, SlackErrorCode
 from slackapi.services import Services
-from storage import leases as lease
 from spaces.channel_names import channel_name
+from storage import leases as lease
 from storage.models import Participant, RepairOrder, StaffUser, StatusChange, to_utc_naive, utcnow
-from blocks import ro_card_view as ro_card
 
 log = logging.getLogger(__name__)
 MAX_NAME_ATTEMPTS = 50
@@ -48,7 +49,7 @@ class Publisher:
         what staff open at 7:00), then the ones in the past, most recent first."""
         report = PublishReport()
         today = datetime.combine((now or datetime.now(self.tz)).astimezone(self.tz).date(), time(0), self.tz)
-        dirty = RepairOrder.slack_dirty == True  # noqa: E712
+        dirty = RepairOrder.slack_dirty == True
         coming = RepairOrder.appointment_at >= to_utc_naive(today)
         queries = [
             RepairOrder.select().where(dirty & coming).order_by(RepairOrder.appointment_at, RepairOrder.id),
@@ -91,7 +92,7 @@ class Publisher:
             except lease.LeaseBusy:
                 return
             # Checked after letting go: a publisher turned away while we held the claim counts on it.
-            if not RepairOrder.select().where((RepairOrder.id == ro.id) & (RepairOrder.slack_dirty == True)).exists():  # noqa: E712
+            if not RepairOrder.select().where((RepairOrder.id == ro.id) & (RepairOrder.slack_dirty == True)).exists():
                 return
 
     def _publish_current(self, ro_id: int, report: PublishReport) -> None:
@@ -148,17 +149,26 @@ class Publisher:
     def _mark_clean(self, ro: RepairOrder) -> None:
         # Only if nothing changed the RO while we were talking to Slack.
         RepairOrder.update(slack_dirty=False).where(
-            (RepairOrder.id == ro.id) & (RepairOrder.updated_at == ro.updated_at)).execute()
+            (RepairOrder.id == ro.id) & (RepairOrder.updated_at == ro.updated_at)
+        ).execute()
 
     def announce_status_changes(self, ro: RepairOrder, locale: str | None) -> int:
         posted = 0
-        pending = list(StatusChange.select().where((StatusChange.ro == ro.id) & (StatusChange.announced == False)).order_by(StatusChange.id))  # noqa: E712
+        pending = list(
+            StatusChange.select().where((StatusChange.ro == ro.id) & (StatusChange.announced == False)).order_by(StatusChange.id)
+        )
         for change in pending:
-            claimed = StatusChange.update(announced=True).where((StatusChange.id == change.id) & (StatusChange.announced == False)).execute()  # noqa: E712
+            claimed = (
+                StatusChange.update(announced=True)
+                .where((StatusChange.id == change.id) & (StatusChange.announced == False))
+                .execute()
+            )
             if not claimed:
                 continue  # another process posted it
             try:
-                self.slack.post(ro.channel_id, ro_card.status_note(change.old_status, change.new_status, change.source, change.actor, locale))
+                self.slack.post(
+                    ro.channel_id, ro_card.status_note(change.old_status, change.new_status, change.source, change.actor, locale)
+                )
             except SlackError:
                 StatusChange.update(announced=False).where(StatusChange.id == change.id).execute()
                 raise
@@ -171,7 +181,7 @@ class Publisher:
         names = [channel_name(ro.ro_number, ro.customer_last_name, n) for n in range(1, MAX_NAME_ATTEMPTS + 1)]
         # Resume from the name an earlier, interrupted run chose: that channel may exist already.
         if ro.channel_name in names:
-            names = names[names.index(ro.channel_name):]
+            names = names[names.index(ro.channel_name) :]
         elif ro.channel_name:
             names.insert(0, ro.channel_name)
         for name in names:
@@ -187,7 +197,11 @@ class Publisher:
                 if exc.code is not SlackErrorCode.NAME_TAKEN:
                     raise
             existing = self._channel_named(name)
-            if existing and self._is_ours(existing) and not RepairOrder.select().where(RepairOrder.channel_id == existing["id"]).exists():
+            if (
+                existing
+                and self._is_ours(existing)
+                and not RepairOrder.select().where(RepairOrder.channel_id == existing["id"]).exists()
+            ):
                 log.info("RO %s: adopting channel #%s left by an interrupted run", ro.ro_number, name)
                 if existing.get("is_archived"):
                     self.slack.call("conversations.unarchive", channel=existing["id"])
@@ -229,8 +243,12 @@ class Publisher:
                 log.info("RO %s: advisor %s has no Slack account", ro.ro_number, ro.advisor_email)
                 return
             owner = self.directory.remember(profile)
-        if owner.slack_user_id != ro.owner_user_id or not Participant.select().where(
-                (Participant.ro == ro.id) & (Participant.user_id == owner.slack_user_id) & (Participant.active == True)).exists():  # noqa: E712
+        if (
+            owner.slack_user_id != ro.owner_user_id
+            or not Participant.select()
+            .where((Participant.ro == ro.id) & (Participant.user_id == owner.slack_user_id) & (Participant.active == True))
+            .exists()
+        ):
             try:
                 self.slack.invite(ro.channel_id, [owner.slack_user_id])
             except SlackError as exc:
@@ -255,6 +273,8 @@ def record_owner(ro: RepairOrder, user_id: str) -> None:
     RepairOrder.update(owner_user_id=user_id).where(RepairOrder.id == ro.id).execute()
     row = Participant.get_or_none((Participant.ro == ro.id) & (Participant.user_id == user_id))
     if row is None:
-        Participant.insert(ro=ro.id, user_id=user_id, role="owner", added_by="dms", added_at=utcnow()).on_conflict_ignore().execute()
+        Participant.insert(
+            ro=ro.id, user_id=user_id, role="owner", added_by="dms", added_at=utcnow()
+        ).on_conflict_ignore().execute()
     else:
         Participant.update(role="owner", active=True, removed_at=None).where(Participant.id == row.id).execute()

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from dms.connector import Connector
 from dms.sync_engine import SyncEngine, SyncReport, roll_over
 from slackapi.services import Services
-from spaces.publish_flow import PublishReport, Publisher
+from spaces.publish_flow import Publisher, PublishReport
 from storage import leases as lease
 
 SYNC_LEASE_TTL = timedelta(minutes=2)
@@ -43,8 +43,10 @@ def rollover_once(services: Services, now: datetime | None = None) -> SyncOutcom
 def describe_publish(report: PublishReport | None) -> str:
     if report is None:
         return "not published"
-    text = (f"{report.channels_created} channel(s) created, {report.cards_posted} card(s) posted, "
-            f"{report.cards_updated} card(s) updated, {report.notes_posted} note(s)")
+    text = (
+        f"{report.channels_created} channel(s) created, {report.cards_posted} card(s) posted, "
+        f"{report.cards_updated} card(s) updated, {report.notes_posted} note(s)"
+    )
     if report.failed:
         text += f", {len(report.failed)} failed ({', '.join(f'{n}: {r}' for n, r in report.failed[:5])})"
     if report.stopped_early:

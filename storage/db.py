@@ -6,11 +6,13 @@ another connection has committed cannot wait (SQLITE_BUSY_SNAPSHOT bypasses the 
 fails at once with "database is locked". PostgreSQL gets a connection pool because Bolt runs
 listeners on a thread pool.
 """
+
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from peewee import Database, DatabaseProxy
 from playhouse.db_url import connect
@@ -28,7 +30,7 @@ T = TypeVar("T")
 def _pooled(url: str) -> str:
     for scheme in ("postgresql://", "postgres://"):
         if url.startswith(scheme):
-            return "postgresql+pool://" + url[len(scheme):]
+            return "postgresql+pool://" + url[len(scheme) :]
     return url
 
 

@@ -1,4 +1,5 @@
 """Tables that only need their recent rows."""
+
 from __future__ import annotations
 
 from datetime import timedelta

@@ -4,17 +4,18 @@ The scheduler holds "scheduler" while it runs jobs and renews it; a second sched
 keeps trying and takes over only after the first stops renewing. A sync (scheduled or from the
 command line) holds "sync" for its duration, so two syncs never publish at once.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Iterator
 
 from peewee import IntegrityError
 
-from core.processes import holder_id
+from core.processes import holder_id, holder_is_dead
 from storage.db import database, with_connection
 from storage.models import Lease, utcnow
 
@@ -22,13 +23,27 @@ log = logging.getLogger(__name__)
 
 
 def acquire(name: str, holder: str, ttl: timedelta) -> bool:
-    """Take or renew the lease; True when `holder` has it now."""
+    """Take or renew the lease; True when `holder` has it now. A lease held by a process of this
+    machine that is gone is taken at once; one held elsewhere, once its time-to-live has passed."""
     now = utcnow()
     with database.atomic():
-        taken = Lease.update(holder=holder, expires_at=now + ttl).where(
-            (Lease.name == name) & ((Lease.holder == holder) | (Lease.expires_at < now))).execute()
+        taken = (
+            Lease.update(holder=holder, expires_at=now + ttl)
+            .where((Lease.name == name) & ((Lease.holder == holder) | (Lease.expires_at < now)))
+            .execute()
+        )
         if taken:
             return True
+    current = Lease.get_or_none(Lease.name == name)
+    if current is not None and holder_is_dead(current.holder):
+        log.info("lease %s: its holder %s is gone, taken over", name, current.holder)
+        with database.atomic():
+            if (
+                Lease.update(holder=holder, expires_at=now + ttl)
+                .where((Lease.name == name) & (Lease.holder == current.holder))
+                .execute()
+            ):
+                return True
     try:
         with database.atomic():
             Lease.create(name=name, holder=holder, expires_at=now + ttl)

@@ -4,11 +4,12 @@ one runs the migrations it has not seen, in order, each in its own transaction.
 To change the schema: change the model, then append a function to MIGRATIONS that brings an
 older database to the same shape (playhouse.migrate).
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from peewee import Database
 from playhouse.migrate import SchemaMigrator
@@ -17,6 +18,7 @@ from storage.db import database, is_postgres
 from storage.models import ALL_MODELS, SchemaVersion
 
 log = logging.getLogger(__name__)
+
 
 def _v2_task_queue_and_membership_order(migrator: SchemaMigrator) -> None:
     """The durable task queue's journal; membership events ordered by Slack's event_ts; every card

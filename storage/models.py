@@ -1,17 +1,18 @@
 """Tables of the product. Times are stored in UTC (naive UTC datetimes, as peewee does on both
 SQLite and PostgreSQL); code converts to the shop's zone at the edges.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from peewee import (
+    BigIntegerField,
     BooleanField,
     CharField,
     DateTimeField,
     ForeignKeyField,
     IntegerField,
-    BigIntegerField,
     Model,
     TextField,
 )
@@ -21,7 +22,7 @@ from storage.db import database
 
 def utcnow() -> datetime:
     """Naive UTC now, the storage convention."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def to_utc_naive(value: datetime | None) -> datetime | None:
@@ -29,13 +30,13 @@ def to_utc_naive(value: datetime | None) -> datetime | None:
         return None
     if value.tzinfo is None:
         return value
-    return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 def from_utc_naive(value: datetime | None) -> datetime | None:
     if value is None:
         return None
-    return value.replace(tzinfo=timezone.utc)
+    return value.replace(tzinfo=UTC)
 
 
 class BaseModel(Model):
@@ -115,12 +116,14 @@ class RepairOrder(BaseModel):
     last_activity_at = DateTimeField(default=utcnow, index=True)
 
     class Meta:
-        indexes = ((("source", "external_id"), True),
-                   # Lists newest first, read in index order: "mine" (its owner arm), with and
-                   # without a status, and "all" of a status (storage.search_index).
-                   (("owner_user_id", "last_activity_at", "id"), False),
-                   (("owner_user_id", "status", "last_activity_at", "id"), False),
-                   (("status", "last_activity_at", "id"), False))
+        indexes = (
+            (("source", "external_id"), True),
+            # Lists newest first, read in index order: "mine" (its owner arm), with and
+            # without a status, and "all" of a status (storage.search_index).
+            (("owner_user_id", "last_activity_at", "id"), False),
+            (("owner_user_id", "status", "last_activity_at", "id"), False),
+            (("status", "last_activity_at", "id"), False),
+        )
 
     @property
     def customer_name(self) -> str:
@@ -282,6 +285,7 @@ ALL_MODELS = [
 
 # --- People and finding things (search index, notifications, invitation requests) ---------------
 
+
 class BytewiseCharField(CharField):
     """Text compared byte by byte on both databases (PostgreSQL: COLLATE "C"), so the range
     `term >= 'bel' AND term < 'bem'` is exactly "starts with bel" and is served by a plain index,
@@ -352,6 +356,7 @@ ALL_MODELS += [RoSearchTerm, NotifyCursor, NotifyMark, InvitationRequest]
 
 # --- Files and the customer (SMS opt-outs, customer-ready copies of files) ------------------------
 
+
 class SmsOptOut(BaseModel):
     """A mobile number that opted out of texts (the gateway answered 21610): no more SMS to it."""
 
@@ -391,6 +396,7 @@ ALL_MODELS += [SmsOptOut, MediaRendition, CustomerSendAttempt]
 
 
 # --- Ground: the durable task queue's journal --------------------------------------------------
+
 
 class TaskRecord(BaseModel):
     """One piece of background work, stored before Slack gets its ack (taskqueue.queue).

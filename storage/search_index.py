@@ -32,13 +32,14 @@ an RO's activity and its copies (people.unread_rules does it for every message a
 `copy_activity` writes the copy on participant rows (people.participant_rules calls it);
 `reindex_all()` rebuilds every RO's keys and copies (after a bulk import or a restore).
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Iterable, Iterator
 
 from peewee import JOIN, SQL, Select, fn
 
@@ -81,6 +82,7 @@ class Page:
 
 # -- keys --------------------------------------------------------------------------------------
 
+
 def _words(text: str) -> list[str]:
     # ASCII needs no accent folding; skipping it makes bulk indexing several times faster.
     return _WORD.findall(text.lower() if text.isascii() else fold_text(text))
@@ -108,8 +110,9 @@ def phone_term(phone: str | None) -> str | None:
     return digits[::-1][:TERM_LENGTH] if digits else None
 
 
-def terms_for(first_name: str | None, last_name: str | None, phone: str | None,
-              ro_number: str | None, tag_number: str | None) -> list[tuple[str, str]]:
+def terms_for(
+    first_name: str | None, last_name: str | None, phone: str | None, ro_number: str | None, tag_number: str | None
+) -> list[tuple[str, str]]:
     """The (kind, term) keys of one RO; pure, so bulk loaders use exactly what index_ro stores."""
     keys = [(NAME, term) for term in sorted(name_terms(first_name, last_name))]
     reversed_phone = phone_term(phone)
@@ -124,8 +127,9 @@ def terms_for(first_name: str | None, last_name: str | None, phone: str | None,
 
 
 def _ro_terms(ro: RepairOrder) -> list[tuple[str, str]]:
-    return terms_for(ro.customer_first_name, ro.customer_last_name, ro.mobile_phone or ro.phone_digits,
-                     ro.ro_number, ro.tag_number)
+    return terms_for(
+        ro.customer_first_name, ro.customer_last_name, ro.mobile_phone or ro.phone_digits, ro.ro_number, ro.tag_number
+    )
 
 
 def _rows(ro: RepairOrder, activity) -> list[dict]:
@@ -153,7 +157,7 @@ def index_many(ros: Iterable[RepairOrder]) -> int:
         rows = [row for ro in ros if ro.id in activity for row in _rows(ro, activity[ro.id])]
         RoSearchTerm.delete().where(RoSearchTerm.ro.in_(ids)).execute()
         for start in range(0, len(rows), 500):
-            RoSearchTerm.insert_many(rows[start:start + 500]).execute()
+            RoSearchTerm.insert_many(rows[start : start + 500]).execute()
         copy_activity(ids)
     return len(ros)
 
@@ -173,7 +177,11 @@ def touch(ro_id: int, at: datetime) -> None:
     """The RO had activity at `at`: it moves up every list (its row, its search keys, its
     participant rows)."""
     with database.atomic():
-        if RepairOrder.update(last_activity_at=at).where((RepairOrder.id == ro_id) & (RepairOrder.last_activity_at < at)).execute():
+        if (
+            RepairOrder.update(last_activity_at=at)
+            .where((RepairOrder.id == ro_id) & (RepairOrder.last_activity_at < at))
+            .execute()
+        ):
             RoSearchTerm.update(activity=at).where((RoSearchTerm.ro == ro_id) & (RoSearchTerm.activity < at)).execute()
             copy_activity([ro_id])
 
@@ -191,6 +199,7 @@ def reindex_all(batch_size: int = 2000) -> int:
 
 # -- queries -----------------------------------------------------------------------------------
 
+
 def parse_query(text: str | None) -> Query:
     """What a search box text means. Raises QueryTooShort for fewer than MIN_CHARS letters/digits."""
     text = (text or "")[:MAX_CHARS]
@@ -201,10 +210,12 @@ def parse_query(text: str | None) -> Query:
     number = compact(_RO_PREFIX.sub("", text))
     digits = re.sub(r"\D", "", text)
     phone = digits[::-1] if _PHONE_LIKE.fullmatch(text.strip()) and len(digits) >= MIN_PHONE_DIGITS else ""
-    return Query(words=names,
-                 number=number if any(c.isdigit() for c in number) else "",
-                 phone_suffix=phone[:TERM_LENGTH],
-                 digits="".join(word for word in words if word.isdigit())[:TERM_LENGTH] if names else "")
+    return Query(
+        words=names,
+        number=number if any(c.isdigit() for c in number) else "",
+        phone_suffix=phone[:TERM_LENGTH],
+        digits="".join(word for word in words if word.isdigit())[:TERM_LENGTH] if names else "",
+    )
 
 
 def _after(prefix: str) -> str:
@@ -217,8 +228,9 @@ _NEWEST = (SQL('"activity" DESC'), SQL('"ro_id" DESC'))
 
 
 def _starting_with(kind: str, prefix: str):
-    return (RoSearchTerm.select(*_KEY)
-            .where((RoSearchTerm.kind == kind) & (RoSearchTerm.term >= prefix) & (RoSearchTerm.term < _after(prefix))))
+    return RoSearchTerm.select(*_KEY).where(
+        (RoSearchTerm.kind == kind) & (RoSearchTerm.term >= prefix) & (RoSearchTerm.term < _after(prefix))
+    )
 
 
 def _wrapped(select, name: str, limit: int | None = None) -> Select:
@@ -285,7 +297,7 @@ _RO_NEWEST = (RepairOrder.last_activity_at.desc(), RepairOrder.id.desc())
 
 
 def _involving(user_id: str, status: str | None, limit: int) -> Select:
-    """"Mine": the user owns the RO (its DMS advisor) or takes part in it. A UNION of arms that
+    """ "Mine": the user owns the RO (its DMS advisor) or takes part in it. A UNION of arms that
     each read an index in order and keep their `limit` newest, never a walk of every RO:
     - owned: the (owner_user_id[, status], last_activity_at, id) index;
     - taken part in: the participant (user_id, active, activity, ro) index, whose activity is
@@ -298,10 +310,16 @@ def _involving(user_id: str, status: str | None, limit: int) -> Select:
         owned = owned.where(RepairOrder.status == status)
     arms = [_wrapped(owned.order_by(*_RO_NEWEST).limit(limit), "owned")]
     for name, copied in (("taking_part", True), ("not_copied", False)):
-        taking_part = (_ro_key(Participant.select()).join(RepairOrder, JOIN.CROSS)
-                       .where((RepairOrder.id == Participant.ro) & (Participant.user_id == user_id)
-                              & (Participant.active == True)  # noqa: E712
-                              & (Participant.activity.is_null(not copied))))
+        taking_part = (
+            _ro_key(Participant.select())
+            .join(RepairOrder, JOIN.CROSS)
+            .where(
+                (RepairOrder.id == Participant.ro)
+                & (Participant.user_id == user_id)
+                & (Participant.active == True)
+                & (Participant.activity.is_null(not copied))
+            )
+        )
         if status:
             taking_part = taking_part.where(RepairOrder.status == status)
         order = (Participant.activity.desc(), Participant.ro.desc()) if copied else _RO_NEWEST
@@ -313,19 +331,22 @@ def _filtered(matching, status: str | None, member: str | None) -> Select:
     """Matches, kept when their RO has `status` / involves `member`: driven by the key index
     (the matches), each joined to its RO by primary key (CROSS JOIN: the matches come first)."""
     matches = matching.alias("matches")
-    select = (Select([matches], [matches.c.ro_id, matches.c.activity])
-              .join(RepairOrder, JOIN.CROSS).where(RepairOrder.id == matches.c.ro_id))
+    select = (
+        Select([matches], [matches.c.ro_id, matches.c.activity])
+        .join(RepairOrder, JOIN.CROSS)
+        .where(RepairOrder.id == matches.c.ro_id)
+    )
     if status:
         select = select.where(RepairOrder.status == status)
     if member:
         taking_part = Participant.select(Participant.id).where(
-            (Participant.ro == RepairOrder.id) & (Participant.user_id == member) & (Participant.active == True))  # noqa: E712
+            (Participant.ro == RepairOrder.id) & (Participant.user_id == member) & (Participant.active == True)
+        )
         select = select.where((RepairOrder.owner_user_id == member) | fn.EXISTS(taking_part))
     return select
 
 
-def page_keys(query: Query | None, *, status: str | None = None, member: str | None = None,
-              limit: int = 21, offset: int = 0):
+def page_keys(query: Query | None, *, status: str | None = None, member: str | None = None, limit: int = 21, offset: int = 0):
     """The SELECT of (ro_id, activity) of one page of ROs, newest activity first, or None when
     nothing can match. `query` None = no text: every RO (of `status`, involving `member`)."""
     n = offset + limit  # what each arm must keep for this page to be right
@@ -347,8 +368,9 @@ def page_keys(query: Query | None, *, status: str | None = None, member: str | N
     return keys.order_by(*_NEWEST).limit(limit).offset(offset).bind(database)
 
 
-def find(text: str | None = None, *, status: str | None = None, member: str | None = None,
-         limit: int = 20, offset: int = 0) -> Page:
+def find(
+    text: str | None = None, *, status: str | None = None, member: str | None = None, limit: int = 20, offset: int = 0
+) -> Page:
     """ROs matching `text` (all ROs when None), of `status`, involving `member`, newest activity first.
 
     Raises QueryTooShort when `text` is given but too short to search.

@@ -27,16 +27,17 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from huey import RedisHuey
 from huey.consumer import Consumer, Worker
 from huey.contrib.sql_huey import SqlHuey
 from huey.exceptions import RetryTask
 from huey.signals import SIGNAL_ENQUEUED
-from peewee import IntegrityError
+from peewee import IntegrityError, fn
 
 from core.processes import holder_id, holder_is_dead
 from storage import leases
@@ -66,8 +67,9 @@ class TaskSpec:
 _REGISTRY: dict[str, TaskSpec] = {}
 
 
-def task(name: str, *, max_attempts: int = 5, claim_ttl: timedelta = CLAIM_TTL,
-         on_give_up: Callable[..., object] | None = None) -> Callable[[Callable], Callable]:
+def task(
+    name: str, *, max_attempts: int = 5, claim_ttl: timedelta = CLAIM_TTL, on_give_up: Callable[..., object] | None = None
+) -> Callable[[Callable], Callable]:
     """Register `fn(context, *args)` as the task `name`. `on_give_up(context, *args, error=…)` runs
     once when the last attempt failed (tell the user, mark the work failed)."""
 
@@ -118,8 +120,14 @@ class _EmbeddedConsumer(Consumer):
 class TaskQueue:
     """One per process: the huey instance, the context handed to task functions, the workers."""
 
-    def __init__(self, *, redis_url: str | None = None, poll_seconds: float = 1.0, retry_seconds: float = RETRY_DELAY_SECONDS,
-                 name: str = "repair-orders"):
+    def __init__(
+        self,
+        *,
+        redis_url: str | None = None,
+        poll_seconds: float = 1.0,
+        retry_seconds: float = RETRY_DELAY_SECONDS,
+        name: str = "repair-orders",
+    ):
         if redis_url:
             self.huey = RedisHuey(name, url=redis_url, results=False, utc=True)
         else:
@@ -135,8 +143,7 @@ class TaskQueue:
         self.huey.signal(SIGNAL_ENQUEUED)(lambda signal, task, *args, **kwargs: self.wake.set())
 
     # -- enqueueing ---------------------------------------------------------------------------
-    def enqueue(self, name: str, *args: Any, key: str | None = None, lane: str | None = None,
-                delay: float = 0) -> TaskRecord:
+    def enqueue(self, name: str, *args: Any, key: str | None = None, lane: str | None = None, delay: float = 0) -> TaskRecord:
         """Store the work, then hand it to huey. With `key`, the same work enqueued again (a
         retried event, a double click) returns the first record and queues nothing."""
         spec = _REGISTRY.get(name)
@@ -148,8 +155,14 @@ class TaskQueue:
                 return existing
         try:
             with database.atomic():
-                record = TaskRecord.create(name=name, args=json.dumps(list(args)), key=key, lane=lane,
-                                           max_attempts=spec.max_attempts, run_after=utcnow() + timedelta(seconds=delay))
+                record = TaskRecord.create(
+                    name=name,
+                    args=json.dumps(list(args)),
+                    key=key,
+                    lane=lane,
+                    max_attempts=spec.max_attempts,
+                    run_after=utcnow() + timedelta(seconds=delay),
+                )
         except IntegrityError:  # the same key, enqueued by another thread a moment ago
             return TaskRecord.get(TaskRecord.key == key)
         self._push(record.id, delay)
@@ -211,10 +224,21 @@ class TaskQueue:
                 self._finish(record, holder, "failed", error)
                 self._give_up(spec, args, error)
                 return
-            log.warning("task %s #%s attempt %s failed: %s; retried in %.0fs", record.name, record.id, record.attempts, error,
-                        retry_delay(record.attempts, self.retry_seconds))
-            self._finish(record, holder, "queued", error,
-                         run_after=utcnow() + timedelta(seconds=retry_delay(record.attempts, self.retry_seconds)))
+            log.warning(
+                "task %s #%s attempt %s failed: %s; retried in %.0fs",
+                record.name,
+                record.id,
+                record.attempts,
+                error,
+                retry_delay(record.attempts, self.retry_seconds),
+            )
+            self._finish(
+                record,
+                holder,
+                "queued",
+                error,
+                run_after=utcnow() + timedelta(seconds=retry_delay(record.attempts, self.retry_seconds)),
+            )
             raise  # huey schedules the retry with its backoff
         finally:
             keeper.stop()
@@ -229,19 +253,29 @@ class TaskQueue:
 
     def _claim(self, record: TaskRecord, holder: str, ttl: timedelta) -> bool:
         now = utcnow()
-        takeover = (TaskRecord.status == "queued")
-        if record.status == "running" and record.claimed_by and (
-                (record.claim_until and record.claim_until < now) or holder_is_dead(record.claimed_by)):
+        takeover = TaskRecord.status == "queued"
+        if (
+            record.status == "running"
+            and record.claimed_by
+            and ((record.claim_until and record.claim_until < now) or holder_is_dead(record.claimed_by))
+        ):
             # The holder died mid-run (a claim cannot expire while its holder renews it).
             takeover = (TaskRecord.status == "running") & (TaskRecord.claimed_by == record.claimed_by)
             log.warning("task %s #%s: taking over from %s, which stopped", record.name, record.id, record.claimed_by)
-        return bool(TaskRecord.update(status="running", claimed_by=holder, claim_until=now + ttl,
-                                      attempts=TaskRecord.attempts + 1, updated_at=now)
-                    .where((TaskRecord.id == record.id) & takeover & (TaskRecord.attempts < TaskRecord.max_attempts)).execute())
+        return bool(
+            TaskRecord.update(
+                status="running", claimed_by=holder, claim_until=now + ttl, attempts=TaskRecord.attempts + 1, updated_at=now
+            )
+            .where((TaskRecord.id == record.id) & takeover & (TaskRecord.attempts < TaskRecord.max_attempts))
+            .execute()
+        )
 
-    def _finish(self, record: TaskRecord, holder: str | None, status: str, error: str | None,
-                run_after: datetime | None = None) -> None:
-        fields: dict = {"status": status, "last_error": error, "updated_at": utcnow(), "claimed_by": None, "claim_until": None}
+    def _finish(
+        self, record: TaskRecord, holder: str | None, status: str, error: str | None, run_after: datetime | None = None
+    ) -> None:
+        fields: dict = {"status": status, "updated_at": utcnow(), "claimed_by": None, "claim_until": None}
+        if status != "done":
+            fields["last_error"] = error  # a task done after retries keeps the reason it was retried
         if status in ("done", "failed"):
             fields["finished_at"] = utcnow()
         if run_after is not None:
@@ -257,9 +291,14 @@ class TaskQueue:
         """Queue again every record whose message was lost; how many."""
         now = now or utcnow()
         pushed = 0
-        candidates = list(TaskRecord.select().where(
-            ((TaskRecord.status == "queued") & (TaskRecord.run_after < now - LOST_AFTER))
-            | (TaskRecord.status == "running")).order_by(TaskRecord.id).limit(1000))
+        candidates = list(
+            TaskRecord.select()
+            .where(
+                ((TaskRecord.status == "queued") & (TaskRecord.run_after < now - LOST_AFTER)) | (TaskRecord.status == "running")
+            )
+            .order_by(TaskRecord.id)
+            .limit(1000)
+        )
         for record in candidates:
             if record.status == "running":
                 expired = record.claim_until is not None and record.claim_until < now
@@ -268,9 +307,15 @@ class TaskQueue:
             if record.attempts >= record.max_attempts:
                 # Its last attempt died with its worker (or failed without being written down).
                 error = record.last_error or "the worker running its last attempt stopped"
-                done = (TaskRecord.update(status="failed", last_error=error, finished_at=now, claimed_by=None, claim_until=None)
-                        .where((TaskRecord.id == record.id) & (TaskRecord.status == record.status)
-                               & (TaskRecord.updated_at == record.updated_at)).execute())
+                done = (
+                    TaskRecord.update(status="failed", last_error=error, finished_at=now, claimed_by=None, claim_until=None)
+                    .where(
+                        (TaskRecord.id == record.id)
+                        & (TaskRecord.status == record.status)
+                        & (TaskRecord.updated_at == record.updated_at)
+                    )
+                    .execute()
+                )
                 if done:
                     self._give_up(_REGISTRY.get(record.name), json.loads(record.args), error)
                 continue
@@ -286,17 +331,31 @@ class TaskQueue:
     def backlog(self) -> dict[str, int]:
         """How many records wait, run and failed: for `check` and the README's operations."""
         counts = {status: 0 for status in ("queued", "running", "failed")}
-        for status, n in (TaskRecord.select(TaskRecord.status, TaskRecord.id.count()).where(TaskRecord.status.in_(list(counts)))
-                          .group_by(TaskRecord.status).tuples()):
+        for status, n in (
+            TaskRecord.select(TaskRecord.status, fn.COUNT(TaskRecord.id))
+            .where(TaskRecord.status.in_(list(counts)))
+            .group_by(TaskRecord.status)
+            .tuples()
+        ):
             counts[status] = n
         return counts
 
     # -- workers ------------------------------------------------------------------------------
+    def _consumer_options(self) -> dict:
+        # Threads (tasks wait on Slack, Twilio and ffmpeg, not on Python); no huey periodic tasks: the
+        # scheduler process times jobs. Polls start at 50 ms and back off to QUEUE_POLL_MS.
+        return dict(
+            worker_type="thread",
+            periodic=False,
+            initial_delay=0.05,
+            backoff=1.5,
+            max_delay=self.poll_seconds,
+            scheduler_interval=1,
+        )
+
     def start_workers(self, workers: int = 3) -> None:
         """Worker threads in this process (`serve`, the tests); `stop_workers` ends them."""
-        consumer = _EmbeddedConsumer(self.huey, workers=workers, worker_type="thread", periodic=False,
-                                     initial_delay=0.05, backoff=1.5, max_delay=self.poll_seconds, scheduler_interval=1,
-                                     check_worker_health=False)
+        consumer = _EmbeddedConsumer(self.huey, workers=workers, check_worker_health=False, **self._consumer_options())
         for worker, _ in consumer.worker_threads:
             worker.wake = self.wake
         with_connection(self.sweep)()  # work a dead predecessor left claimed on this machine runs now
@@ -312,8 +371,7 @@ class TaskQueue:
 
     def run_workers(self, workers: int) -> None:
         """`bot.py worker`: huey's own consumer in the foreground (Ctrl-C stops it gracefully)."""
-        consumer = self.huey.create_consumer(workers=workers, worker_type="thread", periodic=False, initial_delay=0.05,
-                                             backoff=1.5, max_delay=self.poll_seconds, check_worker_health=True)
+        consumer = self.huey.create_consumer(workers=workers, check_worker_health=True, **self._consumer_options())
         with_connection(self.sweep)()
         consumer.run()
 
@@ -349,8 +407,11 @@ class _ClaimKeeper:
     def _loop(self) -> None:
         while not self._done.wait(self.ttl.total_seconds() / 3):
             try:
-                kept = (TaskRecord.update(claim_until=utcnow() + self.ttl)
-                        .where((TaskRecord.id == self.record_id) & (TaskRecord.claimed_by == self.holder)).execute())
+                kept = (
+                    TaskRecord.update(claim_until=utcnow() + self.ttl)
+                    .where((TaskRecord.id == self.record_id) & (TaskRecord.claimed_by == self.holder))
+                    .execute()
+                )
             except Exception as exc:  # a missed renewal is retried; the claim still has time left
                 log.warning("could not renew the claim of task %s: %s", self.record_id, type(exc).__name__)
                 continue

@@ -1,4 +1,5 @@
 """`/ro admin`: only admins; a paged modal of people with two checkboxes each; every tick re-checked."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,8 +7,8 @@ import pytest
 from blocks.codec import AdminRow, PageRef, decode, kind_of
 from customers.permission_rules import can_message_customers, is_admin
 from storage.models import StaffUser
-from tests.support.harness import SlackTestClient, start_app, wait_until
 from tests.support.files import files_env, latest_view
+from tests.support.harness import SlackTestClient, start_app, wait_until
 
 
 @pytest.fixture
@@ -34,10 +35,19 @@ def _ticked(row: dict) -> set[str]:
 def _toggle(client: SlackTestClient, view: dict, actor: str, target: str, values: set[str]):
     row = _rows(view)[target]
     selected = [o for o in row["accessory"]["options"] if o["value"] in values]
-    return client.action({"type": "block_actions", "user": {"id": actor}, "team": {"id": "T0001"}, "api_app_id": "A0001", "view": view,
-                          "container": {"type": "view", "view_id": view["id"]},
-                          "actions": [{"type": "checkboxes", "action_id": "admin.toggle", "block_id": row["block_id"],
-                                       "selected_options": selected}]})
+    return client.action(
+        {
+            "type": "block_actions",
+            "user": {"id": actor},
+            "team": {"id": "T0001"},
+            "api_app_id": "A0001",
+            "view": view,
+            "container": {"type": "view", "view_id": view["id"]},
+            "actions": [
+                {"type": "checkboxes", "action_id": "admin.toggle", "block_id": row["block_id"], "selected_options": selected}
+            ],
+        }
+    )
 
 
 def _open_admin(client: SlackTestClient, fake_slack, user: str = "UADVISOR") -> dict:
@@ -130,8 +140,11 @@ def _tick_and_wait(client, fake_slack, view: dict, actor: str, target: str, valu
 
 
 def test_ticking_admin_alone_keeps_the_persons_own_setting_and_the_modal_shows_what_they_may_do(fake_slack, sqlite_url, tmp_path):
-    running = start_app(files_env(fake_slack, sqlite_url, tmp_path, None, None, ADMIN_SLACK_USER_IDS="UADVISOR",
-                                  DEFAULT_CAN_MESSAGE_CUSTOMERS="false"))
+    running = start_app(
+        files_env(
+            fake_slack, sqlite_url, tmp_path, None, None, ADMIN_SLACK_USER_IDS="UADVISOR", DEFAULT_CAN_MESSAGE_CUSTOMERS="false"
+        )
+    )
     try:
         client = SlackTestClient(running.url, fake_slack)
         view = _open_admin(client, fake_slack)
@@ -189,9 +202,17 @@ def test_many_people_are_paged(admin_client, fake_slack):
     view = _open_admin(admin_client, fake_slack)
     assert len(_rows(view)) == 20 and len(view["blocks"]) <= 100
     updates = len(fake_slack.calls_to("views.update"))
-    admin_client.action({"type": "block_actions", "user": {"id": "UADVISOR"}, "team": {"id": "T0001"}, "api_app_id": "A0001", "view": view,
-                         "container": {"type": "view", "view_id": view["id"]},
-                         "actions": [{"type": "button", "action_id": "admin.next", "block_id": "admin_nav", "value": PageRef(2).encode()}]})
+    admin_client.action(
+        {
+            "type": "block_actions",
+            "user": {"id": "UADVISOR"},
+            "team": {"id": "T0001"},
+            "api_app_id": "A0001",
+            "view": view,
+            "container": {"type": "view", "view_id": view["id"]},
+            "actions": [{"type": "button", "action_id": "admin.next", "block_id": "admin_nav", "value": PageRef(2).encode()}],
+        }
+    )
     fake_slack.wait_for("views.update", count=updates + 1)
     last = latest_view(fake_slack)
     assert len(_rows(last)) == 47 - 40 and "3" in str(last["blocks"][-2])

@@ -1,4 +1,5 @@
 """The customer page `GET /c/<token>` and its files: content, languages, headers, Range, and bad links."""
+
 from __future__ import annotations
 
 import html
@@ -15,6 +16,7 @@ from media.blob_store import BlobStore
 from storage.models import CustomerSend, utcnow
 from tests.support.factories import make_ro
 from tests.support.files import SHOP_PHONE, delivered_send, heic_bytes, jpeg_bytes, page_path, stored_file, video_bytes
+
 IMG = re.compile(r'<img src="(/c/[^"]+)"')
 VIDEO = re.compile(r'<video [^>]*src="(/c/[^"]+)"')
 
@@ -84,7 +86,10 @@ def test_heic_is_shown_as_jpeg_and_files_carry_safe_headers(app, gallery):
     assert served.headers["Referrer-Policy"] == "no-referrer"
     page = _get(app, page_path(app, send))
     assert page.headers["Cache-Control"] == "private, no-store" and page.headers["X-Content-Type-Options"] == "nosniff"
-    assert "script-src" not in page.headers["Content-Security-Policy"] and "default-src 'none'" in page.headers["Content-Security-Policy"]
+    assert (
+        "script-src" not in page.headers["Content-Security-Policy"]
+        and "default-src 'none'" in page.headers["Content-Security-Policy"]
+    )
 
 
 def test_videos_answer_range_requests(app, gallery):
@@ -104,10 +109,15 @@ def test_downloads_are_attachments_with_a_name(app, gallery):
     html = _get(app, page_path(app, send)).text
     url = list(dict.fromkeys(IMG.findall(html)))[1] + "?download=1"
     response = _get(app, url)
-    assert response.headers["Content-Disposition"].startswith("attachment;") and "IMG_0002.jpg" in response.headers["Content-Disposition"]
+    assert (
+        response.headers["Content-Disposition"].startswith("attachment;")
+        and "IMG_0002.jpg" in response.headers["Content-Disposition"]
+    )
 
 
-@pytest.mark.parametrize("name,mimetype", [("evil.html", "text/html"), ("vector.svg", "image/svg+xml"), ("x.js", "application/javascript")])
+@pytest.mark.parametrize(
+    "name,mimetype", [("evil.html", "text/html"), ("vector.svg", "image/svg+xml"), ("x.js", "application/javascript")]
+)
 def test_content_types_come_from_our_list_not_the_upload(app, fake_slack, name, mimetype):
     ro = make_ro(fake_slack)
     upload = stored_file(app, ro, b"<script>alert(1)</script>", name, mimetype)
@@ -146,12 +156,16 @@ def test_a_tampered_token_gets_a_polite_page_and_no_files(app, gallery):
     assert "Ce lien" not in _get(app, f"/c/{tampered}", **{"Accept-Language": "en-US"}).text
 
 
-@pytest.mark.parametrize("language,expired,revoked,missing,other", [
-    ("fr", "Ce lien a expiré", "Ce lien n'est plus accessible", "Ce fichier n'est pas disponible", "This link"),
-    ("en", "This link has expired", "This link is no longer available", "This file is not available", "Ce lien"),
-])
-def test_file_links_that_do_not_work_answer_in_the_customers_language_with_the_shops_phone(app, fake_slack, language, expired,
-                                                                                              revoked, missing, other):
+@pytest.mark.parametrize(
+    "language,expired,revoked,missing,other",
+    [
+        ("fr", "Ce lien a expiré", "Ce lien n'est plus accessible", "Ce fichier n'est pas disponible", "This link"),
+        ("en", "This link has expired", "This link is no longer available", "This file is not available", "Ce lien"),
+    ],
+)
+def test_file_links_that_do_not_work_answer_in_the_customers_language_with_the_shops_phone(
+    app, fake_slack, language, expired, revoked, missing, other
+):
     ro = make_ro(fake_slack, language=language)
     send = delivered_send(app, ro, [stored_file(app, ro, jpeg_bytes(), "a.jpg", "image/jpeg")])
     file_url = IMG.search(_get(app, page_path(app, send)).text).group(1)
@@ -207,8 +221,20 @@ def test_a_revoked_link_says_so(app, gallery):
     assert _get(app, file_url).status_code == 410
 
 
-@pytest.mark.parametrize("suffix", ["..", "%2e%2e", "..%2f..%2fetc%2fpasswd", "../../../etc/passwd", "%2e%2e%2f%2e%2e%2fmedia",
-                                    "..%5c..%5cwin.ini", "1", "AAAAAAAAAAAAAAAA", "%00"])
+@pytest.mark.parametrize(
+    "suffix",
+    [
+        "..",
+        "%2e%2e",
+        "..%2f..%2fetc%2fpasswd",
+        "../../../etc/passwd",
+        "%2e%2e%2f%2e%2e%2fmedia",
+        "..%5c..%5cwin.ini",
+        "1",
+        "AAAAAAAAAAAAAAAA",
+        "%00",
+    ],
+)
 def test_dots_and_encoded_paths_never_reach_the_disk(app, gallery, suffix):
     _, send = gallery
     status = _raw_get(app, f"{page_path(app, send)}/{suffix}")
@@ -225,6 +251,7 @@ def test_a_file_of_another_send_is_not_served_under_this_token(app, gallery, fak
 
 def test_a_file_deleted_from_slack_is_still_served_from_our_copy(app, client, fake_slack):
     from tests.support.files import share
+
     ro = make_ro(fake_slack, members=("UTECH",))
     content = jpeg_bytes(color=(9, 99, 199))
     row = share(client, fake_slack, ro, "IMG_0042.jpg", content, "image/jpeg")
@@ -236,6 +263,7 @@ def test_a_file_deleted_from_slack_is_still_served_from_our_copy(app, client, fa
 
 def test_a_quicktime_video_is_served_as_an_mp4_copy(app, fake_slack, tmp_path):
     from tests.support.files import has_encoder, video_codec
+
     codec = "libx265" if has_encoder("libx265") else "libx264"
     ro = make_ro(fake_slack)
     clip = stored_file(app, ro, video_bytes(tmp_path, codec=codec, container="mov"), "IMG_0100.MOV", "video/quicktime")

@@ -5,6 +5,7 @@ photo enlarges it, and the text is in the customer's language.
 Without Chromium the test is skipped with the reason, except in CI (env CI set), where that is a
 failure: .ci/run installs the package.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,6 +20,7 @@ import requests
 
 from tests.support.factories import make_ro
 from tests.support.files import delivered_send, has_encoder, heic_bytes, jpeg_bytes, page_path, stored_file, video_bytes
+
 PHONE_WIDTH, PHONE_HEIGHT = 390, 844
 IPHONE_CODEC = "libx265" if has_encoder("libx265") else "libx264"
 
@@ -41,11 +43,27 @@ class Browser:
 
         profile = tmp_path / "chromium-profile"
         self.process = subprocess.Popen(
-            [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
-             "--remote-debugging-port=0", "--remote-allow-origins=*", "--autoplay-policy=no-user-gesture-required",
-             "--mute-audio", f"--window-size={PHONE_WIDTH},{PHONE_HEIGHT}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                _chromium(),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--remote-debugging-port=0",
+                "--remote-allow-origins=*",
+                "--autoplay-policy=no-user-gesture-required",
+                "--mute-audio",
+                f"--window-size={PHONE_WIDTH},{PHONE_HEIGHT}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + 60
         while not (port_file.exists() and port_file.read_text().strip()):
@@ -139,17 +157,28 @@ ENLARGE = """(async () => {
 })()"""
 
 
-@pytest.mark.parametrize("language,expected", [
-    ("fr", ["Bon de travail", "Touchez une photo pour l'agrandir.", "Télécharger", "Vidéo 1"]),
-    ("en", ["Repair order", "Tap a photo to enlarge it.", "Download", "Video 1"]),
-])
+@pytest.mark.parametrize(
+    "language,expected",
+    [
+        ("fr", ["Bon de travail", "Touchez une photo pour l'agrandir.", "Télécharger", "Vidéo 1"]),
+        ("en", ["Repair order", "Tap a photo to enlarge it.", "Download", "Video 1"]),
+    ],
+)
 def test_the_customer_page_works_in_a_phone_browser(app, fake_slack, tmp_path, browser, language, expected):
     ro = make_ro(fake_slack, language=language)
-    files = [stored_file(app, ro, jpeg_bytes(640, 480, (200, 60, 40)), "IMG_0001.jpg", "image/jpeg", minutes_ago=3),
-             stored_file(app, ro, heic_bytes(320, 240), "IMG_0002.HEIC", "image/heic", minutes_ago=2),
-             # An iPhone-style HEVC .mov (Chromium cannot play HEVC: it plays only because the send made an H.264 copy).
-             stored_file(app, ro, video_bytes(tmp_path, codec=IPHONE_CODEC, container="mov", seconds=3, size="320x240"),
-                         "IMG_0003.MOV", "video/quicktime", minutes_ago=1)]
+    files = [
+        stored_file(app, ro, jpeg_bytes(640, 480, (200, 60, 40)), "IMG_0001.jpg", "image/jpeg", minutes_ago=3),
+        stored_file(app, ro, heic_bytes(320, 240), "IMG_0002.HEIC", "image/heic", minutes_ago=2),
+        # An iPhone-style HEVC .mov (Chromium cannot play HEVC: it plays only because the send made an H.264 copy).
+        stored_file(
+            app,
+            ro,
+            video_bytes(tmp_path, codec=IPHONE_CODEC, container="mov", seconds=3, size="320x240"),
+            "IMG_0003.MOV",
+            "video/quicktime",
+            minutes_ago=1,
+        ),
+    ]
     send = delivered_send(app, ro, files)
     browser.open(app.url + page_path(app, send))
     seen = browser.evaluate(CHECK_PAGE)

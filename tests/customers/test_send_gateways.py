@@ -1,15 +1,22 @@
 """Small pieces of the send path with exact expectations: Twilio's signature (Twilio's published
 example), link tokens, the SEND_MMS setting and the sender address of emails."""
+
 from __future__ import annotations
 
 import pytest
 
 from core.config import ConfigError, load_settings
-from customers import link_tokens as tokens, mail_gateway as mailer
+from customers import link_tokens as tokens
+from customers import mail_gateway as mailer
 from customers.twilio_gateway import signature, signature_valid
 
-TWILIO_EXAMPLE = [("CallSid", "CA1234567890ABCDE"), ("Caller", "+14158675310"), ("Digits", "1234"),
-                  ("From", "+14158675310"), ("To", "+18005551212")]
+TWILIO_EXAMPLE = [
+    ("CallSid", "CA1234567890ABCDE"),
+    ("Caller", "+14158675310"),
+    ("Digits", "1234"),
+    ("From", "+14158675310"),
+    ("To", "+18005551212"),
+]
 TWILIO_URL = "https://mycompany.com/myapp.php?foo=1&bar=2"
 
 
@@ -18,13 +25,16 @@ def test_twilio_signature_matches_twilios_published_example():
     assert signature_valid("12345", TWILIO_URL, reversed(TWILIO_EXAMPLE), "GvWf1cFY/Q7PnoempGyD5oXAezc=")
 
 
-@pytest.mark.parametrize("token,url,params,given", [
-    ("12345", TWILIO_URL, TWILIO_EXAMPLE[:-1], "GvWf1cFY/Q7PnoempGyD5oXAezc="),  # a parameter dropped
-    ("12345", TWILIO_URL.replace("foo=1", "foo=2"), TWILIO_EXAMPLE, "GvWf1cFY/Q7PnoempGyD5oXAezc="),  # another URL
-    ("54321", TWILIO_URL, TWILIO_EXAMPLE, "GvWf1cFY/Q7PnoempGyD5oXAezc="),  # another account
-    ("12345", TWILIO_URL, TWILIO_EXAMPLE, None),
-    (None, TWILIO_URL, TWILIO_EXAMPLE, "GvWf1cFY/Q7PnoempGyD5oXAezc="),  # SMS not configured: nothing is trusted
-])
+@pytest.mark.parametrize(
+    "token,url,params,given",
+    [
+        ("12345", TWILIO_URL, TWILIO_EXAMPLE[:-1], "GvWf1cFY/Q7PnoempGyD5oXAezc="),  # a parameter dropped
+        ("12345", TWILIO_URL.replace("foo=1", "foo=2"), TWILIO_EXAMPLE, "GvWf1cFY/Q7PnoempGyD5oXAezc="),  # another URL
+        ("54321", TWILIO_URL, TWILIO_EXAMPLE, "GvWf1cFY/Q7PnoempGyD5oXAezc="),  # another account
+        ("12345", TWILIO_URL, TWILIO_EXAMPLE, None),
+        (None, TWILIO_URL, TWILIO_EXAMPLE, "GvWf1cFY/Q7PnoempGyD5oXAezc="),  # SMS not configured: nothing is trusted
+    ],
+)
 def test_twilio_signature_rejects_anything_else(token, url, params, given):
     assert not signature_valid(token, url, params, given)
 
@@ -39,7 +49,11 @@ def test_link_tokens_round_trip_and_reject_tampering():
     for bad in (token[1:], token + "=", "", "../etc", 42):
         assert tokens.read_token(key, bad) is None
     ref = tokens.file_ref(key, token_id, 7)
-    assert tokens.is_file_ref(ref) and ref != tokens.file_ref(key, token_id, 8) and ref != tokens.file_ref(key, tokens.new_token_id(), 7)
+    assert (
+        tokens.is_file_ref(ref)
+        and ref != tokens.file_ref(key, token_id, 8)
+        and ref != tokens.file_ref(key, tokens.new_token_id(), 7)
+    )
 
 
 def test_no_single_character_change_of_a_token_is_accepted():
@@ -47,8 +61,12 @@ def test_no_single_character_change_of_a_token_is_accepted():
     key = b"k" * 32
     token = tokens.make_token(key, tokens.new_token_id())
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-    accepted = [(i, c) for i in range(len(token)) for c in alphabet
-                if c != token[i] and tokens.read_token(key, token[:i] + c + token[i + 1:]) is not None]
+    accepted = [
+        (i, c)
+        for i in range(len(token))
+        for c in alphabet
+        if c != token[i] and tokens.read_token(key, token[:i] + c + token[i + 1 :]) is not None
+    ]
     assert accepted == []
 
 
@@ -61,15 +79,28 @@ def test_send_mms_setting():
 
 
 def test_email_sender_address_falls_back_sensibly():
-    assert mailer.sender_address(load_settings({"SMTP_URL": "smtp://a@b.c:pw@mail.example", "MAIL_FROM": "svc@shop.example"})) == "svc@shop.example"
+    assert (
+        mailer.sender_address(load_settings({"SMTP_URL": "smtp://a@b.c:pw@mail.example", "MAIL_FROM": "svc@shop.example"}))
+        == "svc@shop.example"
+    )
     assert mailer.sender_address(load_settings({"SMTP_URL": "smtp://svc%40shop.example:pw@mail.example"})) == "svc@shop.example"
-    assert mailer.sender_address(load_settings({"SMTP_URL": "smtp://mail.example", "PUBLIC_URL": "https://ro.shop.example"})) == "no-reply@ro.shop.example"
+    assert (
+        mailer.sender_address(load_settings({"SMTP_URL": "smtp://mail.example", "PUBLIC_URL": "https://ro.shop.example"}))
+        == "no-reply@ro.shop.example"
+    )
 
 
-@pytest.mark.parametrize("url,ok", [
-    ("https://ro.shop.example", True), ("http://ro.shop.example", False), ("http://localhost:3000", False),
-    ("https://localhost", False), ("https://127.0.0.1:8443", False), ("https://garage.local", False),
-])
+@pytest.mark.parametrize(
+    "url,ok",
+    [
+        ("https://ro.shop.example", True),
+        ("http://ro.shop.example", False),
+        ("http://localhost:3000", False),
+        ("https://localhost", False),
+        ("https://127.0.0.1:8443", False),
+        ("https://garage.local", False),
+    ],
+)
 def test_mms_media_only_from_an_address_twilio_can_fetch(url, ok):
     from customers.send_rules import reachable_by_twilio
 

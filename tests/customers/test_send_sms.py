@@ -1,19 +1,34 @@
 """Sending files to the customer by text: the message, MMS limits, delivery reports, opt-out,
 an SMS gateway that is down, retries, revocation, and the permission checks."""
+
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 import requests
 
 from customers.link_tokens import read_token
 from storage.models import CustomerSend, SmsOptOut, StaffUser
-from tests.support.harness import start_app, wait_until
 from tests.support.factories import make_ro
-from tests.support.files import PUBLIC_URL, crafted, files_env, jpeg_bytes, noisy_jpeg_bytes, note_buttons, note_of, open_files, told_and_retry_offered, press_note_button, send_files, stored_file, submit, wait_send, with_ticks
-from tests.support.harness import SlackTestClient
+from tests.support.files import (
+    PUBLIC_URL,
+    crafted,
+    files_env,
+    jpeg_bytes,
+    noisy_jpeg_bytes,
+    note_buttons,
+    note_of,
+    open_files,
+    press_note_button,
+    send_files,
+    stored_file,
+    submit,
+    told_and_retry_offered,
+    wait_send,
+    with_ticks,
+)
+from tests.support.harness import SlackTestClient, start_app, wait_until
 
 TOKEN_URL = re.compile(re.escape(PUBLIC_URL) + r"/c/([A-Za-z0-9_-]{43})")
 
@@ -73,6 +88,7 @@ def test_photos_ride_as_mms_within_limits_and_videos_only_as_the_link(app, clien
     clip = stored_file(app, ro, clip_bytes, "walk.mp4", "video/mp4")
     view = open_files(client, fake_slack, ro)
     from tests.support.files import press_page
+
     second = press_page(client, fake_slack, with_ticks(view, [f.id for f in [clip, *photos[:9]]]), "files.next", "1")
     submit(client, with_ticks(second, [f.id for f in photos[9:]]))
     send = wait_send("sent")
@@ -123,7 +139,9 @@ def test_delivery_reports_update_the_send_and_the_note(app, client, fake_slack, 
 
     assert twilio.status_callback(app.url, PUBLIC_URL, sid, "delivered").status_code == 204
     assert CustomerSend.get_by_id(send.id).status == "delivered"
-    wait_until(lambda: "livré" in str(note_of(app, fake_slack, ro.channel_id, send).get("blocks")), message="note shows delivered")
+    wait_until(
+        lambda: "livré" in str(note_of(app, fake_slack, ro.channel_id, send).get("blocks")), message="note shows delivered"
+    )
     # A late "sent" report never takes "delivered" back.
     assert twilio.status_callback(app.url, PUBLIC_URL, sid, "sent").status_code == 204
     assert CustomerSend.get_by_id(send.id).status == "delivered"
@@ -168,8 +186,10 @@ def test_after_an_opt_out_the_note_offers_email_and_it_works(app, client, fake_s
     twilio.fail_with(21610)
     send_files(client, fake_slack, ro, [stored_file(app, ro, jpeg_bytes(), "a.jpg", "image/jpeg")])
     send = wait_send("opted_out")
-    note = wait_until(lambda: (lambda n: n if "send.retry" in note_buttons(n) else None)(note_of(app, fake_slack, ro.channel_id, send)),
-                      message="a Send by email button")
+    note = wait_until(
+        lambda: (lambda n: n if "send.retry" in note_buttons(n) else None)(note_of(app, fake_slack, ro.channel_id, send)),
+        message="a Send by email button",
+    )
     assert note_buttons(note)["send.retry"]["text"]["text"] == "Envoyer par courriel"
     press_note_button(client, ro, "send.retry", send.id)
     send = wait_send("sent")
@@ -210,7 +230,7 @@ def test_a_double_pressed_retry_sends_once(app, client, fake_slack, twilio):
     press_note_button(client, ro, "send.retry", send.id)
     press_note_button(client, ro, "send.retry", send.id)
     wait_until(lambda: CustomerSend.get_by_id(send.id).status == "sent", message="sent")
-    time.sleep(0.5)
+    app.settle()  # the second press, and anything it queued, has run
     assert len(twilio.messages) == 1
 
 
@@ -226,7 +246,9 @@ def test_a_user_without_permission_pressing_send_sends_nothing(app, client, fake
 
 
 def test_the_default_permission_is_configurable_and_admins_always_may(fake_slack, sqlite_url, tmp_path, twilio):
-    env = files_env(fake_slack, sqlite_url, tmp_path, twilio, None, DEFAULT_CAN_MESSAGE_CUSTOMERS="false", ADMIN_SLACK_USER_IDS="UADVISOR")
+    env = files_env(
+        fake_slack, sqlite_url, tmp_path, twilio, None, DEFAULT_CAN_MESSAGE_CUSTOMERS="false", ADMIN_SLACK_USER_IDS="UADVISOR"
+    )
     running = start_app(env)
     try:
         client = SlackTestClient(running.url, fake_slack)
@@ -266,7 +288,8 @@ def test_a_file_of_another_ro_cannot_be_smuggled_in(app, client, fake_slack, twi
     theirs = stored_file(app, other, jpeg_bytes(color=(0, 0, 0)), "theirs.jpg", "image/jpeg")
     view = open_files(client, fake_slack, ro)
     view["blocks"][[b.get("type") for b in view["blocks"]].index("input")]["element"]["options"].append(
-        {"text": {"type": "plain_text", "text": "x"}, "value": str(theirs.id)})
+        {"text": {"type": "plain_text", "text": "x"}, "value": str(theirs.id)}
+    )
     answer = submit(client, with_ticks(view, [mine.id, theirs.id]))
     assert answer["response_action"] == "errors" and CustomerSend.select().count() == 0
 
@@ -308,14 +331,15 @@ def test_a_late_failure_report_never_takes_delivered_back(app, client, fake_slac
     send = wait_send("sent")
     sid = twilio.messages[0]["sid"]
     assert twilio.status_callback(app.url, PUBLIC_URL, sid, "delivered").status_code == 204
-    wait_until(lambda: "livré" in str(note_of(app, fake_slack, ro.channel_id, send).get("blocks")), message="note shows delivered")
+    wait_until(
+        lambda: "livré" in str(note_of(app, fake_slack, ro.channel_id, send).get("blocks")), message="note shows delivered"
+    )
     for late, code in (("undelivered", "30005"), ("failed", "30008")):
         assert twilio.status_callback(app.url, PUBLIC_URL, sid, late, error_code=code).status_code == 204
         current = CustomerSend.get_by_id(send.id)
         assert (current.status, current.error) == ("delivered", None)
-    time.sleep(0.5)
+    note = note_of(app, fake_slack, ro.channel_id, send)  # settled: every report's redraw and note has run
     assert not [e for e in fake_slack.ephemerals if e["user"] == "UADVISOR"], "nobody is told of a failure"
-    note = note_of(app, fake_slack, ro.channel_id, send)
     assert "livré" in str(note["blocks"]) and "send.retry" not in note_buttons(note)
 
 
@@ -337,7 +361,9 @@ def test_a_delivery_report_during_the_sent_redraw_still_ends_as_delivered(app_an
     send = wait_send("sent")
     assert twilio.status_callback(app.url, PUBLIC_URL, twilio.messages[0]["sid"], "delivered").status_code == 204
     wait_until(in_flight.answered.is_set, message="the 'sent' redraw answered")
-    wait_until(lambda: "livré" in str(note_of(app, fake_slack, ro.channel_id, send).get("blocks")), message="the note shows delivered")
+    wait_until(
+        lambda: "livré" in str(note_of(app, fake_slack, ro.channel_id, send).get("blocks")), message="the note shows delivered"
+    )
 
 
 def test_an_opt_out_reported_by_the_delivery_callback_is_recorded_and_the_sender_told(app, client, fake_slack, twilio):
@@ -345,7 +371,10 @@ def test_an_opt_out_reported_by_the_delivery_callback_is_recorded_and_the_sender
     send_files(client, fake_slack, ro, [stored_file(app, ro, jpeg_bytes(), "a.jpg", "image/jpeg")])
     send = wait_send("sent")
     assert SmsOptOut.select().count() == 0
-    assert twilio.status_callback(app.url, PUBLIC_URL, twilio.messages[0]["sid"], "undelivered", error_code="21610").status_code == 204
+    assert (
+        twilio.status_callback(app.url, PUBLIC_URL, twilio.messages[0]["sid"], "undelivered", error_code="21610").status_code
+        == 204
+    )
     send = CustomerSend.get_by_id(send.id)
     assert (send.status, send.error) == ("opted_out", "opted_out")
     assert SmsOptOut.get_or_none(SmsOptOut.phone == "+15145550142") is not None
@@ -407,7 +436,9 @@ def test_an_opt_out_then_a_retry_by_email_keeps_both_in_the_history(app, client,
     press_note_button(client, ro, "send.retry", send.id)
     wait_until(lambda: CustomerSend.get_by_id(send.id).status == "sent", timeout=10, message="emailed")
     assert [(r.method, r.destination, r.status) for r in history(send.id)] == [
-        ("sms", "+15145550142", "opted_out"), ("email", "jean@example.com", "sent")]
+        ("sms", "+15145550142", "opted_out"),
+        ("email", "jean@example.com", "sent"),
+    ]
 
 
 def test_a_sender_who_lost_the_permission_cannot_revoke_their_send(app, client, fake_slack, twilio):

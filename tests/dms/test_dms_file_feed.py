@@ -12,9 +12,11 @@ from dms.file_feed import FileFeedConnector
 from dms.sample_feed import TEMPLATE, ensure_sample_feed
 
 TZ = ZoneInfo("America/Toronto")
-HEADER = ("ro_number,tag_number,status,appointment_at,promised_at,closed_at,customer_first_name,"
-          "customer_last_name,mobile_phone,email,language,vehicle_year,vehicle_make,vehicle_model,"
-          "vin,advisor_email")
+HEADER = (
+    "ro_number,tag_number,status,appointment_at,promised_at,closed_at,customer_first_name,"
+    "customer_last_name,mobile_phone,email,language,vehicle_year,vehicle_make,vehicle_model,"
+    "vin,advisor_email"
+)
 
 
 def feed(tmp_path, text, name="feed.csv", encoding="utf-8"):
@@ -29,11 +31,15 @@ def by_number(result):
 
 # --- CSV ----------------------------------------------------------------------
 
+
 def test_csv_rows_become_records(tmp_path):
-    result = feed(tmp_path, HEADER + "\n"
-                  "48211,T-12,open,2026-11-30 08:30,2026-11-30T17:00:00-05:00,,Luc,Bélanger,"
-                  "(514) 555-0142,Luc@Example.COM,fr-CA,2020,Ford,F-150, 1ftew1ep24r084529 ,Marie.Roy@dealer.example\n"
-                  "48212,,closed,2026-11-29,,2026-11-29T16:10:00Z,Sarah,Smith,,,,,,,,\n").fetch(None)
+    result = feed(
+        tmp_path,
+        HEADER + "\n"
+        "48211,T-12,open,2026-11-30 08:30,2026-11-30T17:00:00-05:00,,Luc,Bélanger,"
+        "(514) 555-0142,Luc@Example.COM,fr-CA,2020,Ford,F-150, 1ftew1ep24r084529 ,Marie.Roy@dealer.example\n"
+        "48212,,closed,2026-11-29,,2026-11-29T16:10:00Z,Sarah,Smith,,,,,,,,\n",
+    ).fetch(None)
     assert result.snapshot is True and result.watermark is None and result.rejected == []
     luc, sarah = by_number(result)["48211"], by_number(result)["48212"]
     assert luc.source == "file" and luc.external_id == "48211" and luc.aliases == ()
@@ -51,9 +57,11 @@ def test_csv_rows_become_records(tmp_path):
 
 
 def test_bom_semicolons_and_sloppy_headers_are_tolerated(tmp_path):
-    text = (" RO Number ;Customer-Last-Name; MOBILE_PHONE ;Status;Extra column\r\n"
-            "7001;Côté;514 555 0101;CLOSED;whatever\r\n"
-            "7002;O'Brien;;;\r\n")
+    text = (
+        " RO Number ;Customer-Last-Name; MOBILE_PHONE ;Status;Extra column\r\n"
+        "7001;Côté;514 555 0101;CLOSED;whatever\r\n"
+        "7002;O'Brien;;;\r\n"
+    )
     result = feed(tmp_path, text, encoding="utf-8-sig").fetch(None)
     assert result.rejected == []
     assert by_number(result)["7001"].customer_last_name == "Côté"
@@ -67,13 +75,16 @@ def test_windows_1252_export_is_read(tmp_path):
 
 
 def test_bad_rows_are_rejected_and_the_rest_kept(tmp_path):
-    result = feed(tmp_path, HEADER + "\n"
-                  "1,,open,2026-11-30 08:30,,,Ann,Good,514 555-0101,,,,,,,\n"
-                  ",,open,2026-11-30 09:00,,,No,Number,514 555-0102,,,,,,,\n"
-                  "3,,open,30/11/2026,,,Bad,Date,514 555-0103,,,,,,,\n"
-                  "4,,open,2026-11-30 10:00,,,Bad,Phone,514-555-0104-999,,,,,,,\n"
-                  "5,,pending,2026-11-30 11:00,,,Odd,Status,,,,,,,,\n"
-                  "6,,open,2026-11-30 12:00,,,Bad,Email,,not-an-email,,19xx,,,,\n").fetch(None)
+    result = feed(
+        tmp_path,
+        HEADER + "\n"
+        "1,,open,2026-11-30 08:30,,,Ann,Good,514 555-0101,,,,,,,\n"
+        ",,open,2026-11-30 09:00,,,No,Number,514 555-0102,,,,,,,\n"
+        "3,,open,30/11/2026,,,Bad,Date,514 555-0103,,,,,,,\n"
+        "4,,open,2026-11-30 10:00,,,Bad,Phone,514-555-0104-999,,,,,,,\n"
+        "5,,pending,2026-11-30 11:00,,,Odd,Status,,,,,,,,\n"
+        "6,,open,2026-11-30 12:00,,,Bad,Email,,not-an-email,,19xx,,,,\n",
+    ).fetch(None)
     assert sorted(by_number(result)) == ["1", "6"]
     assert by_number(result)["6"].email is None and by_number(result)["6"].vehicle_year is None
     reasons = {r.ref: r.reason for r in result.rejected}
@@ -109,11 +120,20 @@ def test_file_is_read_afresh_at_every_fetch(tmp_path):
 
 # --- JSON ----------------------------------------------------------------------
 
+
 def test_json_feed_with_numbers_and_nulls(tmp_path):
     items = [
-        {"ro_number": 48211, "status": "open", "appointment_at": "2026-11-30T13:30:00Z",
-         "customer_last_name": "Gagnon", "mobile_phone": 5145550142, "vehicle_year": 2021,
-         "language": "français", "tag_number": None, "Extra": {"ignored": True}},
+        {
+            "ro_number": 48211,
+            "status": "open",
+            "appointment_at": "2026-11-30T13:30:00Z",
+            "customer_last_name": "Gagnon",
+            "mobile_phone": 5145550142,
+            "vehicle_year": 2021,
+            "language": "français",
+            "tag_number": None,
+            "Extra": {"ignored": True},
+        },
         {"RO_Number": "48212", "status": "closed", "mobile_phone": "12"},
     ]
     result = feed(tmp_path, json.dumps(items), name="feed.json").fetch(None)
@@ -131,6 +151,7 @@ def test_json_is_detected_without_extension(tmp_path):
 
 # --- whole-file failures ------------------------------------------------------------
 
+
 def test_missing_file_is_unavailable(tmp_path):
     with pytest.raises(DmsUnavailable, match="DMS_FILE"):
         FileFeedConnector(tmp_path / "nope.csv", TZ).fetch(None)
@@ -141,16 +162,19 @@ def test_directory_is_bad_data(tmp_path):
         FileFeedConnector(tmp_path, TZ).fetch(None)
 
 
-@pytest.mark.parametrize("name, content", [
-    ("feed.json", '{"ro_number": "1"}'),
-    ("feed.json", '["1", "2"]'),
-    ("feed.json", '[{"ro_number": "1"'),
-    ("feed.json", '[{"number": "1"}]'),
-    ("feed.csv", "number,customer_last_name\n1,Smith\n"),
-    ("feed.csv", ""),
-    ("feed.csv", "\n\n"),
-    ("feed.csv", '<html><body>Error 500</body></html>'),
-])
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("feed.json", '{"ro_number": "1"}'),
+        ("feed.json", '["1", "2"]'),
+        ("feed.json", '[{"ro_number": "1"'),
+        ("feed.json", '[{"number": "1"}]'),
+        ("feed.csv", "number,customer_last_name\n1,Smith\n"),
+        ("feed.csv", ""),
+        ("feed.csv", "\n\n"),
+        ("feed.csv", "<html><body>Error 500</body></html>"),
+    ],
+)
 def test_unusable_files_raise_bad_data(tmp_path, name, content):
     with pytest.raises(DmsBadData):
         feed(tmp_path, content, name=name).fetch(None)
@@ -169,6 +193,7 @@ def test_check_describes_the_feed(tmp_path):
 
 # --- bundled sample --------------------------------------------------------------------
 
+
 def test_sample_template_renders_about_twenty_clean_rows_around_today(tmp_path):
     today = date(2026, 3, 10)
     path = ensure_sample_feed(tmp_path / "data" / "sample_feed.csv", today)
@@ -183,7 +208,8 @@ def test_sample_template_renders_about_twenty_clean_rows_around_today(tmp_path):
     assert {r.language for r in result.records} == {"fr", "en"}
     assert all(r.vin and len(r.vin) == 17 for r in result.records)
     assert {"Tremblay", "Bélanger", "Côté", "Gagnon", "Lévesque", "O'Brien", "Smith"} <= {
-        r.customer_last_name for r in result.records}
+        r.customer_last_name for r in result.records
+    }
     assert all(r.advisor_email.endswith("@dealer.example") for r in result.records)
 
 
@@ -207,12 +233,20 @@ def test_template_uses_relative_days_only():
 
 # --- factory ----------------------------------------------------------------------------
 
+
 def test_make_connector_file_and_errors(tmp_path):
     connector = make_connector(SimpleNamespace(dms="file", dms_file=str(tmp_path / "f.csv"), shop_timezone=TZ))
     assert isinstance(connector, FileFeedConnector) and connector.source == "file"
     with pytest.raises(ValueError, match="file.*tekmetric"):
         make_connector(SimpleNamespace(dms="cdk", shop_timezone=TZ))
     with pytest.raises(ValueError, match="TEKMETRIC_CLIENT_SECRET"):
-        make_connector(SimpleNamespace(dms="tekmetric", shop_timezone=TZ, tekmetric_url="http://x",
-                                       tekmetric_client_id="id", tekmetric_client_secret="",
-                                       tekmetric_shop_id="1"))
+        make_connector(
+            SimpleNamespace(
+                dms="tekmetric",
+                shop_timezone=TZ,
+                tekmetric_url="http://x",
+                tekmetric_client_id="id",
+                tekmetric_client_secret="",
+                tekmetric_shop_id="1",
+            )
+        )

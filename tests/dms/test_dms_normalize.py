@@ -1,11 +1,18 @@
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from dms.normalize import (
-    fold_text, mask_phone, parse_email, parse_language, parse_phone, parse_time, parse_vin,
-    parse_year, slugify_name,
+    fold_text,
+    mask_phone,
+    parse_email,
+    parse_language,
+    parse_phone,
+    parse_time,
+    parse_vin,
+    parse_year,
+    slugify_name,
 )
 from dms.records import DmsRecord
 
@@ -14,10 +21,21 @@ TORONTO = ZoneInfo("America/Toronto")
 
 # --- phones -------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw", [
-    "514 555-0142", "(514) 555-0142", "+1 514-555-0142", "1-514-555-0142", "5145550142",
-    "514.555.0142", " +15145550142 ", 5145550142, "514 555-0142 ext. 12",
-])
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "514 555-0142",
+        "(514) 555-0142",
+        "+1 514-555-0142",
+        "1-514-555-0142",
+        "5145550142",
+        "514.555.0142",
+        " +15145550142 ",
+        5145550142,
+        "514 555-0142 ext. 12",
+    ],
+)
 def test_parse_phone_accepts_common_formats(raw):
     assert parse_phone(raw) == "+15145550142"
 
@@ -55,6 +73,7 @@ def test_mask_phone_of_raw_text_keeps_only_last_two_digits():
 
 # --- times --------------------------------------------------------------------
 
+
 def test_time_without_offset_is_shop_local():
     parsed = parse_time("2026-11-30T08:30", TORONTO)
     assert parsed == datetime(2026, 11, 30, 8, 30, tzinfo=TORONTO)
@@ -91,14 +110,14 @@ def test_local_time_in_spring_forward_gap_moves_forward():
     parsed = parse_time("2026-03-08T02:30", TORONTO)
     assert (parsed.hour, parsed.minute) == (3, 30)
     assert parsed.utcoffset() == timedelta(hours=-4)
-    assert parsed.astimezone(timezone.utc) == datetime(2026, 3, 8, 7, 30, tzinfo=timezone.utc)
+    assert parsed.astimezone(UTC) == datetime(2026, 3, 8, 7, 30, tzinfo=UTC)
 
 
 def test_ambiguous_local_time_at_fall_back_takes_first_occurrence():
     # 2026-11-01 01:30 happens twice in Toronto; a naive value means the first (EDT) one.
     parsed = parse_time("2026-11-01T01:30", TORONTO)
     assert parsed.utcoffset() == timedelta(hours=-4)
-    assert parsed.astimezone(timezone.utc) == datetime(2026, 11, 1, 5, 30, tzinfo=timezone.utc)
+    assert parsed.astimezone(UTC) == datetime(2026, 11, 1, 5, 30, tzinfo=UTC)
 
 
 def test_offsets_disambiguate_the_repeated_hour():
@@ -107,18 +126,19 @@ def test_offsets_disambiguate_the_repeated_hour():
     assert (first.hour, first.minute) == (second.hour, second.minute) == (1, 30)
     assert (first.fold, second.fold) == (0, 1)
     # Python subtracts same-zone datetimes on the wall clock: compare instants in UTC.
-    assert second.astimezone(timezone.utc) - first.astimezone(timezone.utc) == timedelta(hours=1)
+    assert second.astimezone(UTC) - first.astimezone(UTC) == timedelta(hours=1)
     other = parse_time("2026-11-01T01:30:00-05:00", TORONTO)
-    assert other.astimezone(timezone.utc) == second.astimezone(timezone.utc)
+    assert other.astimezone(UTC) == second.astimezone(UTC)
 
 
 def test_times_around_the_dst_change_stay_one_hour_apart():
     before = parse_time("2026-03-08T01:30", TORONTO)
     after = parse_time("2026-03-08T03:30", TORONTO)
-    assert after.astimezone(timezone.utc) - before.astimezone(timezone.utc) == timedelta(hours=1)
+    assert after.astimezone(UTC) - before.astimezone(UTC) == timedelta(hours=1)
 
 
 # --- other fields ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("raw", ["fr", "FR", "fr-CA", "fr_ca", "français", "Francais", "French", " FR "])
 def test_french_spellings(raw):
@@ -147,17 +167,21 @@ def test_vin_and_year():
 
 # --- names ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw, slug", [
-    ("Bélanger-Côté", "belanger-cote"),
-    ("O'Brien", "obrien"),
-    ("O’Brien", "obrien"),
-    ("  Lévesque  ", "levesque"),
-    ("Smith & Sons -- Ltd.", "smith-sons-ltd"),
-    ("Œuvre Ærø", "oeuvre-aero"),
-    ("Tremblay  Gagnon", "tremblay-gagnon"),
-    ("---", ""),
-    ("", ""),
-])
+
+@pytest.mark.parametrize(
+    "raw, slug",
+    [
+        ("Bélanger-Côté", "belanger-cote"),
+        ("O'Brien", "obrien"),
+        ("O’Brien", "obrien"),
+        ("  Lévesque  ", "levesque"),
+        ("Smith & Sons -- Ltd.", "smith-sons-ltd"),
+        ("Œuvre Ærø", "oeuvre-aero"),
+        ("Tremblay  Gagnon", "tremblay-gagnon"),
+        ("---", ""),
+        ("", ""),
+    ],
+)
 def test_slugify_name(raw, slug):
     assert slugify_name(raw) == slug
 
@@ -171,20 +195,35 @@ def test_fold_text_removes_accents_and_case_only():
 
 # --- the record -------------------------------------------------------------------
 
+
 def _record(**overrides):
     fields = dict(
-        source="file", external_id="48211", ro_number="48211", tag_number="T-1", closed=False,
-        appointment_at=datetime(2026, 11, 30, 8, 30, tzinfo=TORONTO), promised_at=None, closed_at=None,
-        customer_first_name="Luc", customer_last_name="Bélanger", mobile_phone="+15145550142",
-        email=None, language="fr", vehicle_year=2020, vehicle_make="Ford", vehicle_model="F-150",
-        vin=None, advisor_email=None)
+        source="file",
+        external_id="48211",
+        ro_number="48211",
+        tag_number="T-1",
+        closed=False,
+        appointment_at=datetime(2026, 11, 30, 8, 30, tzinfo=TORONTO),
+        promised_at=None,
+        closed_at=None,
+        customer_first_name="Luc",
+        customer_last_name="Bélanger",
+        mobile_phone="+15145550142",
+        email=None,
+        language="fr",
+        vehicle_year=2020,
+        vehicle_make="Ford",
+        vehicle_model="F-150",
+        vin=None,
+        advisor_email=None,
+    )
     fields.update(overrides)
     return DmsRecord(**fields)
 
 
 def test_fingerprint_is_stable_and_zone_independent():
     record = _record()
-    same_instant = _record(appointment_at=record.appointment_at.astimezone(timezone.utc))
+    same_instant = _record(appointment_at=record.appointment_at.astimezone(UTC))
     assert record.fingerprint() == _record().fingerprint() == same_instant.fingerprint()
     assert len(record.fingerprint()) == 64
 

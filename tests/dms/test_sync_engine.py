@@ -1,4 +1,5 @@
 """The sync engine on SQLite and PostgreSQL: idempotent upserts, statuses, bad rows, a DMS that fails."""
+
 from __future__ import annotations
 
 import logging
@@ -39,11 +40,14 @@ def sync(feed, now=NOW):
 
 
 def test_first_sync_creates_each_ro_with_its_status(db, feed):
-    write_feed(feed, [
-        row("48213", "2026-11-29T09:15"),
-        row("48214", "2026-11-30T08:00", customer_last_name="Bélanger"),
-        row("48215", "2026-11-27T10:00", status="closed", closed_at="2026-11-28T16:00"),
-    ])
+    write_feed(
+        feed,
+        [
+            row("48213", "2026-11-29T09:15"),
+            row("48214", "2026-11-30T08:00", customer_last_name="Bélanger"),
+            row("48215", "2026-11-27T10:00", status="closed", closed_at="2026-11-28T16:00"),
+        ],
+    )
     report = sync(feed)
     assert sorted(report.created) == ["48213", "48214", "48215"] and not report.error
     statuses = {ro.ro_number: ro.status for ro in RepairOrder.select()}
@@ -62,7 +66,7 @@ def test_second_sync_with_no_change_touches_nothing(db, feed):
     RepairOrder.update(slack_dirty=False).execute()
     report = sync(feed)
     assert report.created == [] and report.changed == [] and report.unchanged == 2
-    assert not RepairOrder.select().where(RepairOrder.slack_dirty == True).exists()  # noqa: E712
+    assert not RepairOrder.select().where(RepairOrder.slack_dirty == True).exists()
 
 
 def test_a_changed_row_updates_and_marks_the_ro_for_slack(db, feed):
@@ -90,13 +94,16 @@ def test_a_row_that_disappears_is_kept_as_it_was(db, feed):
 
 def test_bad_rows_are_skipped_with_reasons_and_the_rest_goes_on(db, feed, caplog):
     caplog.set_level(logging.INFO)
-    write_feed(feed, [
-        row("48213"),
-        row("", customer_last_name="NoNumber"),
-        row("48215", appointment_at="next tuesday"),
-        row("48216", mobile_phone="555-01"),
-        row("48217"),
-    ])
+    write_feed(
+        feed,
+        [
+            row("48213"),
+            row("", customer_last_name="NoNumber"),
+            row("48215", appointment_at="next tuesday"),
+            row("48216", mobile_phone="555-01"),
+            row("48217"),
+        ],
+    )
     report = sync(feed)
     assert sorted(report.created) == ["48213", "48217"]
     assert len(report.rejected) == 3
@@ -163,11 +170,27 @@ def test_an_appointment_space_is_taken_over_by_its_ro(db):
     from dms.records import DmsRecord
 
     def record(external_id, number, aliases=(), model="Civic"):
-        return DmsRecord(source="tekmetric", external_id=external_id, ro_number=number, tag_number=None, closed=False,
-                         appointment_at=datetime(2026, 11, 30, 9, tzinfo=TZ), promised_at=None, closed_at=None,
-                         customer_first_name="Jean", customer_last_name="Tremblay", mobile_phone=None, email=None,
-                         language="fr", vehicle_year=2021, vehicle_make="Honda", vehicle_model=model, vin=None,
-                         advisor_email=None, aliases=aliases)
+        return DmsRecord(
+            source="tekmetric",
+            external_id=external_id,
+            ro_number=number,
+            tag_number=None,
+            closed=False,
+            appointment_at=datetime(2026, 11, 30, 9, tzinfo=TZ),
+            promised_at=None,
+            closed_at=None,
+            customer_first_name="Jean",
+            customer_last_name="Tremblay",
+            mobile_phone=None,
+            email=None,
+            language="fr",
+            vehicle_year=2021,
+            vehicle_make="Honda",
+            vehicle_model=model,
+            vin=None,
+            advisor_email=None,
+            aliases=aliases,
+        )
 
     class Feed:
         source = "tekmetric"
@@ -213,10 +236,13 @@ def test_unavailable_connector_error_is_reported_not_raised(db):
 
 
 def test_ros_closed_long_ago_get_no_space_on_first_sight(db, feed):
-    write_feed(feed, [
-        row("40001", "2025-01-10T09:00", status="closed", closed_at="2025-01-10T17:00"),
-        row("48215", "2026-11-27T10:00", status="closed", closed_at="2026-11-28T16:00"),
-    ])
+    write_feed(
+        feed,
+        [
+            row("40001", "2025-01-10T09:00", status="closed", closed_at="2025-01-10T17:00"),
+            row("48215", "2026-11-27T10:00", status="closed", closed_at="2026-11-28T16:00"),
+        ],
+    )
     report = sync(feed)
     assert report.created == ["48215"] and report.old_closed == 1
     assert "1 closed before the look-back window ignored" in report.summary()
@@ -236,12 +262,15 @@ def test_synced_ros_are_found_by_search_and_follow_dms_changes(db, feed):
 
 def test_oversized_values_are_cut_to_fit_and_oversized_ids_skipped(db, feed):
     """On PostgreSQL an oversized value would fail the whole batch; one odd row must not stop a sync."""
-    write_feed(feed, [
-        row("48213"),
-        row("48214", vin="1HGCM82633A00435212345678901234567890", vehicle_model="M" * 300, customer_last_name="L" * 400),
-        row("9" * 80),
-        row("48216"),
-    ])
+    write_feed(
+        feed,
+        [
+            row("48213"),
+            row("48214", vin="1HGCM82633A00435212345678901234567890", vehicle_model="M" * 300, customer_last_name="L" * 400),
+            row("9" * 80),
+            row("48216"),
+        ],
+    )
     report = sync(feed)
     assert sorted(report.created) == ["48213", "48214", "48216"]
     assert [r.reason for r in report.rejected] == ["RO number longer than 64 characters"]

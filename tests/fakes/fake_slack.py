@@ -56,7 +56,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
@@ -66,8 +66,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from tests.fakes import slack_scopes
 
-__all__ = ["RATE_TIERS", "SYSTEM_SUBTYPES", "TIER_LIMITS", "Call", "FakeSlack", "Hold", "SlackError",
-           "validate_blocks"]
+__all__ = ["RATE_TIERS", "SYSTEM_SUBTYPES", "TIER_LIMITS", "Call", "FakeSlack", "Hold", "SlackError", "validate_blocks"]
 
 
 # --------------------------------------------------------------------------- #
@@ -87,18 +86,42 @@ _CONVERSATION_ID = re.compile(r"^[CGDZ][A-Z0-9]{8,}$")
 # chat.getPermalink, which are left unlimited.
 TIER_LIMITS = {1: 1, 2: 20, 3: 50, 4: 100}
 RATE_TIERS = {
-    "bots.info": 3, "team.info": 3,
-    "users.info": 4, "users.list": 2, "users.lookupByEmail": 3,
-    "usergroups.list": 2, "usergroups.users.list": 2,
-    "conversations.create": 2, "conversations.info": 3, "conversations.list": 2, "conversations.members": 4,
-    "conversations.invite": 3, "conversations.kick": 3, "conversations.join": 3, "conversations.leave": 3,
-    "conversations.setTopic": 2, "conversations.setPurpose": 2,
-    "conversations.archive": 2, "conversations.unarchive": 2, "conversations.open": 3,
-    "conversations.history": 3, "conversations.replies": 3,
-    "chat.update": 3, "chat.delete": 3, "chat.postEphemeral": 4,
-    "pins.add": 2, "pins.remove": 2, "pins.list": 2,
-    "views.open": 4, "views.push": 4, "views.update": 4, "views.publish": 4,
-    "files.info": 4, "files.list": 3, "files.getUploadURLExternal": 4, "files.completeUploadExternal": 4,
+    "bots.info": 3,
+    "team.info": 3,
+    "users.info": 4,
+    "users.list": 2,
+    "users.lookupByEmail": 3,
+    "usergroups.list": 2,
+    "usergroups.users.list": 2,
+    "conversations.create": 2,
+    "conversations.info": 3,
+    "conversations.list": 2,
+    "conversations.members": 4,
+    "conversations.invite": 3,
+    "conversations.kick": 3,
+    "conversations.join": 3,
+    "conversations.leave": 3,
+    "conversations.setTopic": 2,
+    "conversations.setPurpose": 2,
+    "conversations.archive": 2,
+    "conversations.unarchive": 2,
+    "conversations.open": 3,
+    "conversations.history": 3,
+    "conversations.replies": 3,
+    "chat.update": 3,
+    "chat.delete": 3,
+    "chat.postEphemeral": 4,
+    "pins.add": 2,
+    "pins.remove": 2,
+    "pins.list": 2,
+    "views.open": 4,
+    "views.push": 4,
+    "views.update": 4,
+    "views.publish": 4,
+    "files.info": 4,
+    "files.list": 3,
+    "files.getUploadURLExternal": 4,
+    "files.completeUploadExternal": 4,
 }
 
 # Messages Slack itself writes into a channel's history.
@@ -168,9 +191,7 @@ def _paginate(items: list, args: dict, default_limit: int, max_limit: int = 1000
 
 
 def _parse_multipart(body: bytes, content_type: str) -> dict[str, Any]:
-    message = BytesParser(policy=policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
-    )
+    message = BytesParser(policy=policy.HTTP).parsebytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
     fields: dict[str, Any] = {}
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
@@ -189,8 +210,19 @@ def _filetype_for(filename: str) -> str:
 # --------------------------------------------------------------------------- #
 
 _BLOCK_TYPES = {
-    "section", "divider", "image", "actions", "context", "input", "header",
-    "file", "rich_text", "video", "markdown", "call", "table",
+    "section",
+    "divider",
+    "image",
+    "actions",
+    "context",
+    "input",
+    "header",
+    "file",
+    "rich_text",
+    "video",
+    "markdown",
+    "call",
+    "table",
 }
 
 
@@ -413,8 +445,7 @@ def _validate_view(view: Any, allowed_types: tuple[str, ...]) -> dict:
                     raise _invalid_arguments(error)
         has_input = any(isinstance(b, dict) and b.get("type") == "input" for b in view.get("blocks") or [])
         if has_input and "submit" not in view:
-            raise _invalid_arguments(
-                _err("/view/submit", "submit is required when an input block is within the blocks array"))
+            raise _invalid_arguments(_err("/view/submit", "submit is required when an input block is within the blocks array"))
     error = validate_blocks(view.get("blocks", []), 100, "/view/blocks")
     if error:
         raise _invalid_arguments(error)
@@ -512,8 +543,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.fake._route(self, "POST")
 
 
-def _send(handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str,
-          headers: dict | None = None) -> None:
+def _send(handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
     handler.send_response(status)
     handler.send_header("Content-Type", content_type)
     handler.send_header("Content-Length", str(len(body)))
@@ -549,9 +579,15 @@ class FakeSlack:
     post_message_burst: int = 5
     response_url_max_uses: int = 5
 
-    def __init__(self, bot_token: str = "xoxb-test-token", team_id: str = "T0001", bot_user_id: str = "UBOT",
-                 enforce_rate_limits: bool = False, rate_window_seconds: float = 60.0,
-                 scopes: Iterable[str] | None = None) -> None:
+    def __init__(
+        self,
+        bot_token: str = "xoxb-test-token",
+        team_id: str = "T0001",
+        bot_user_id: str = "UBOT",
+        enforce_rate_limits: bool = False,
+        rate_window_seconds: float = 60.0,
+        scopes: Iterable[str] | None = None,
+    ) -> None:
         self.bot_token = bot_token
         self.team_id = team_id
         self.bot_user_id = bot_user_id
@@ -563,8 +599,7 @@ class FakeSlack:
         # Calls allowed per window, by method; a test may lower one (fake.rate_limits["chat.update"] = 2).
         self.rate_limits: dict[str, int] = {m: TIER_LIMITS[tier] for m, tier in RATE_TIERS.items()}
         # The bot token's scopes, in order; default: what manifest.yml asks for.
-        self.scopes: tuple[str, ...] = (tuple(scopes) if scopes is not None
-                                        else slack_scopes.manifest_bot_scopes())
+        self.scopes: tuple[str, ...] = tuple(scopes) if scopes is not None else slack_scopes.manifest_bot_scopes()
         self.url = ""
         self.api_url = ""
 
@@ -662,9 +697,18 @@ class FakeSlack:
 
     # ------------------------------------------------------------ seeding
 
-    def add_user(self, user_id: str, name: str, email: str | None = None, real_name: str | None = None,
-                 locale: str = "en-US", is_bot: bool = False, deleted: bool = False, is_admin: bool = False,
-                 tz: str = "America/Toronto") -> dict:
+    def add_user(
+        self,
+        user_id: str,
+        name: str,
+        email: str | None = None,
+        real_name: str | None = None,
+        locale: str = "en-US",
+        is_bot: bool = False,
+        deleted: bool = False,
+        is_admin: bool = False,
+        tz: str = "America/Toronto",
+    ) -> dict:
         real_name = real_name if real_name is not None else name
         user = {
             "id": user_id,
@@ -698,13 +742,13 @@ class FakeSlack:
             self.users[user_id] = user
         return user
 
-    def add_channel(self, name: str, members: Any = (), is_private: bool = False,
-                    creator: str | None = None, system_messages: bool = False) -> dict:
+    def add_channel(
+        self, name: str, members: Any = (), is_private: bool = False, creator: str | None = None, system_messages: bool = False
+    ) -> dict:
         """Seed a channel; with `system_messages`, history starts with a channel_join per member."""
         with self._lock:
             members = list(dict.fromkeys(members))
-            channel = self._create_channel(name, is_private, creator or (members[0] if members else self.bot_user_id),
-                                           members)
+            channel = self._create_channel(name, is_private, creator or (members[0] if members else self.bot_user_id), members)
             if system_messages:
                 for user_id in members:
                     self._append_join(channel["id"], user_id)
@@ -726,8 +770,17 @@ class FakeSlack:
             self.usergroups[group_id] = group
         return group
 
-    def add_file(self, file_id: str, name: str, content: bytes, mimetype: str, filetype: str, user: str,
-                 channels: Any = (), created: int | None = None) -> dict:
+    def add_file(
+        self,
+        file_id: str,
+        name: str,
+        content: bytes,
+        mimetype: str,
+        filetype: str,
+        user: str,
+        channels: Any = (),
+        created: int | None = None,
+    ) -> dict:
         with self._lock:
             return self._store_file(file_id, name, name, content, mimetype, filetype, user, list(channels), created)
 
@@ -789,8 +842,9 @@ class FakeSlack:
         with self._lock:
             self.calls.clear()
 
-    def wait_for(self, method: str, count: int = 1, timeout: float = 5.0,
-                 predicate: Callable[[Call], bool] | None = None) -> list[Call]:
+    def wait_for(
+        self, method: str, count: int = 1, timeout: float = 5.0, predicate: Callable[[Call], bool] | None = None
+    ) -> list[Call]:
         deadline = time.monotonic() + timeout
         while True:
             matching = [c for c in self.calls_to(method) if predicate is None or predicate(c)]
@@ -848,8 +902,11 @@ class FakeSlack:
     def system_messages(self, channel_id: str, subtype: str | None = None) -> list[dict]:
         """The messages Slack itself wrote in the channel, oldest first; only `subtype` if given."""
         with self._lock:
-            return [m for m in self.messages.get(channel_id, [])
-                    if m.get("subtype") in SYSTEM_SUBTYPES and (subtype is None or m["subtype"] == subtype)]
+            return [
+                m
+                for m in self.messages.get(channel_id, [])
+                if m.get("subtype") in SYSTEM_SUBTYPES and (subtype is None or m["subtype"] == subtype)
+            ]
 
     def new_trigger_id(self) -> str:
         """A trigger id as Slack puts in an interaction payload: usable once, for trigger_ttl_seconds."""
@@ -866,7 +923,7 @@ class FakeSlack:
         body = handler.rfile.read(length) if length else b""
         path = parts.path
         if path.startswith("/api/"):
-            self._serve_api(handler, path[len("/api/"):], parts.query, body)
+            self._serve_api(handler, path[len("/api/") :], parts.query, body)
         elif path.startswith("/upload/v1/") and verb == "POST":
             self._serve_upload(handler, path.rsplit("/", 1)[-1], body)
         elif path.startswith("/files-pri/"):
@@ -909,13 +966,13 @@ class FakeSlack:
 
     def _serve_api(self, handler: BaseHTTPRequestHandler, method: str, query: str, body: bytes) -> None:
         auth = handler.headers.get("Authorization", "")
-        bearer = auth[len("Bearer "):].strip() if auth.startswith("Bearer ") else None
+        bearer = auth[len("Bearer ") :].strip() if auth.startswith("Bearer ") else None
         parse_error: SlackError | None = None
         try:
             args, param_token = self._parse_args(handler, query, body)
         except SlackError as e:
             args, param_token, parse_error = {}, None, e
-        except Exception:  # noqa: BLE001 - whatever a malformed body breaks, Slack says invalid_form_data
+        except Exception:  # whatever a malformed body breaks, Slack says invalid_form_data
             args, param_token, parse_error = {}, None, SlackError("invalid_form_data")
         token = bearer or param_token
         hold = self._take_hold(method, args) if parse_error is None else None
@@ -924,8 +981,7 @@ class FakeSlack:
             hold._go.wait(hold.seconds)
         with self._lock:  # record under the same lock so `calls` order == processing order
             status, payload, headers, drop = self._dispatch(method, args, token, parse_error)
-            self.calls.append(Call(method, args, token, 0 if drop else status, payload.get("ok", False),
-                                   payload.get("error")))
+            self.calls.append(Call(method, args, token, 0 if drop else status, payload.get("ok", False), payload.get("error")))
         if drop:
             handler.close_connection = True
         else:
@@ -933,8 +989,9 @@ class FakeSlack:
         if hold is not None:
             hold.answered.set()
 
-    def _dispatch(self, method: str, args: dict, token: str | None,
-                  parse_error: SlackError | None) -> tuple[int, dict, dict, bool]:
+    def _dispatch(
+        self, method: str, args: dict, token: str | None, parse_error: SlackError | None
+    ) -> tuple[int, dict, dict, bool]:
         """Return (status, payload, headers, drop_connection)."""
         with self._lock:
             fault = self._take_fault(method)
@@ -963,16 +1020,17 @@ class FakeSlack:
                     if wait:
                         return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(wait)}, False
                 # Slack tells every authenticated caller its scopes and the ones the method accepts.
-                headers = {"X-OAuth-Scopes": ",".join(self.scopes),
-                           "X-Accepted-OAuth-Scopes": ",".join(
-                               slack_scopes.scopes_for(method, self._conversation_kind(method, args)))}
+                headers = {
+                    "X-OAuth-Scopes": ",".join(self.scopes),
+                    "X-Accepted-OAuth-Scopes": ",".join(slack_scopes.scopes_for(method, self._conversation_kind(method, args))),
+                }
                 needed = self._missing_scope(method, args)
                 if needed:
                     raise SlackError("missing_scope", needed=needed, provided=",".join(self.scopes))
                 payload = {"ok": True, **handler(self, args)}
             except SlackError as e:
                 payload = {"ok": False, "error": e.error, **e.extra}
-            except Exception:  # noqa: BLE001 - recorded in server_errors, which the fixture fails on
+            except Exception:  # recorded in server_errors, which the fixture fails on
                 # A bug in the fake must not look like a Slack answer.
                 self.server_errors.append(traceback.format_exc())
                 return 500, {"ok": False, "error": "fake_internal_error"}, {}, False
@@ -1001,7 +1059,7 @@ class FakeSlack:
         return 0
 
     def _conversation_kind(self, method: str, args: dict) -> str:
-        """"public", "private", "im" or "mpim": the kind of conversation a call is about, which
+        """ "public", "private", "im" or "mpim": the kind of conversation a call is about, which
         decides the scope it needs. Unknown channels count as public (the call then fails on its own)."""
         if method == "conversations.create":
             return "private" if _flag(args.get("is_private")) else "public"
@@ -1068,7 +1126,7 @@ class FakeSlack:
             return
         headers = {}
         if "/download/" in path:
-            headers["Content-Disposition"] = f"attachment; filename=\"{unquote(segments[-1])}\""
+            headers["Content-Disposition"] = f'attachment; filename="{unquote(segments[-1])}"'
         with self._lock:
             held, self._held_downloads = self._held_downloads > 0, max(0, self._held_downloads - 1)
         if not held:
@@ -1102,8 +1160,7 @@ class FakeSlack:
                 _send_json(handler, 400, {"ok": False, "error": "invalid_payload"})
                 return
             problem = None
-            if not (payload.get("text") or payload.get("blocks") or payload.get("attachments")
-                    or payload.get("delete_original")):
+            if not (payload.get("text") or payload.get("blocks") or payload.get("attachments") or payload.get("delete_original")):
                 problem = "no_text"
             elif "blocks" in payload and validate_blocks(payload["blocks"], 50):
                 problem = "invalid_blocks"
@@ -1157,8 +1214,7 @@ class FakeSlack:
             rendered.pop("locale", None)
         return rendered
 
-    def _create_channel(self, name: str, is_private: bool, creator: str, members: list[str],
-                        prefix: str = "C") -> dict:
+    def _create_channel(self, name: str, is_private: bool, creator: str, members: list[str], prefix: str = "C") -> dict:
         now = int(time.time())
         channel = {
             "id": self._next_id(prefix),
@@ -1285,15 +1341,13 @@ class FakeSlack:
 
     def _append_system(self, channel_id: str, subtype: str, user_id: str, text: str, **extra: Any) -> dict:
         """A message Slack itself writes (no bot_id: the app did not post it)."""
-        message = {"type": "message", "subtype": subtype, "user": user_id, "text": text, "ts": self._next_ts(),
-                   **extra}
+        message = {"type": "message", "subtype": subtype, "user": user_id, "text": text, "ts": self._next_ts(), **extra}
         self.messages[channel_id].append(message)
         return message
 
     def _append_join(self, channel_id: str, user_id: str, inviter: str | None = None) -> dict:
         extra = {"inviter": inviter} if inviter else {}
-        return self._append_system(channel_id, "channel_join", user_id, f"<@{user_id}> has joined the channel",
-                                   **extra)
+        return self._append_system(channel_id, "channel_join", user_id, f"<@{user_id}> has joined the channel", **extra)
 
     def _append_leave(self, channel_id: str, user_id: str) -> dict:
         return self._append_system(channel_id, "channel_leave", user_id, f"<@{user_id}> has left the channel")
@@ -1301,8 +1355,18 @@ class FakeSlack:
     def _file_object(self, file_id: str) -> dict:
         return json.loads(json.dumps(self.files[file_id]))
 
-    def _store_file(self, file_id: str, name: str, title: str, content: bytes, mimetype: str, filetype: str,
-                    user: str, channel_ids: list[str], created: int | None) -> dict:
+    def _store_file(
+        self,
+        file_id: str,
+        name: str,
+        title: str,
+        content: bytes,
+        mimetype: str,
+        filetype: str,
+        user: str,
+        channel_ids: list[str],
+        created: int | None,
+    ) -> dict:
         created = int(created if created is not None else time.time())
         file = {
             "id": file_id,
@@ -1366,22 +1430,46 @@ class FakeSlack:
 
 @api("auth.test")
 def _auth_test(fake: FakeSlack, args: dict) -> dict:
-    return {"url": fake.url, "team": "Fake Dealership", "user": "bot", "team_id": fake.team_id,
-            "user_id": fake.bot_user_id, "bot_id": fake.bot_id, "is_enterprise_install": False}
+    return {
+        "url": fake.url,
+        "team": "Fake Dealership",
+        "user": "bot",
+        "team_id": fake.team_id,
+        "user_id": fake.bot_user_id,
+        "bot_id": fake.bot_id,
+        "is_enterprise_install": False,
+    }
 
 
 @api("team.info")
 def _team_info(fake: FakeSlack, args: dict) -> dict:
-    return {"team": {"id": fake.team_id, "name": "Fake Dealership", "domain": "fake-dealership",
-                     "email_domain": "", "icon": {}, "url": fake.url}}
+    return {
+        "team": {
+            "id": fake.team_id,
+            "name": "Fake Dealership",
+            "domain": "fake-dealership",
+            "email_domain": "",
+            "icon": {},
+            "url": fake.url,
+        }
+    }
 
 
 @api("bots.info")
 def _bots_info(fake: FakeSlack, args: dict) -> dict:
     if args.get("bot", fake.bot_id) != fake.bot_id:
         raise SlackError("bot_not_found")
-    return {"bot": {"id": fake.bot_id, "deleted": False, "name": "bot", "updated": int(time.time()),
-                    "app_id": fake.app_id, "user_id": fake.bot_user_id, "icons": {}}}
+    return {
+        "bot": {
+            "id": fake.bot_id,
+            "deleted": False,
+            "name": "bot",
+            "updated": int(time.time()),
+            "app_id": fake.app_id,
+            "user_id": fake.bot_user_id,
+            "icons": {},
+        }
+    }
 
 
 # ---- users / usergroups ---------------------------------------------------- #
@@ -1408,15 +1496,17 @@ def _users_lookup_by_email(fake: FakeSlack, args: dict) -> dict:
 def _users_list(fake: FakeSlack, args: dict) -> dict:
     include_locale = _flag(args.get("include_locale"))
     page, meta = _paginate(list(fake.users.values()), args, default_limit=1000)
-    return {"members": [fake._render_user(u, include_locale) for u in page], "cache_ts": int(time.time()),
-            "response_metadata": meta}
+    return {
+        "members": [fake._render_user(u, include_locale) for u in page],
+        "cache_ts": int(time.time()),
+        "response_metadata": meta,
+    }
 
 
 @api("usergroups.list")
 def _usergroups_list(fake: FakeSlack, args: dict) -> dict:
     include_users = _flag(args.get("include_users"))
-    groups = [dict(g) if include_users else {k: v for k, v in g.items() if k != "users"}
-              for g in fake.usergroups.values()]
+    groups = [dict(g) if include_users else {k: v for k, v in g.items() if k != "users"} for g in fake.usergroups.values()]
     return {"usergroups": groups}
 
 
@@ -1471,8 +1561,11 @@ def _conversations_list(fake: FakeSlack, args: dict) -> dict:
         return "private_channel" if c.get("is_private") else "public_channel"
 
     exclude_archived = _flag(args.get("exclude_archived"))
-    matching = [fake._render_channel(c) for c in fake.channels.values()
-                if kind(c) in types and fake._visible(c) and not (exclude_archived and c.get("is_archived"))]
+    matching = [
+        fake._render_channel(c)
+        for c in fake.channels.values()
+        if kind(c) in types and fake._visible(c) and not (exclude_archived and c.get("is_archived"))
+    ]
     page, meta = _paginate(matching, args, default_limit=100)
     return {"channels": page, "response_metadata": meta}
 
@@ -1583,8 +1676,9 @@ def _set_channel_text(fake: FakeSlack, args: dict, field_name: str) -> dict:
     if len(value) > 250:
         raise SlackError("too_long")
     channel[field_name] = {"value": value, "creator": fake.bot_user_id, "last_set": int(time.time())}
-    fake._append_system(channel["id"], f"channel_{field_name}", fake.bot_user_id,
-                        f"set the channel {field_name}: {value}", **{field_name: value})
+    fake._append_system(
+        channel["id"], f"channel_{field_name}", fake.bot_user_id, f"set the channel {field_name}: {value}", **{field_name: value}
+    )
     return {"channel": fake._render_channel(channel)}
 
 
@@ -1665,11 +1759,18 @@ def _conversations_history(fake: FakeSlack, args: dict) -> dict:
         return (oldest <= ts <= latest) if inclusive else (oldest < ts < latest)
 
     # Thread replies live only in conversations.replies, as on Slack.
-    top_level = [dict(m) for m in reversed(fake.messages.get(channel["id"], []))
-                 if m.get("thread_ts", m["ts"]) == m["ts"] and in_range(float(m["ts"]))]
+    top_level = [
+        dict(m)
+        for m in reversed(fake.messages.get(channel["id"], []))
+        if m.get("thread_ts", m["ts"]) == m["ts"] and in_range(float(m["ts"]))
+    ]
     page, meta = _paginate(top_level, args, default_limit=100, max_limit=999)
-    return {"messages": page, "has_more": bool(meta["next_cursor"]), "pin_count": len(fake.pins[channel["id"]]),
-            "response_metadata": meta}
+    return {
+        "messages": page,
+        "has_more": bool(meta["next_cursor"]),
+        "pin_count": len(fake.pins[channel["id"]]),
+        "response_metadata": meta,
+    }
 
 
 @api("conversations.replies")
@@ -1727,8 +1828,9 @@ def _chat_post_ephemeral(fake: FakeSlack, args: dict) -> dict:
         raise SlackError("user_not_in_channel")
     content = fake._message_content(args)
     ts = fake._next_ts()
-    fake.ephemerals.append({"channel": channel["id"], "user": user["id"], "ts": ts,
-                            "thread_ts": args.get("thread_ts"), **content})
+    fake.ephemerals.append(
+        {"channel": channel["id"], "user": user["id"], "ts": ts, "thread_ts": args.get("thread_ts"), **content}
+    )
     return {"message_ts": ts}
 
 
@@ -1760,9 +1862,13 @@ def _pins_add(fake: FakeSlack, args: dict) -> dict:
         raise SlackError("too_many_pins")
     pinned.append(message["ts"])
     message["pinned_to"] = [channel["id"]]
-    fake._append_system(channel["id"], "pinned_item", fake.bot_user_id,
-                        f"<@{fake.bot_user_id}> pinned a message to this channel.",
-                        item_type="G" if channel.get("is_private") else "C")
+    fake._append_system(
+        channel["id"],
+        "pinned_item",
+        fake.bot_user_id,
+        f"<@{fake.bot_user_id}> pinned a message to this channel.",
+        item_type="G" if channel.get("is_private") else "C",
+    )
     return {}
 
 
@@ -1784,8 +1890,15 @@ def _pins_list(fake: FakeSlack, args: dict) -> dict:
     items = []
     for ts in fake.pins[channel["id"]]:
         message = fake._find_message(channel["id"], ts)
-        items.append({"type": "message", "channel": channel["id"], "created": int(float(ts)),
-                      "created_by": fake.bot_user_id, "message": dict(message)})
+        items.append(
+            {
+                "type": "message",
+                "channel": channel["id"],
+                "created": int(float(ts)),
+                "created_by": fake.bot_user_id,
+                "message": dict(message),
+            }
+        )
     return {"items": items}
 
 
@@ -1814,8 +1927,7 @@ def _spend_trigger(fake: FakeSlack, trigger_id: str) -> None:
     fake._used_triggers.add(trigger_id)
 
 
-def _store_view(fake: FakeSlack, view: dict, view_id: str | None = None,
-                previous: dict | None = None) -> dict:
+def _store_view(fake: FakeSlack, view: dict, view_id: str | None = None, previous: dict | None = None) -> dict:
     external_id = view.get("external_id") or ""
     if external_id and any(v.get("external_id") == external_id and v["id"] != view_id for v in fake.views.values()):
         raise SlackError("duplicate_external_id")
@@ -1861,8 +1973,11 @@ def _views_update(fake: FakeSlack, args: dict) -> dict:
     view_id, external_id = args.get("view_id"), args.get("external_id")
     if not view_id and not external_id:
         raise _invalid_arguments("[ERROR] either view_id or external_id is required")
-    current = fake.views.get(str(view_id)) if view_id else next(
-        (v for v in fake.views.values() if v.get("external_id") == external_id), None)
+    current = (
+        fake.views.get(str(view_id))
+        if view_id
+        else next((v for v in fake.views.values() if v.get("external_id") == external_id), None)
+    )
     if current is None:
         raise SlackError("not_found")
     if args.get("hash") and args["hash"] != current["hash"]:
@@ -1898,12 +2013,14 @@ def _files_info(fake: FakeSlack, args: dict) -> dict:
 @api("files.list")
 def _files_list(fake: FakeSlack, args: dict) -> dict:
     channel, user = args.get("channel"), args.get("user")
-    matching = [fake._file_object(f["id"]) for f in fake.files.values()
-                if (not user or f["user"] == user)
-                and (not channel or channel in f["channels"] + f["groups"] + f["ims"])]
+    matching = [
+        fake._file_object(f["id"])
+        for f in fake.files.values()
+        if (not user or f["user"] == user) and (not channel or channel in f["channels"] + f["groups"] + f["ims"])
+    ]
     matching.sort(key=lambda f: f["created"], reverse=True)
     count, page = max(1, _int(args.get("count"), 100)), max(1, _int(args.get("page"), 1))
-    chunk = matching[(page - 1) * count: page * count]
+    chunk = matching[(page - 1) * count : page * count]
     pages = max(1, math.ceil(len(matching) / count))
     return {"files": chunk, "paging": {"count": count, "total": len(matching), "page": page, "pages": pages}}
 
@@ -1917,8 +2034,13 @@ def _files_get_upload_url_external(fake: FakeSlack, args: dict) -> dict:
     if length <= 0:
         raise SlackError("missing_argument")  # what Slack answers for length=0
     file_id = fake._next_id("F")
-    fake._pending_uploads[file_id] = {"filename": filename, "length": length, "alt_txt": args.get("alt_txt"),
-                                      "snippet_type": args.get("snippet_type"), "content": None}
+    fake._pending_uploads[file_id] = {
+        "filename": filename,
+        "length": length,
+        "alt_txt": args.get("alt_txt"),
+        "snippet_type": args.get("snippet_type"),
+        "content": None,
+    }
     return {"upload_url": f"{fake.url}upload/v1/{file_id}", "file_id": file_id}
 
 
@@ -1931,8 +2053,7 @@ def _files_complete_upload_external(fake: FakeSlack, args: dict) -> dict:
     channels = []
     for channel_id in channel_ids:
         if not _CONVERSATION_ID.match(channel_id):
-            raise _invalid_arguments("input must match regex pattern: ^[CGDZ][A-Z0-9]{8,}$ "
-                                     "[json-pointer:/channel_id]")
+            raise _invalid_arguments("input must match regex pattern: ^[CGDZ][A-Z0-9]{8,}$ [json-pointer:/channel_id]")
         channel = fake.channels.get(channel_id)
         if channel is None or not fake._visible(channel):
             raise SlackError("invalid_channel")
@@ -1950,18 +2071,38 @@ def _files_complete_upload_external(fake: FakeSlack, args: dict) -> dict:
         filename = pending["filename"]
         mimetype = mimetypes.guess_type(filename)[0] or "application/octet-stream"
         filetype = pending["snippet_type"] or _filetype_for(filename)
-        files.append(fake._store_file(entry["id"], filename, entry.get("title") or filename, pending["content"],
-                                      mimetype, filetype, fake.bot_user_id, [], None))
-        fake.uploads.append({"id": entry["id"], "filename": filename, "title": entry.get("title") or filename,
-                             "content": pending["content"], "length": pending["length"],
-                             "channels": [c["id"] for c in channels], "initial_comment": args.get("initial_comment"),
-                             "thread_ts": args.get("thread_ts"), "alt_txt": pending["alt_txt"],
-                             "snippet_type": pending["snippet_type"]})
+        files.append(
+            fake._store_file(
+                entry["id"],
+                filename,
+                entry.get("title") or filename,
+                pending["content"],
+                mimetype,
+                filetype,
+                fake.bot_user_id,
+                [],
+                None,
+            )
+        )
+        fake.uploads.append(
+            {
+                "id": entry["id"],
+                "filename": filename,
+                "title": entry.get("title") or filename,
+                "content": pending["content"],
+                "length": pending["length"],
+                "channels": [c["id"] for c in channels],
+                "initial_comment": args.get("initial_comment"),
+                "thread_ts": args.get("thread_ts"),
+                "alt_txt": pending["alt_txt"],
+                "snippet_type": pending["snippet_type"],
+            }
+        )
     for channel in channels:
         # One message per channel carries all the files, like the Slack client.
         message = fake._append_message(
-            channel["id"], {"text": str(args.get("initial_comment") or ""), "upload": True, "files": []},
-            args.get("thread_ts"))
+            channel["id"], {"text": str(args.get("initial_comment") or ""), "upload": True, "files": []}, args.get("thread_ts")
+        )
         for file in files:
             fake._share_file(file, channel["id"], message["ts"])
         message["files"] = [fake._file_object(f["id"]) for f in files]

@@ -19,16 +19,15 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
-
-UTC = timezone.utc
+UTC = UTC
 MAX_PAGE_SIZE = 100
 
 
@@ -41,10 +40,10 @@ class Call:
 
 @dataclass
 class _Fault:
-    kind: str             # "rate_limit" | "fail" | "garbage" | "delay"
+    kind: str  # "rate_limit" | "fail" | "garbage" | "delay"
     remaining: int
     arg: Any = None
-    when: Callable[[str, dict[str, str]], bool] | None = None   # only requests it accepts
+    when: Callable[[str, dict[str, str]], bool] | None = None  # only requests it accepts
 
 
 @dataclass
@@ -54,7 +53,7 @@ class FakeTekmetric:
     shop_id: int = 7
     shop_name: str = "Garage Test"
     now: datetime = datetime(2026, 11, 30, 15, 0, 0, tzinfo=UTC)
-    never_last: bool = False   # a server that forgets to say `last: true`
+    never_last: bool = False  # a server that forgets to say `last: true`
 
     customers: dict[int, dict] = field(default_factory=dict)
     vehicles: dict[int, dict] = field(default_factory=dict)
@@ -74,13 +73,12 @@ class FakeTekmetric:
 
     # --- lifecycle ------------------------------------------------------------
 
-    def start(self) -> "FakeTekmetric":
+    def start(self) -> FakeTekmetric:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
-        self._server.block_on_close = False   # a handler sleeping in delay() must not hold shutdown
+        self._server.block_on_close = False  # a handler sleeping in delay() must not hold shutdown
         # A short poll keeps stop() (and so each test's teardown) quick.
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
         self._thread.start()
         return self
 
@@ -108,39 +106,88 @@ class FakeTekmetric:
 
     # --- seeding --------------------------------------------------------------
 
-    def add_customer(self, first_name: str = "Marie", last_name: str = "Tremblay", *,
-                     phones: list[dict] | None = None, email: str | list[str] | None = None,
-                     **extra: Any) -> int:
+    def add_customer(
+        self,
+        first_name: str = "Marie",
+        last_name: str = "Tremblay",
+        *,
+        phones: list[dict] | None = None,
+        email: str | list[str] | None = None,
+        **extra: Any,
+    ) -> int:
         """``phones`` as Tekmetric sends them: [{"number": ..., "type": "Mobile", "primary": True}]."""
-        return self._add(self.customers, {
-            "firstName": first_name, "lastName": last_name, "email": email,
-            "phone": phones if phones is not None else [], "shopId": self.shop_id,
-            "customerType": {"id": 1, "code": "PERSON", "name": "Person"}, **extra})
+        return self._add(
+            self.customers,
+            {
+                "firstName": first_name,
+                "lastName": last_name,
+                "email": email,
+                "phone": phones if phones is not None else [],
+                "shopId": self.shop_id,
+                "customerType": {"id": 1, "code": "PERSON", "name": "Person"},
+                **extra,
+            },
+        )
 
-    def add_vehicle(self, customer_id: int | None = None, year: int | None = 2020,
-                    make: str | None = "Toyota", model: str | None = "Corolla",
-                    vin: str | None = None, **extra: Any) -> int:
-        return self._add(self.vehicles, {"customerId": customer_id, "year": year, "make": make,
-                                         "model": model, "vin": vin, **extra})
+    def add_vehicle(
+        self,
+        customer_id: int | None = None,
+        year: int | None = 2020,
+        make: str | None = "Toyota",
+        model: str | None = "Corolla",
+        vin: str | None = None,
+        **extra: Any,
+    ) -> int:
+        return self._add(
+            self.vehicles, {"customerId": customer_id, "year": year, "make": make, "model": model, "vin": vin, **extra}
+        )
 
-    def add_employee(self, first_name: str = "Marie", last_name: str = "Roy",
-                     email: str | None = "marie.roy@dealer.example", **extra: Any) -> int:
-        return self._add(self.employees, {
-            "firstName": first_name, "lastName": last_name, "email": email,
-            "employeeRole": {"id": 2, "code": "2", "name": "Service Advisor"}, **extra})
+    def add_employee(
+        self, first_name: str = "Marie", last_name: str = "Roy", email: str | None = "marie.roy@dealer.example", **extra: Any
+    ) -> int:
+        return self._add(
+            self.employees,
+            {
+                "firstName": first_name,
+                "lastName": last_name,
+                "email": email,
+                "employeeRole": {"id": 2, "code": "2", "name": "Service Advisor"},
+                **extra,
+            },
+        )
 
-    def add_repair_order(self, customer_id: int | None = None, vehicle_id: int | None = None, *,
-                         status_id: int = 2, number: int | None = None, keytag: str | None = None,
-                         service_writer_id: int | None = None, appointment_start: datetime | str | None = None,
-                         promised: datetime | str | None = None, **extra: Any) -> int:
-        return self._add(self.repair_orders, {
-            "repairOrderNumber": number if number is not None else next(self._ro_numbers),
-            "shopId": self.shop_id, "repairOrderStatus": _status(status_id),
-            "appointmentStartTime": _as_stamp(appointment_start),
-            "customerId": customer_id, "vehicleId": vehicle_id, "technicianId": None,
-            "serviceWriterId": service_writer_id, "keytag": keytag,
-            "customerTimeOut": _as_stamp(promised), "completedDate": None, "postedDate": None,
-            "deletedDate": None, **extra})
+    def add_repair_order(
+        self,
+        customer_id: int | None = None,
+        vehicle_id: int | None = None,
+        *,
+        status_id: int = 2,
+        number: int | None = None,
+        keytag: str | None = None,
+        service_writer_id: int | None = None,
+        appointment_start: datetime | str | None = None,
+        promised: datetime | str | None = None,
+        **extra: Any,
+    ) -> int:
+        return self._add(
+            self.repair_orders,
+            {
+                "repairOrderNumber": number if number is not None else next(self._ro_numbers),
+                "shopId": self.shop_id,
+                "repairOrderStatus": _status(status_id),
+                "appointmentStartTime": _as_stamp(appointment_start),
+                "customerId": customer_id,
+                "vehicleId": vehicle_id,
+                "technicianId": None,
+                "serviceWriterId": service_writer_id,
+                "keytag": keytag,
+                "customerTimeOut": _as_stamp(promised),
+                "completedDate": None,
+                "postedDate": None,
+                "deletedDate": None,
+                **extra,
+            },
+        )
 
     def update_repair_order(self, ro_id: int, **fields: Any) -> dict:
         """Change fields (``status_id=5`` sets repairOrderStatus) and bump updatedDate."""
@@ -155,21 +202,37 @@ class FakeTekmetric:
     def delete_repair_order(self, ro_id: int) -> None:
         with self._lock:
             when = self._tick()
-            self.repair_orders[ro_id].update(
-                repairOrderStatus=_status(7), deletedDate=when, updatedDate=when)
+            self.repair_orders[ro_id].update(repairOrderStatus=_status(7), deletedDate=when, updatedDate=when)
 
-    def add_appointment(self, customer_id: int | None = None, vehicle_id: int | None = None, *,
-                        start: datetime | str | None = None, status: str = "NONE",
-                        pickup: datetime | str | None = None, **extra: Any) -> int:
+    def add_appointment(
+        self,
+        customer_id: int | None = None,
+        vehicle_id: int | None = None,
+        *,
+        start: datetime | str | None = None,
+        status: str = "NONE",
+        pickup: datetime | str | None = None,
+        **extra: Any,
+    ) -> int:
         """``start`` is written like Tekmetric's examples: UTC without an offset."""
         start = start or self.now + timedelta(days=1)
-        return self._add(self.appointments, {
-            "shopId": self.shop_id, "customerId": customer_id, "vehicleId": vehicle_id,
-            "title": "Service", "startTime": _naive_utc(start),
-            "endTime": _naive_utc(_parse(start) + timedelta(minutes=30)),
-            "description": "Oil change", "arrived": status == "ARRIVED",
-            "appointmentStatus": status, "deletedDate": None, "pickupTime": _naive_utc(pickup),
-            **extra})
+        return self._add(
+            self.appointments,
+            {
+                "shopId": self.shop_id,
+                "customerId": customer_id,
+                "vehicleId": vehicle_id,
+                "title": "Service",
+                "startTime": _naive_utc(start),
+                "endTime": _naive_utc(_parse(start) + timedelta(minutes=30)),
+                "description": "Oil change",
+                "arrived": status == "ARRIVED",
+                "appointmentStatus": status,
+                "deletedDate": None,
+                "pickupTime": _naive_utc(pickup),
+                **extra,
+            },
+        )
 
     def update_appointment(self, appointment_id: int, **fields: Any) -> dict:
         with self._lock:
@@ -229,8 +292,14 @@ class FakeTekmetric:
 
     # --- request handling (called from the handler) ---------------------------
 
-    def handle(self, method: str, path: str, query: dict[str, str], headers: Any, body: bytes,
-               ) -> tuple[int, dict[str, str], bytes]:
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        headers: Any,
+        body: bytes,
+    ) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
             self.calls.append(Call(method, path, query))
         if method == "POST" and path == "/api/v1/oauth/token":
@@ -254,7 +323,7 @@ class FakeTekmetric:
             return fault.arg, _JSON, _json({"type": "ERROR", "message": "Internal error"})
         if fault.kind == "garbage":
             return 200, {"Content-Type": "text/html"}, b"<html><body><h1>Sign in</h1></body></html>"
-        time.sleep(fault.arg)   # delay, then answer normally
+        time.sleep(fault.arg)  # delay, then answer normally
         return None
 
     def _token(self, headers: Any, body: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -281,16 +350,24 @@ class FakeTekmetric:
                 return 404, _JSON, _json({"type": "ERROR", "message": "Not found"})
             if query.get("shop") != str(self.shop_id):
                 return 403, _JSON, _json({"type": "ERROR", "message": "Access Denied", "data": None, "details": {}})
-            items = _filter_ros(self.repair_orders, query) if kind == "repair-orders" \
+            items = (
+                _filter_ros(self.repair_orders, query)
+                if kind == "repair-orders"
                 else _filter_appointments(self.appointments, query)
+            )
             return 200, _JSON, _json(self._page(items, query))
 
     def _one(self, kind: str, raw_id: str) -> tuple[int, dict[str, str], bytes]:
         if kind == "shops":
             found = {"id": self.shop_id, "name": self.shop_name} if raw_id == str(self.shop_id) else None
         else:
-            table = {"customers": self.customers, "vehicles": self.vehicles, "employees": self.employees,
-                     "repair-orders": self.repair_orders, "appointments": self.appointments}.get(kind, {})
+            table = {
+                "customers": self.customers,
+                "vehicles": self.vehicles,
+                "employees": self.employees,
+                "repair-orders": self.repair_orders,
+                "appointments": self.appointments,
+            }.get(kind, {})
             found = table.get(int(raw_id)) if raw_id.isdigit() else None
         if found is None:
             return 404, _JSON, _json({"type": "ERROR", "message": "Not found"})
@@ -300,20 +377,32 @@ class FakeTekmetric:
         size = min(int(query.get("size") or 20), MAX_PAGE_SIZE)
         page = int(query.get("page") or 0)
         total_pages = math.ceil(len(items) / size)
-        content = items[page * size:(page + 1) * size]
-        return {"content": content, "totalPages": total_pages, "totalElements": len(items),
-                "last": (page >= total_pages - 1) and not self.never_last, "first": page == 0,
-                "size": size, "number": page, "numberOfElements": len(content), "empty": not content}
+        content = items[page * size : (page + 1) * size]
+        return {
+            "content": content,
+            "totalPages": total_pages,
+            "totalElements": len(items),
+            "last": (page >= total_pages - 1) and not self.never_last,
+            "first": page == 0,
+            "size": size,
+            "number": page,
+            "numberOfElements": len(content),
+            "empty": not content,
+        }
 
 
 # --- filters --------------------------------------------------------------------
+
 
 def _filter_ros(table: dict[int, dict], q: dict[str, str]) -> list[dict]:
     items = sorted(table.values(), key=lambda r: r["id"])
     if "deletedDateStart" in q or "deletedDateEnd" in q:
         # Tekmetric: a deleted-date filter answers deleted ROs only.
-        items = [r for r in items if r.get("deletedDate")
-                 and _in_range(r["deletedDate"], q.get("deletedDateStart"), q.get("deletedDateEnd"))]
+        items = [
+            r
+            for r in items
+            if r.get("deletedDate") and _in_range(r["deletedDate"], q.get("deletedDateStart"), q.get("deletedDateEnd"))
+        ]
     else:
         items = [r for r in items if not r.get("deletedDate")]
     items = [r for r in items if _in_range(r["updatedDate"], q.get("updatedDateStart"), q.get("updatedDateEnd"))]
@@ -353,10 +442,15 @@ def _json(data: Any) -> bytes:
 
 
 def _status(status_id: int) -> dict:
-    names = {1: ("ESTIMATE", "Estimate"), 2: ("WORKINPROGRESS", "Work In Progress"),
-             3: ("COMPLETE", "Complete"), 4: ("SAVEDFORLATER", "Saved For Later"),
-             5: ("POSTED", "Posted"), 6: ("ACCOUNTSRECEIVABLE", "Accounts Receivable"),
-             7: ("DELETED", "Deleted")}
+    names = {
+        1: ("ESTIMATE", "Estimate"),
+        2: ("WORKINPROGRESS", "Work In Progress"),
+        3: ("COMPLETE", "Complete"),
+        4: ("SAVEDFORLATER", "Saved For Later"),
+        5: ("POSTED", "Posted"),
+        6: ("ACCOUNTSRECEIVABLE", "Accounts Receivable"),
+        7: ("DELETED", "Deleted"),
+    }
     code, name = names.get(status_id, ("UNKNOWN", "Unknown"))
     return {"id": status_id, "code": code, "name": name}
 
@@ -385,10 +479,11 @@ def _naive_utc(value: datetime | str | None) -> str | None:
 
 # --- HTTP -------------------------------------------------------------------------
 
+
 def _handler_for(fake: FakeTekmetric) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True   # headers and body go in two writes: no 40 ms delayed-ACK stall
+        disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms delayed-ACK stall
 
         def do_GET(self) -> None:
             self._serve("GET")
@@ -410,7 +505,7 @@ def _handler_for(fake: FakeTekmetric) -> type[BaseHTTPRequestHandler]:
                 self.end_headers()
                 self.wfile.write(payload)
             except (BrokenPipeError, ConnectionResetError):
-                pass   # the client gave up (time-out test)
+                pass  # the client gave up (time-out test)
 
         def date_time_string(self, timestamp: float | None = None) -> str:
             return formatdate(fake.now.timestamp(), usegmt=True)

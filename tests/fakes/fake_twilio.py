@@ -39,6 +39,7 @@ Webhooks, signed the way Twilio signs (HMAC-SHA1 of URL + sorted params, compute
 product's code): `status_callback()` plays a delivery report (and updates the listed status of a known sid),
 `inbound()` plays an incoming SMS/MMS with the parameters Twilio sends.
 """
+
 from __future__ import annotations
 
 import base64
@@ -140,16 +141,33 @@ def _generated(size: int) -> Iterable[bytes]:
     while offset < size:
         n = min(_CHUNK, size - offset)
         start = offset % 251
-        yield _PATTERN[start:start + n]
+        yield _PATTERN[start : start + n]
         offset += n
 
 
 # Geographic parameters Twilio adds to an inbound webhook (from the number; empty when it doesn't know).
-_NANP_AREAS = {"514": ("MONTREAL", "QC"), "438": ("MONTREAL", "QC"), "450": ("", "QC"), "579": ("", "QC"),
-               "418": ("QUEBEC", "QC"), "581": ("QUEBEC", "QC"), "819": ("", "QC"), "873": ("", "QC"),
-               "416": ("TORONTO", "ON"), "647": ("TORONTO", "ON"), "437": ("TORONTO", "ON"), "613": ("OTTAWA", "ON"),
-               "905": ("", "ON"), "604": ("VANCOUVER", "BC"), "778": ("VANCOUVER", "BC"), "403": ("CALGARY", "AB"),
-               "780": ("EDMONTON", "AB"), "902": ("HALIFAX", "NS"), "204": ("WINNIPEG", "MB"), "306": ("", "SK")}
+_NANP_AREAS = {
+    "514": ("MONTREAL", "QC"),
+    "438": ("MONTREAL", "QC"),
+    "450": ("", "QC"),
+    "579": ("", "QC"),
+    "418": ("QUEBEC", "QC"),
+    "581": ("QUEBEC", "QC"),
+    "819": ("", "QC"),
+    "873": ("", "QC"),
+    "416": ("TORONTO", "ON"),
+    "647": ("TORONTO", "ON"),
+    "437": ("TORONTO", "ON"),
+    "613": ("OTTAWA", "ON"),
+    "905": ("", "ON"),
+    "604": ("VANCOUVER", "BC"),
+    "778": ("VANCOUVER", "BC"),
+    "403": ("CALGARY", "AB"),
+    "780": ("EDMONTON", "AB"),
+    "902": ("HALIFAX", "NS"),
+    "204": ("WINNIPEG", "MB"),
+    "306": ("", "SK"),
+}
 
 
 def _geo(number: str) -> tuple[str, str, str, str]:
@@ -266,7 +284,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         parts = urlsplit(self.path)
         if parts.path.startswith("/cdn/"):
-            self._serve_cdn(parts.path[len("/cdn/"):])
+            self._serve_cdn(parts.path[len("/cdn/") :])
             return
         media = fake._media_sid_of(parts.path)
         if media is not None:
@@ -333,8 +351,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class FakeTwilio:
-    def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN, cdn_host: str = "127.0.0.1",
-                 clock: Callable[[], datetime] | None = None):
+    def __init__(
+        self,
+        account_sid: str = ACCOUNT_SID,
+        auth_token: str = AUTH_TOKEN,
+        cdn_host: str = "127.0.0.1",
+        clock: Callable[[], datetime] | None = None,
+    ):
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.cdn_host = cdn_host
@@ -440,9 +463,14 @@ class FakeTwilio:
     @staticmethod
     def _record(form: list[tuple[str, str]]) -> dict:
         fields = dict(form)
-        return {"To": fields.get("To"), "From": fields.get("From"), "MessagingServiceSid": fields.get("MessagingServiceSid"),
-                "Body": fields.get("Body", ""), "MediaUrl": [v for k, v in form if k == "MediaUrl"],
-                "StatusCallback": fields.get("StatusCallback")}
+        return {
+            "To": fields.get("To"),
+            "From": fields.get("From"),
+            "MessagingServiceSid": fields.get("MessagingServiceSid"),
+            "Body": fields.get("Body", ""),
+            "MediaUrl": [v for k, v in form if k == "MediaUrl"],
+            "StatusCallback": fields.get("StatusCallback"),
+        }
 
     def _refuse(self, record: dict, status: int, payload: dict) -> tuple[int, dict]:
         self.rejected.append({**record, "error_code": payload["code"]})
@@ -461,7 +489,9 @@ class FakeTwilio:
             if not record["To"] or not record["Body"] or not (record["From"] or record["MessagingServiceSid"]):
                 return self._refuse(record, 400, _error(21604, 400, "A 'To' phone number is required."))
             if utf16_length(record["Body"]) > BODY_LIMIT:
-                return self._refuse(record, 400, _error(21617, 400, "The concatenated message body exceeds the 1600 character limit"))
+                return self._refuse(
+                    record, 400, _error(21617, 400, "The concatenated message body exceeds the 1600 character limit")
+                )
             if len(record["MediaUrl"]) > 10:
                 return self._refuse(record, 400, _error(21623, 400, "Number of media files exceeds allowed limit"))
             sid = f"SM{next(self._ids):032d}"
@@ -490,12 +520,28 @@ class FakeTwilio:
             num_media, error_code = len(record["MediaUrl"]), record["error_code"]
             created, updated = record["date_created"], record["date_updated"]
         uri = f"{self._account_path()}/Messages/{sid}"
-        return {"sid": sid, "account_sid": self.account_sid, "api_version": API_VERSION, "to": to, "from": from_,
-                "messaging_service_sid": service, "body": body, "status": status, "num_media": str(num_media),
-                "num_segments": str(segments(body)[1]), "direction": direction,
-                "date_created": _rfc2822(created), "date_sent": _rfc2822(created), "date_updated": _rfc2822(updated),
-                "error_code": error_code, "error_message": None, "price": None, "price_unit": "USD",
-                "uri": uri + ".json", "subresource_uris": {"media": uri + "/Media.json", "feedback": uri + "/Feedback.json"}}
+        return {
+            "sid": sid,
+            "account_sid": self.account_sid,
+            "api_version": API_VERSION,
+            "to": to,
+            "from": from_,
+            "messaging_service_sid": service,
+            "body": body,
+            "status": status,
+            "num_media": str(num_media),
+            "num_segments": str(segments(body)[1]),
+            "direction": direction,
+            "date_created": _rfc2822(created),
+            "date_sent": _rfc2822(created),
+            "date_updated": _rfc2822(updated),
+            "error_code": error_code,
+            "error_message": None,
+            "price": None,
+            "price_unit": "USD",
+            "uri": uri + ".json",
+            "subresource_uris": {"media": uri + "/Media.json", "feedback": uri + "/Feedback.json"},
+        }
 
     def _all_messages(self) -> list[dict]:
         """Every message resource, newest first."""
@@ -547,7 +593,7 @@ class FakeTwilio:
                     elif key == "From":
                         keep = keep and resource_from == value
                     else:
-                        keep = keep and _date_matches(record["date_created"], key[len("DateSent"):], _parse_date_filter(value))
+                        keep = keep and _date_matches(record["date_created"], key[len("DateSent") :], _parse_date_filter(value))
                 if keep:
                     chosen.append(record)
             sids = [r.get("sid") or r.get("MessageSid") for r in chosen]
@@ -556,7 +602,7 @@ class FakeTwilio:
                 start = sids.index(token[2:]) + 1
             elif token[:2] == "PB" and token[2:] in sids:
                 start = max(0, sids.index(token[2:]) - size)
-            items = chosen[start:start + size]
+            items = chosen[start : start + size]
             resources = [self._resource(r) for r in items]
 
         def uri(page_number: int, page_token: str | None = None) -> str:
@@ -566,10 +612,17 @@ class FakeTwilio:
             return f"{self._messages_path()}?{urlencode(pairs)}"
 
         more = start + size < len(chosen)
-        return 200, {"messages": resources, "page": page, "page_size": size, "start": start,
-                     "end": start + max(len(items) - 1, 0), "uri": uri(page, token or None), "first_page_uri": uri(0),
-                     "next_page_uri": uri(page + 1, "PA" + resources[-1]["sid"]) if more and resources else None,
-                     "previous_page_uri": uri(page - 1, "PB" + resources[0]["sid"]) if page > 0 and resources else None}
+        return 200, {
+            "messages": resources,
+            "page": page,
+            "page_size": size,
+            "start": start,
+            "end": start + max(len(items) - 1, 0),
+            "uri": uri(page, token or None),
+            "first_page_uri": uri(0),
+            "next_page_uri": uri(page + 1, "PA" + resources[-1]["sid"]) if more and resources else None,
+            "previous_page_uri": uri(page - 1, "PB" + resources[0]["sid"]) if page > 0 and resources else None,
+        }
 
     # -- media ----------------------------------------------------------------------------------
     def _add(self, content: bytes | None, size: int, content_type: str, message_sid: str | None) -> str:
@@ -578,9 +631,17 @@ class FakeTwilio:
         message_sid = message_sid or _sid("MM")
         media_sid = _sid("ME")
         with self._lock:
-            self._media[media_sid] = {"sid": media_sid, "message_sid": message_sid, "content": content, "size": size,
-                                      "content_type": content_type, "cdn_token": secrets.token_urlsafe(24),
-                                      "date_created": self.clock(), "faults": collections.deque(), "delay": 0.0}
+            self._media[media_sid] = {
+                "sid": media_sid,
+                "message_sid": message_sid,
+                "content": content,
+                "size": size,
+                "content_type": content_type,
+                "cdn_token": secrets.token_urlsafe(24),
+                "date_created": self.clock(),
+                "faults": collections.deque(),
+                "delay": 0.0,
+            }
         return f"{self.api_url}{self._account_path()}/Messages/{message_sid}/Media/{media_sid}"
 
     def add_media(self, content: bytes, content_type: str, message_sid: str | None = None) -> str:
@@ -618,8 +679,12 @@ class FakeTwilio:
             if times > 1:
                 faults.appendleft((at, status, times - 1))
         code = {404: 20404, 401: 20003, 403: 20003, 500: 20500, 503: 20503}.get(status, status * 100)
-        message = {404: "The requested resource was not found", 401: "Authenticate", 500: "An internal server error has occurred",
-                   503: "Service unavailable"}.get(status, "error")
+        message = {
+            404: "The requested resource was not found",
+            401: "Authenticate",
+            500: "An internal server error has occurred",
+            503: "Service unavailable",
+        }.get(status, "error")
         return status, _error(code, status, message)
 
     def slow_media(self, url: str, seconds: float) -> None:
@@ -632,12 +697,14 @@ class FakeTwilio:
         with self._lock:
             item = self._item(url)
         digest = hashlib.sha256()
-        for chunk in ([item["content"]] if item["content"] is not None else _generated(item["size"])):
+        for chunk in [item["content"]] if item["content"] is not None else _generated(item["size"]):
             digest.update(chunk)
         return digest.hexdigest()
 
     def _media_sid_of(self, path: str) -> str | None:
-        match = re.fullmatch(re.escape(self._account_path()) + r"/Messages/(?:SM|MM)[0-9a-fA-F]{32}/Media/(ME[0-9a-fA-F]{32})(?:\.json)?", path)
+        match = re.fullmatch(
+            re.escape(self._account_path()) + r"/Messages/(?:SM|MM)[0-9a-fA-F]{32}/Media/(ME[0-9a-fA-F]{32})(?:\.json)?", path
+        )
         return match.group(1) if match else None
 
     def _cdn_url(self, item: dict) -> str:
@@ -645,20 +712,35 @@ class FakeTwilio:
 
     def _media_resource(self, item: dict) -> dict:
         uri = f"{self._account_path()}/Messages/{item['message_sid']}/Media/{item['sid']}.json"
-        return {"sid": item["sid"], "account_sid": self.account_sid, "parent_sid": item["message_sid"],
-                "content_type": item["content_type"], "date_created": _rfc2822(item["date_created"]),
-                "date_updated": _rfc2822(item["date_created"]), "uri": uri}
+        return {
+            "sid": item["sid"],
+            "account_sid": self.account_sid,
+            "parent_sid": item["message_sid"],
+            "content_type": item["content_type"],
+            "date_created": _rfc2822(item["date_created"]),
+            "date_updated": _rfc2822(item["date_created"]),
+            "uri": uri,
+        }
 
     # -- webhooks -------------------------------------------------------------------------------
     def sign(self, url: str, params: dict[str, str]) -> str:
         data = url + "".join(k + params[k] for k in sorted(params))
         return base64.b64encode(hmac.new(self.auth_token.encode(), data.encode(), hashlib.sha1).digest()).decode()
 
-    def status_callback(self, app_url: str, public_url: str, sid: str, status: str, error_code: str | None = None,
-                        signature: str | None = None) -> requests.Response:
+    def status_callback(
+        self, app_url: str, public_url: str, sid: str, status: str, error_code: str | None = None, signature: str | None = None
+    ) -> requests.Response:
         """POST a delivery report to `app_url`/sms/status, signed over `public_url`/sms/status."""
-        params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": self.account_sid, "MessageStatus": status,
-                  "SmsStatus": status, "To": "+15145550142", "From": FROM_NUMBER, "ApiVersion": "2010-04-01"}
+        params = {
+            "MessageSid": sid,
+            "SmsSid": sid,
+            "AccountSid": self.account_sid,
+            "MessageStatus": status,
+            "SmsStatus": status,
+            "To": "+15145550142",
+            "From": FROM_NUMBER,
+            "ApiVersion": "2010-04-01",
+        }
         if error_code:
             params["ErrorCode"] = error_code
         with self._lock:  # what the list API shows from now on
@@ -667,13 +749,27 @@ class FakeTwilio:
                     code = int(error_code) if error_code and error_code.isdigit() else error_code or None
                     record.update(status=status, date_updated=self.clock(), error_code=code)
         header = signature if signature is not None else self.sign(public_url.rstrip("/") + "/sms/status", params)
-        return requests.post(app_url + "/sms/status", data=urlencode(params),
-                             headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": header}, timeout=10)
+        return requests.post(
+            app_url + "/sms/status",
+            data=urlencode(params),
+            headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": header},
+            timeout=10,
+        )
 
-    def inbound(self, app_url: str, public_url: str, from_number: str, body: str, media: Iterable[tuple[str, str]] = (),
-                message_sid: str | None = None, to: str = FROM_NUMBER, signature: str | None = None,
-                path: str = "/sms/inbound", extra: dict[str, str | None] | None = None,
-                messaging_service_sid: str | None = None) -> requests.Response:
+    def inbound(
+        self,
+        app_url: str,
+        public_url: str,
+        from_number: str,
+        body: str,
+        media: Iterable[tuple[str, str]] = (),
+        message_sid: str | None = None,
+        to: str = FROM_NUMBER,
+        signature: str | None = None,
+        path: str = "/sms/inbound",
+        extra: dict[str, str | None] | None = None,
+        messaging_service_sid: str | None = None,
+    ) -> requests.Response:
         """POST an incoming message to `app_url` + `path` as Twilio's messaging webhook does, signed over
         `public_url` + `path`. `media` items are (url, content_type), typically from add_media().
 
@@ -685,12 +781,17 @@ class FakeTwilio:
             first = re.search(r"/Messages/(MM[0-9a-fA-F]{32})/Media/", media[0][0]) if media else None
             message_sid = first.group(1) if first else _sid("MM" if media else "SM")
         from_geo, to_geo = _geo(from_number), _geo(to)
-        params: dict[str, str] = {"MessageSid": message_sid, "SmsSid": message_sid, "SmsMessageSid": message_sid,
-                                  "AccountSid": self.account_sid}
+        params: dict[str, str] = {
+            "MessageSid": message_sid,
+            "SmsSid": message_sid,
+            "SmsMessageSid": message_sid,
+            "AccountSid": self.account_sid,
+        }
         if messaging_service_sid:
             params["MessagingServiceSid"] = messaging_service_sid
-        params.update({"From": from_number, "To": to, "Body": body, "NumMedia": str(len(media)),
-                       "NumSegments": str(segments(body)[1])})
+        params.update(
+            {"From": from_number, "To": to, "Body": body, "NumMedia": str(len(media)), "NumSegments": str(segments(body)[1])}
+        )
         for n, (url, content_type) in enumerate(media):
             params[f"MediaContentType{n}"] = content_type
             params[f"MediaUrl{n}"] = url
@@ -707,5 +808,9 @@ class FakeTwilio:
                 self._order[message_sid] = next(self._seq)
                 self.received.append({**params, "date_created": self.clock()})
         header = signature if signature is not None else self.sign(public_url.rstrip("/") + path, params)
-        return requests.post(app_url + path, data=urlencode(params),
-                             headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": header}, timeout=10)
+        return requests.post(
+            app_url + path,
+            data=urlencode(params),
+            headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": header},
+            timeout=10,
+        )

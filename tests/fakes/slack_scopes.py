@@ -32,8 +32,12 @@ _READ = _per_kind(("channels:read",), ("groups:read",), ("im:read",), ("mpim:rea
 _HISTORY = _per_kind(("channels:history",), ("groups:history",), ("im:history",), ("mpim:history",))
 # Archive, unarchive, leave, kick: channels:manage for public channels (channels:write is user-token only).
 _MANAGE = _per_kind(("channels:manage",), ("groups:write",), ("im:write",), ("mpim:write",))
-_TOPIC = _per_kind(("channels:manage", "channels:write.topic"), ("groups:write", "groups:write.topic"),
-                   ("im:write", "im:write.topic"), ("mpim:write", "mpim:write.topic"))
+_TOPIC = _per_kind(
+    ("channels:manage", "channels:write.topic"),
+    ("groups:write", "groups:write.topic"),
+    ("im:write", "im:write.topic"),
+    ("mpim:write", "mpim:write.topic"),
+)
 
 METHOD_SCOPES: dict[str, Rule] = {
     "auth.test": (),
@@ -48,8 +52,9 @@ METHOD_SCOPES: dict[str, Rule] = {
     "conversations.info": _READ,
     "conversations.list": _READ,  # every kind named in `types` is checked
     "conversations.members": _READ,
-    "conversations.invite": _per_kind(("channels:manage", "channels:write.invites"),
-                                      ("groups:write", "groups:write.invites"), ("im:write",), ("mpim:write",)),
+    "conversations.invite": _per_kind(
+        ("channels:manage", "channels:write.invites"), ("groups:write", "groups:write.invites"), ("im:write",), ("mpim:write",)
+    ),
     "conversations.kick": _per_kind(("channels:manage",), ("groups:write",)),
     "conversations.join": _per_kind(("channels:join",), ()),
     "conversations.leave": _MANAGE,

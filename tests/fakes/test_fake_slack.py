@@ -42,8 +42,11 @@ def error_of(call, *args, **kwargs) -> SlackApiError:
 
 def checkbox_block(n_options: int, block_id: str = "b1") -> dict:
     options = [{"text": {"type": "plain_text", "text": f"o{i}"}, "value": str(i)} for i in range(n_options)]
-    return {"type": "actions", "block_id": block_id,
-            "elements": [{"type": "checkboxes", "action_id": "pick", "options": options}]}
+    return {
+        "type": "actions",
+        "block_id": block_id,
+        "elements": [{"type": "checkboxes", "action_id": "pick", "options": options}],
+    }
 
 
 def sections(n: int) -> list[dict]:
@@ -187,8 +190,9 @@ def test_channel_listing_topic_join_and_dm(fake_slack: FakeSlack, client: WebCli
 
     listed = client.conversations_list(types="public_channel,private_channel", limit=2)
     assert len(listed["channels"]) == 2 and listed["response_metadata"]["next_cursor"]
-    all_ids = [c["id"] for page in client.conversations_list(types="public_channel,private_channel", limit=2)
-               for c in page["channels"]]
+    all_ids = [
+        c["id"] for page in client.conversations_list(types="public_channel,private_channel", limit=2) for c in page["channels"]
+    ]
     assert public in all_ids and hidden not in all_ids  # private channels the bot is not in are invisible
     assert error_of(client.conversations_info, channel=hidden).response["error"] == "channel_not_found"
 
@@ -228,19 +232,18 @@ def test_post_message_rules_history_and_threads(fake_slack: FakeSlack, client: W
 
     updated = client.chat_update(channel=channel, ts=parent["ts"], text="RO closed")
     assert updated["message"]["text"] == "RO closed"
-    assert error_of(client.chat_update, channel=channel, ts="1.000001", text="x").response["error"] == \
-        "message_not_found"
+    assert error_of(client.chat_update, channel=channel, ts="1.000001", text="x").response["error"] == "message_not_found"
     fake_slack.messages[channel].append({"type": "message", "user": "U1", "text": "mine", "ts": "1700000000.000001"})
-    assert error_of(client.chat_update, channel=channel, ts="1700000000.000001", text="x").response["error"] == \
-        "cant_update_message"
+    assert (
+        error_of(client.chat_update, channel=channel, ts="1700000000.000001", text="x").response["error"] == "cant_update_message"
+    )
 
     assert client.pins_add(channel=channel, timestamp=parent["ts"])["ok"]
     assert error_of(client.pins_add, channel=channel, timestamp=parent["ts"]).response["error"] == "already_pinned"
     assert fake_slack.pins[channel] == [parent["ts"]]
 
     fake_slack.add_user("U2", "bob")
-    assert error_of(client.chat_postEphemeral, channel=channel, user="U2", text="psst").response["error"] == \
-        "user_not_in_channel"
+    assert error_of(client.chat_postEphemeral, channel=channel, user="U2", text="psst").response["error"] == "user_not_in_channel"
     client.chat_postEphemeral(channel=channel, user="U1", text="psst")
     assert fake_slack.ephemerals[0]["user"] == "U1"
 
@@ -296,20 +299,39 @@ def test_system_messages_are_written_like_slack(fake_slack: FakeSlack, client: W
 
     join, invited, topic, purpose, _, _, pin, leave = fake_slack.messages[channel]
     assert {k: join[k] for k in ("type", "subtype", "user", "text")} == {
-        "type": "message", "subtype": "channel_join", "user": "UBOT", "text": "<@UBOT> has joined the channel"}
+        "type": "message",
+        "subtype": "channel_join",
+        "user": "UBOT",
+        "text": "<@UBOT> has joined the channel",
+    }
     assert "bot_id" not in join  # Slack wrote it, not the app
     assert (invited["subtype"], invited["user"], invited["inviter"]) == ("channel_join", "U1", "UBOT")
     assert (topic["subtype"], topic["user"], topic["topic"], topic["text"]) == (
-        "channel_topic", "UBOT", "2019 Civic", "set the channel topic: 2019 Civic")
+        "channel_topic",
+        "UBOT",
+        "2019 Civic",
+        "set the channel topic: 2019 Civic",
+    )
     assert (purpose["subtype"], purpose["purpose"]) == ("channel_purpose", "RO 1")
     assert (pin["subtype"], pin["user"], pin["item_type"], pin["text"]) == (
-        "pinned_item", "UBOT", "C", "<@UBOT> pinned a message to this channel.")
+        "pinned_item",
+        "UBOT",
+        "C",
+        "<@UBOT> pinned a message to this channel.",
+    )
     assert (leave["subtype"], leave["user"], leave["text"]) == ("channel_leave", "U1", "<@U1> has left the channel")
 
     # History has them, newest first; a thread's replies do not.
     history = client.conversations_history(channel=channel)["messages"]
-    assert subtypes(history) == ["channel_leave", "pinned_item", None, "channel_purpose", "channel_topic",
-                                 "channel_join", "channel_join"]
+    assert subtypes(history) == [
+        "channel_leave",
+        "pinned_item",
+        None,
+        "channel_purpose",
+        "channel_topic",
+        "channel_join",
+        "channel_join",
+    ]
     replies = client.conversations_replies(channel=channel, ts=card)["messages"]
     assert [m["text"] for m in replies] == ["RO card", "in thread"]
     assert [m["text"] for m in fake_slack.messages_without_system(channel)] == ["RO card", "in thread"]
@@ -317,8 +339,7 @@ def test_system_messages_are_written_like_slack(fake_slack: FakeSlack, client: W
     assert len(fake_slack.system_messages(channel)) == 6
 
     # Nobody may edit, delete or pin what Slack wrote, even when its `user` is the bot.
-    assert error_of(client.chat_update, channel=channel, ts=pin["ts"], text="x").response["error"] == \
-        "cant_update_message"
+    assert error_of(client.chat_update, channel=channel, ts=pin["ts"], text="x").response["error"] == "cant_update_message"
     assert error_of(client.chat_delete, channel=channel, ts=topic["ts"]).response["error"] == "cant_delete_message"
     assert error_of(client.pins_add, channel=channel, timestamp=join["ts"]).response["error"] == "not_pinnable"
 
@@ -329,11 +350,12 @@ def test_system_messages_are_written_like_slack(fake_slack: FakeSlack, client: W
     client.conversations_join(channel=lobby)  # already in: no second join
     assert client.conversations_leave(channel=lobby)["ok"]
     assert client.conversations_leave(channel=lobby)["not_in_channel"] is True
-    assert [(m["subtype"], m["user"]) for m in fake_slack.messages[lobby]] == [("channel_join", "UBOT"),
-                                                                               ("channel_leave", "UBOT")]
+    assert [(m["subtype"], m["user"]) for m in fake_slack.messages[lobby]] == [
+        ("channel_join", "UBOT"),
+        ("channel_leave", "UBOT"),
+    ]
     seeded = fake_slack.add_channel("seeded", members=["UBOT", "U1"], system_messages=True)["id"]
-    assert [(m["subtype"], m["user"]) for m in fake_slack.messages[seeded]] == [("channel_join", "UBOT"),
-                                                                                ("channel_join", "U1")]
+    assert [(m["subtype"], m["user"]) for m in fake_slack.messages[seeded]] == [("channel_join", "UBOT"), ("channel_join", "U1")]
     assert fake_slack.messages_without_system(seeded) == []
 
 
@@ -346,12 +368,12 @@ def test_block_validation_in_messages(fake_slack: FakeSlack, client: WebClient) 
     assert "options" in too_many_options.response["response_metadata"]["messages"][0]
 
     assert client.chat_postMessage(channel=channel, text="ok", blocks=sections(50))["ok"]
-    assert error_of(client.chat_postMessage, channel=channel, text="x", blocks=sections(51)).response["error"] == \
-        "invalid_blocks"
+    assert error_of(client.chat_postMessage, channel=channel, text="x", blocks=sections(51)).response["error"] == "invalid_blocks"
 
     duplicate_ids = [checkbox_block(2, "same"), checkbox_block(2, "same")]
-    assert error_of(client.chat_postMessage, channel=channel, text="x", blocks=duplicate_ids).response["error"] == \
-        "invalid_blocks"
+    assert (
+        error_of(client.chat_postMessage, channel=channel, text="x", blocks=duplicate_ids).response["error"] == "invalid_blocks"
+    )
 
     # Form-encoded blocks arrive as a JSON string and are decoded before validation and recording.
     form = {"token": fake_slack.bot_token, "channel": channel, "text": "x", "blocks": json.dumps(sections(2))}
@@ -361,13 +383,22 @@ def test_block_validation_in_messages(fake_slack: FakeSlack, client: WebClient) 
 
 def test_validate_blocks_unit() -> None:
     long_text = [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}]
-    select = {"type": "section", "text": {"type": "mrkdwn", "text": "pick"},
-              "accessory": {"type": "static_select", "action_id": "a",
-                            "options": [{"text": {"type": "plain_text", "text": str(i)}, "value": str(i)}
-                                        for i in range(101)]}}
-    same_action = {"type": "actions", "elements": [
-        {"type": "button", "action_id": "go", "text": {"type": "plain_text", "text": "Go"}},
-        {"type": "button", "action_id": "go", "text": {"type": "plain_text", "text": "Go"}}]}
+    select = {
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": "pick"},
+        "accessory": {
+            "type": "static_select",
+            "action_id": "a",
+            "options": [{"text": {"type": "plain_text", "text": str(i)}, "value": str(i)} for i in range(101)],
+        },
+    }
+    same_action = {
+        "type": "actions",
+        "elements": [
+            {"type": "button", "action_id": "go", "text": {"type": "plain_text", "text": "Go"}},
+            {"type": "button", "action_id": "go", "text": {"type": "plain_text", "text": "Go"}},
+        ],
+    }
     assert validate_blocks(long_text, 50) is not None
     assert validate_blocks([select], 50) is not None
     assert validate_blocks([same_action], 50) is not None
@@ -375,10 +406,15 @@ def test_validate_blocks_unit() -> None:
     assert validate_blocks(sections(100), 100) is None
 
 
-@pytest.mark.parametrize("kind, initial_key", [
-    ("checkboxes", "initial_options"), ("multi_static_select", "initial_options"),
-    ("radio_buttons", "initial_option"), ("static_select", "initial_option"),
-])
+@pytest.mark.parametrize(
+    "kind, initial_key",
+    [
+        ("checkboxes", "initial_options"),
+        ("multi_static_select", "initial_options"),
+        ("radio_buttons", "initial_option"),
+        ("static_select", "initial_option"),
+    ],
+)
 def test_initial_options_must_be_among_the_options(kind: str, initial_key: str) -> None:
     options = [option("Upcoming", "upcoming"), option("Completed", "completed")]
 
@@ -395,8 +431,11 @@ def test_initial_options_must_be_among_the_options(kind: str, initial_key: str) 
 
     assert validate_blocks(block(initial(option("Completed", "completed"))), 50) is None
     assert validate_blocks(block(initial(option("Completed", "completed")), groups=True), 50) is None
-    for wrong in (option("Done", "completed"), option("Completed", "done"),
-                  {"text": {"type": "mrkdwn", "text": "Completed"}, "value": "completed"}):
+    for wrong in (
+        option("Done", "completed"),
+        option("Completed", "done"),
+        {"text": {"type": "mrkdwn", "text": "Completed"}, "value": "completed"},
+    ):
         problem = validate_blocks(block(initial(wrong)), 50)
         assert problem and f"/blocks/0/elements/0/{initial_key}" in problem and "options" in problem
     if initial_key == "initial_options":
@@ -407,8 +446,12 @@ def test_initial_options_must_be_among_the_options(kind: str, initial_key: str) 
 
 def test_initial_options_and_users_through_the_api(fake_slack: FakeSlack, client: WebClient) -> None:
     channel = fake_slack.add_channel("ro-1", members=["UBOT"])["id"]
-    select = {"type": "static_select", "action_id": "status", "options": [option("Upcoming", "upcoming")],
-              "initial_option": option("Completed", "completed")}
+    select = {
+        "type": "static_select",
+        "action_id": "status",
+        "options": [option("Upcoming", "upcoming")],
+        "initial_option": option("Completed", "completed"),
+    }
     section = {"type": "section", "text": {"type": "mrkdwn", "text": "Status"}, "accessory": select}
     answer = error_of(client.chat_postMessage, channel=channel, text="x", blocks=[section]).response
     assert answer["error"] == "invalid_blocks" and "initial_option" in answer["response_metadata"]["messages"][0]
@@ -427,8 +470,7 @@ def test_initial_options_and_users_through_the_api(fake_slack: FakeSlack, client
 
     # Checking initial options no longer skips a select's placeholder.
     select.update(initial_option=option("Upcoming", "upcoming"), placeholder={"type": "mrkdwn", "text": "Pick"})
-    assert error_of(client.chat_postMessage, channel=channel, text="x", blocks=[section]).response["error"] == \
-        "invalid_blocks"
+    assert error_of(client.chat_postMessage, channel=channel, text="x", blocks=[section]).response["error"] == "invalid_blocks"
 
 
 # ---- views ----------------------------------------------------------------- #
@@ -442,8 +484,7 @@ def test_views(fake_slack: FakeSlack, client: WebClient) -> None:
     too_big = error_of(client.views_open, trigger_id=fake_slack.new_trigger_id(), view=modal(sections(101))).response
     assert too_big["error"] == "invalid_arguments" and "100" in too_big["response_metadata"]["messages"][0]
     assert error_of(client.views_open, trigger_id="", view=modal([])).response["error"] == "invalid_arguments"
-    assert error_of(client.views_open, trigger_id="expired", view=modal([])).response["error"] == \
-        "expired_trigger_id"
+    assert error_of(client.views_open, trigger_id="expired", view=modal([])).response["error"] == "expired_trigger_id"
 
     updated = client.views_update(view_id=opened["id"], hash=opened["hash"], view=modal(sections(1)))["view"]
     assert updated["hash"] != opened["hash"]
@@ -462,14 +503,12 @@ def test_trigger_ids_are_issued_single_use_and_expire(fake_slack: FakeSlack, cli
     assert error_of(client.views_open, trigger_id=trigger, view=modal([])).response["error"] == "exchanged_trigger_id"
     assert error_of(client.views_push, trigger_id=trigger, view=modal([])).response["error"] == "exchanged_trigger_id"
     for made_up in ("trigger-1a2b3c4d", "12345.98765.abcd2358fdea"):
-        assert error_of(client.views_open, trigger_id=made_up, view=modal([])).response["error"] == \
-            "invalid_trigger_id"
+        assert error_of(client.views_open, trigger_id=made_up, view=modal([])).response["error"] == "invalid_trigger_id"
     assert error_of(client.views_push, trigger_id="expired", view=modal([])).response["error"] == "expired_trigger_id"
 
     # A view Slack refuses does not spend the trigger; pushing uses one just like opening.
     fresh = fake_slack.new_trigger_id()
-    assert error_of(client.views_push, trigger_id=fresh, view=modal(sections(101))).response["error"] == \
-        "invalid_arguments"
+    assert error_of(client.views_push, trigger_id=fresh, view=modal(sections(101))).response["error"] == "invalid_arguments"
     assert client.views_push(trigger_id=fresh, view=modal([]))["ok"]
     assert len(fake_slack.views) == 2
 
@@ -484,8 +523,7 @@ def test_trigger_ids_are_issued_single_use_and_expire(fake_slack: FakeSlack, cli
         assert client.views_open(trigger_id="trigger-1a2b3c4d", view=modal([]))["ok"]
     fake_slack.single_use_triggers = True
     assert client.views_open(trigger_id="trigger-99", view=modal([]))["ok"]
-    assert error_of(client.views_open, trigger_id="trigger-99", view=modal([])).response["error"] == \
-        "exchanged_trigger_id"
+    assert error_of(client.views_open, trigger_id="trigger-99", view=modal([])).response["error"] == "exchanged_trigger_id"
 
 
 # ---- files ----------------------------------------------------------------- #
@@ -512,8 +550,9 @@ def test_file_download_needs_bearer_token(fake_slack: FakeSlack, client: WebClie
 def test_files_upload_v2_end_to_end(fake_slack: FakeSlack, client: WebClient) -> None:
     fake_slack.scopes += ("files:write",)
     channel = fake_slack.add_channel("ro-1", members=["UBOT"])["id"]
-    result = client.files_upload_v2(channel=channel, content=b"quote body", filename="quote.txt", title="Quote",
-                                    initial_comment="Here is the quote")
+    result = client.files_upload_v2(
+        channel=channel, content=b"quote body", filename="quote.txt", title="Quote", initial_comment="Here is the quote"
+    )
     file = result["file"]
     assert file["title"] == "Quote" and file["channels"] == [channel] and file["size"] == 10
     assert fake_slack.uploads[0]["content"] == b"quote body"
@@ -522,13 +561,17 @@ def test_files_upload_v2_end_to_end(fake_slack: FakeSlack, client: WebClient) ->
 
     message = fake_slack.messages[channel][-1]
     assert message["text"] == "Here is the quote" and message["files"][0]["id"] == file["id"]
-    downloaded = requests.get(client.files_info(file=file["id"])["file"]["url_private"],
-                              headers={"Authorization": f"Bearer {fake_slack.bot_token}"}, timeout=5)
+    downloaded = requests.get(
+        client.files_info(file=file["id"])["file"]["url_private"],
+        headers={"Authorization": f"Bearer {fake_slack.bot_token}"},
+        timeout=5,
+    )
     assert downloaded.content == b"quote body"
 
     outsider = fake_slack.add_channel("ro-2")["id"]
-    assert error_of(client.files_upload_v2, channel=outsider, content=b"x", filename="a.txt").response["error"] == \
-        "not_in_channel"
+    assert (
+        error_of(client.files_upload_v2, channel=outsider, content=b"x", filename="a.txt").response["error"] == "not_in_channel"
+    )
 
 
 # ---- fault injection & retries --------------------------------------------- #
@@ -544,8 +587,9 @@ def test_rate_limit_then_success_with_retry_handler(fake_slack: FakeSlack) -> No
     assert limited.headers["Retry-After"] == "1"
 
     fake_slack.rate_limit("chat.postMessage", times=1, retry_after=1)
-    retrying = WebClient(token=fake_slack.bot_token, base_url=fake_slack.api_url,
-                         retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=1)])
+    retrying = WebClient(
+        token=fake_slack.bot_token, base_url=fake_slack.api_url, retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=1)]
+    )
     assert retrying.chat_postMessage(channel=channel, text="x")["ok"]
     assert [c.status for c in fake_slack.calls_to("chat.postMessage")] == [429, 429, 200]
     assert len(fake_slack.messages[channel]) == 1
@@ -568,9 +612,11 @@ def test_every_tier_is_enforced_per_method() -> None:
         client = WebClient(token=fake.bot_token, base_url=fake.api_url, retry_handlers=[])
         fake.add_user("U1", "alice", email="alice@dealer.ca")
         channel = fake.add_channel("ro-1", members=["UBOT"])["id"]
-        tiers = [("conversations.setTopic", 20, lambda: client.conversations_setTopic(channel=channel, topic="t")),
-                 ("users.lookupByEmail", 50, lambda: client.users_lookupByEmail(email="alice@dealer.ca")),
-                 ("users.info", 100, lambda: client.users_info(user="U1"))]
+        tiers = [
+            ("conversations.setTopic", 20, lambda: client.conversations_setTopic(channel=channel, topic="t")),
+            ("users.lookupByEmail", 50, lambda: client.users_lookupByEmail(email="alice@dealer.ca")),
+            ("users.info", 100, lambda: client.users_info(user="U1")),
+        ]
         for method, allowed, call in tiers:
             for _ in range(allowed):
                 call()
@@ -618,12 +664,31 @@ def test_rate_limits_are_off_unless_enforced(fake_slack: FakeSlack, client: WebC
 
 def test_the_product_methods_have_their_documented_tiers() -> None:
     expected = {
-        "conversations.create": 2, "conversations.invite": 3, "conversations.kick": 3, "conversations.setTopic": 2,
-        "conversations.archive": 2, "conversations.unarchive": 2, "chat.update": 3, "chat.postEphemeral": 4,
-        "pins.add": 2, "views.open": 4, "views.update": 4, "views.push": 4, "views.publish": 4,
-        "files.getUploadURLExternal": 4, "files.completeUploadExternal": 4, "users.info": 4,
-        "users.lookupByEmail": 3, "conversations.history": 3, "conversations.members": 4, "conversations.list": 2,
-        "usergroups.users.list": 2, "conversations.info": 3, "users.list": 2, "team.info": 3, "files.info": 4,
+        "conversations.create": 2,
+        "conversations.invite": 3,
+        "conversations.kick": 3,
+        "conversations.setTopic": 2,
+        "conversations.archive": 2,
+        "conversations.unarchive": 2,
+        "chat.update": 3,
+        "chat.postEphemeral": 4,
+        "pins.add": 2,
+        "views.open": 4,
+        "views.update": 4,
+        "views.push": 4,
+        "views.publish": 4,
+        "files.getUploadURLExternal": 4,
+        "files.completeUploadExternal": 4,
+        "users.info": 4,
+        "users.lookupByEmail": 3,
+        "conversations.history": 3,
+        "conversations.members": 4,
+        "conversations.list": 2,
+        "usergroups.users.list": 2,
+        "conversations.info": 3,
+        "users.list": 2,
+        "team.info": 3,
+        "files.info": 4,
     }
     assert {m: RATE_TIERS.get(m) for m in expected} == expected
     # Every method the fake answers has a tier, or is one of Slack's "special" ones.
@@ -633,8 +698,11 @@ def test_the_product_methods_have_their_documented_tiers() -> None:
 def test_server_error_is_retried(fake_slack: FakeSlack) -> None:
     channel = fake_slack.add_channel("ro-1", members=["UBOT"])["id"]
     fake_slack.fail("chat.postMessage", times=2, status=503)
-    retrying = WebClient(token=fake_slack.bot_token, base_url=fake_slack.api_url,
-                         retry_handlers=[ServerErrorRetryHandler(max_retry_count=2, interval_calculator=FAST)])
+    retrying = WebClient(
+        token=fake_slack.bot_token,
+        base_url=fake_slack.api_url,
+        retry_handlers=[ServerErrorRetryHandler(max_retry_count=2, interval_calculator=FAST)],
+    )
     assert retrying.chat_postMessage(channel=channel, text="x")["ok"]
     assert [c.status for c in fake_slack.calls_to("chat.postMessage")] == [503, 503, 200]
 
@@ -658,8 +726,11 @@ def test_fail_with_and_crash_after(fake_slack: FakeSlack) -> None:
 
     # slack_sdk's default ConnectionErrorRetryHandler retries that blindly: a duplicate post.
     fake_slack.crash_after("chat.postMessage")
-    default_like = WebClient(token=fake_slack.bot_token, base_url=fake_slack.api_url,
-                             retry_handlers=[ConnectionErrorRetryHandler(interval_calculator=FAST)])
+    default_like = WebClient(
+        token=fake_slack.bot_token,
+        base_url=fake_slack.api_url,
+        retry_handlers=[ConnectionErrorRetryHandler(interval_calculator=FAST)],
+    )
     assert default_like.chat_postMessage(channel=channel, text="twice")["ok"]
     assert [m["text"] for m in fake_slack.messages[channel]] == ["once", "twice", "twice"]
 
@@ -674,12 +745,15 @@ def test_missing_scope_names_the_needed_and_the_provided_scopes() -> None:
         channel = fake.add_channel("ro-1", members=["UBOT"])["id"]
         answer = error_of(client.users_info, user="U1").response
         assert {k: answer[k] for k in ("ok", "error", "needed", "provided")} == {
-            "ok": False, "error": "missing_scope", "needed": "users:read", "provided": "chat:write,channels:read"}
+            "ok": False,
+            "error": "missing_scope",
+            "needed": "users:read",
+            "provided": "chat:write,channels:read",
+        }
         assert answer.headers["X-OAuth-Scopes"] == "chat:write,channels:read"
         assert answer.headers["X-Accepted-OAuth-Scopes"] == "users:read"
         assert error_of(client.pins_add, channel=channel, timestamp="1.0").response["needed"] == "pins:write"
-        assert error_of(client.conversations_setTopic, channel=channel, topic="x").response["needed"] == \
-            "channels:manage"
+        assert error_of(client.conversations_setTopic, channel=channel, topic="x").response["needed"] == "channels:manage"
 
         # Methods that need no scope, and ones this token has.
         assert client.auth_test()["ok"] and client.conversations_info(channel=channel)["ok"]
@@ -737,7 +811,7 @@ settings:
   bot: [not, these]
 """
     assert slack_scopes.parse_bot_scopes(manifest) == ("chat:write", "pins:write", "users:read")
-    flow = "oauth_config:\n  scopes:\n    bot: [chat:write, \"team:read\"]\n"
+    flow = 'oauth_config:\n  scopes:\n    bot: [chat:write, "team:read"]\n'
     assert slack_scopes.parse_bot_scopes(flow) == ("chat:write", "team:read")
     assert slack_scopes.parse_bot_scopes("display_information:\n  name: x\n") == ()
 

@@ -1,4 +1,5 @@
 """Tests for tests/fake_twilio.py, driven over real HTTP with requests (no product code)."""
+
 from __future__ import annotations
 
 import base64
@@ -28,8 +29,10 @@ from tests.fakes.fake_twilio import (
 AUTH = (ACCOUNT_SID, AUTH_TOKEN)
 CUSTOMER = "+15145550142"
 OTHER = "+14165550199"
-RFC2822 = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} "
-                     r"\d{2}:\d{2}:\d{2} \+0000$")
+RFC2822 = re.compile(
+    r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} "
+    r"\d{2}:\d{2}:\d{2} \+0000$"
+)
 PUBLIC_URL = "https://dealer.example"
 
 
@@ -53,8 +56,9 @@ def messages_url(fake: FakeTwilio) -> str:
 
 
 def send(fake: FakeTwilio, body: str = "hello", to: str = CUSTOMER, timeout: float = 10, **fields) -> requests.Response:
-    return requests.post(messages_url(fake), data={"To": to, "From": FROM_NUMBER, "Body": body, **fields}, auth=AUTH,
-                         timeout=timeout)
+    return requests.post(
+        messages_url(fake), data={"To": to, "From": FROM_NUMBER, "Body": body, **fields}, auth=AUTH, timeout=timeout
+    )
 
 
 def listing(fake: FakeTwilio, **params) -> dict:
@@ -76,9 +80,15 @@ class App:
 
             def do_POST(self):
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-                app.posts.append({"path": self.path, "headers": dict(self.headers), "raw": raw,
-                                  "form": dict(parse_qsl(raw, keep_blank_values=True))})
-                data = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>"
+                app.posts.append(
+                    {
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "raw": raw,
+                        "form": dict(parse_qsl(raw, keep_blank_values=True)),
+                    }
+                )
+                data = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
                 self.send_response(200)
                 self.send_header("Content-Type", "text/xml")
                 self.send_header("Content-Length", str(len(data)))
@@ -109,12 +119,18 @@ def twilio_signature(url: str, form: dict[str, str]) -> str:
 
 # -- the existing surface still works ----------------------------------------------------------------
 
+
 def test_a_send_is_recorded_with_its_creation_time_and_answered_like_twilio(fake):
     before = datetime.now(UTC)
     answer = send(fake, "Your car is ready", StatusCallback=f"{PUBLIC_URL}/sms/status")
     assert answer.status_code == 201
     [message] = fake.messages
-    assert (message["To"], message["From"], message["Body"], message["MediaUrl"]) == (CUSTOMER, FROM_NUMBER, "Your car is ready", [])
+    assert (message["To"], message["From"], message["Body"], message["MediaUrl"]) == (
+        CUSTOMER,
+        FROM_NUMBER,
+        "Your car is ready",
+        [],
+    )
     assert message["StatusCallback"] == f"{PUBLIC_URL}/sms/status" and message["sid"] == answer.json()["sid"]
     assert before <= message["date_created"] <= datetime.now(UTC) and message["date_created"].tzinfo is not None
     resource = answer.json()
@@ -132,12 +148,17 @@ def test_refusals_go_to_rejected_with_their_code(fake):
 
 # -- listing and fetching messages ------------------------------------------------------------------
 
+
 def test_listing_needs_the_account_basic_auth(fake):
     for auth in (None, (ACCOUNT_SID, "wrong")):
         answer = requests.get(messages_url(fake), auth=auth, timeout=10)
         assert answer.status_code == 401
-        assert answer.json() == {"code": 20003, "message": "Authenticate", "more_info": "https://www.twilio.com/docs/errors/20003",
-                                 "status": 401}
+        assert answer.json() == {
+            "code": 20003,
+            "message": "Authenticate",
+            "more_info": "https://www.twilio.com/docs/errors/20003",
+            "status": 401,
+        }
         assert answer.headers["WWW-Authenticate"].startswith("Basic")
 
 
@@ -151,14 +172,30 @@ def test_listed_messages_are_shaped_like_twilio_newest_first(fake):
     assert [m["sid"] for m in page["messages"]] == [second, first]
     newest, oldest = page["messages"]
     assert oldest == {
-        "sid": first, "account_sid": ACCOUNT_SID, "api_version": "2010-04-01", "to": CUSTOMER, "from": FROM_NUMBER,
-        "messaging_service_sid": None, "body": "first", "status": "queued", "num_media": "0", "num_segments": "1",
-        "direction": "outbound-api", "date_created": "Thu, 03 Dec 2026 15:46:43 +0000",
-        "date_sent": "Thu, 03 Dec 2026 15:46:43 +0000", "date_updated": "Thu, 03 Dec 2026 15:46:43 +0000",
-        "error_code": None, "error_message": None, "price": None, "price_unit": "USD",
+        "sid": first,
+        "account_sid": ACCOUNT_SID,
+        "api_version": "2010-04-01",
+        "to": CUSTOMER,
+        "from": FROM_NUMBER,
+        "messaging_service_sid": None,
+        "body": "first",
+        "status": "queued",
+        "num_media": "0",
+        "num_segments": "1",
+        "direction": "outbound-api",
+        "date_created": "Thu, 03 Dec 2026 15:46:43 +0000",
+        "date_sent": "Thu, 03 Dec 2026 15:46:43 +0000",
+        "date_updated": "Thu, 03 Dec 2026 15:46:43 +0000",
+        "error_code": None,
+        "error_message": None,
+        "price": None,
+        "price_unit": "USD",
         "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{first}.json",
-        "subresource_uris": {"media": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{first}/Media.json",
-                             "feedback": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{first}/Feedback.json"}}
+        "subresource_uris": {
+            "media": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{first}/Media.json",
+            "feedback": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{first}/Feedback.json",
+        },
+    }
     assert newest["messaging_service_sid"] == "MG" + "1" * 32 and newest["to"] == OTHER
     assert parsedate_to_datetime(newest["date_sent"]) == datetime(2026, 12, 3, 15, 46, 48, tzinfo=UTC)
     assert page["page"] == 0 and page["page_size"] == 50 and page["next_page_uri"] is None and page["previous_page_uri"] is None
@@ -180,8 +217,12 @@ def test_listing_filters_by_date_sent_like_twilio(fake):
     clock = Clock(datetime(2026, 12, 1, 23, 59, 59, tzinfo=UTC))
     fake.clock = clock
     sids = {}
-    for day, moment in (("dec1", datetime(2026, 12, 1, 23, 59, 59, tzinfo=UTC)), ("dec2", datetime(2026, 12, 2, 0, 0, 0, tzinfo=UTC)),
-                        ("dec2b", datetime(2026, 12, 2, 18, 30, 0, tzinfo=UTC)), ("dec3", datetime(2026, 12, 3, 9, 0, 0, tzinfo=UTC))):
+    for day, moment in (
+        ("dec1", datetime(2026, 12, 1, 23, 59, 59, tzinfo=UTC)),
+        ("dec2", datetime(2026, 12, 2, 0, 0, 0, tzinfo=UTC)),
+        ("dec2b", datetime(2026, 12, 2, 18, 30, 0, tzinfo=UTC)),
+        ("dec3", datetime(2026, 12, 3, 9, 0, 0, tzinfo=UTC)),
+    ):
         clock.now = moment
         sids[send(fake, day).json()["sid"]] = day
 
@@ -256,35 +297,40 @@ def test_delivery_reports_update_the_listed_status(fake, app):
 
 # -- segments and the 1600 limit ---------------------------------------------------------------------
 
+
 def test_the_gsm_tables_are_the_03_38_ones():
     assert len(GSM7_BASIC) == 127 and len(set(GSM7_BASIC)) == 127 and "\x1b" not in GSM7_BASIC
     assert set(GSM7_EXTENSION) == set("\x0c^{}\\[~]|\u20ac")
     assert all(segments(c)[0] == "GSM-7" for c in GSM7_BASIC + GSM7_EXTENSION)
 
 
-@pytest.mark.parametrize(("body", "expected"), [
-    ("", ("GSM-7", 1)),
-    ("Votre véhicule est prêt", ("UCS-2", 1)),  # ê is not GSM-7: French often goes UCS-2
-    ("Votre vehicule est pret a etre ramasse. Merci!", ("GSM-7", 1)),
-    ("a" * 160, ("GSM-7", 1)),
-    ("a" * 161, ("GSM-7", 2)),
-    ("a" * 306, ("GSM-7", 2)),
-    ("a" * 307, ("GSM-7", 3)),
-    ("\u20ac" * 80, ("GSM-7", 1)),  # the extension table costs 2 septets
-    ("\u20ac" * 81, ("GSM-7", 2)),
-    ("a" * 152 + "{" + "a" * 152, ("GSM-7", 3)),  # 306 septets, but { can't straddle two segments
-    ("Ça coûte 10$", ("UCS-2", 1)),
-    ("Ça marche", ("GSM-7", 1)),  # capital Ç is in the basic set; lower-case ç is not
-    ("ça marche", ("UCS-2", 1)),
-    ("It\u2019s ready", ("UCS-2", 1)),  # a curly apostrophe
-    ("\u00ea" * 70, ("UCS-2", 1)),
-    ("\u00ea" * 71, ("UCS-2", 2)),
-    ("\u00ea" * 134, ("UCS-2", 2)),
-    ("\u00ea" * 135, ("UCS-2", 3)),
-    ("\U0001f697" * 35, ("UCS-2", 1)),  # an emoji is 2 UTF-16 code units
-    ("\U0001f697" * 36, ("UCS-2", 2)),
-    ("\u00ea" * 66 + "\U0001f697" + "\u00ea" * 66, ("UCS-2", 3)),  # 134 units; the pair can't be split
-], ids=lambda v: f"{v[0]}x{v[1]}" if isinstance(v, tuple) else f"{len(v)}:{v[:6].encode('unicode_escape').decode()}")
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("", ("GSM-7", 1)),
+        ("Votre véhicule est prêt", ("UCS-2", 1)),  # ê is not GSM-7: French often goes UCS-2
+        ("Votre vehicule est pret a etre ramasse. Merci!", ("GSM-7", 1)),
+        ("a" * 160, ("GSM-7", 1)),
+        ("a" * 161, ("GSM-7", 2)),
+        ("a" * 306, ("GSM-7", 2)),
+        ("a" * 307, ("GSM-7", 3)),
+        ("\u20ac" * 80, ("GSM-7", 1)),  # the extension table costs 2 septets
+        ("\u20ac" * 81, ("GSM-7", 2)),
+        ("a" * 152 + "{" + "a" * 152, ("GSM-7", 3)),  # 306 septets, but { can't straddle two segments
+        ("Ça coûte 10$", ("UCS-2", 1)),
+        ("Ça marche", ("GSM-7", 1)),  # capital Ç is in the basic set; lower-case ç is not
+        ("ça marche", ("UCS-2", 1)),
+        ("It\u2019s ready", ("UCS-2", 1)),  # a curly apostrophe
+        ("\u00ea" * 70, ("UCS-2", 1)),
+        ("\u00ea" * 71, ("UCS-2", 2)),
+        ("\u00ea" * 134, ("UCS-2", 2)),
+        ("\u00ea" * 135, ("UCS-2", 3)),
+        ("\U0001f697" * 35, ("UCS-2", 1)),  # an emoji is 2 UTF-16 code units
+        ("\U0001f697" * 36, ("UCS-2", 2)),
+        ("\u00ea" * 66 + "\U0001f697" + "\u00ea" * 66, ("UCS-2", 3)),  # 134 units; the pair can't be split
+    ],
+    ids=lambda v: f"{v[0]}x{v[1]}" if isinstance(v, tuple) else f"{len(v)}:{v[:6].encode('unicode_escape').decode()}",
+)
 def test_segments_count_like_carriers(body, expected):
     assert segments(body) == expected
 
@@ -294,8 +340,9 @@ def test_sent_messages_carry_their_segment_count(fake):
     emoji = send(fake, "Prêt \U0001f697" * 12).json()["sid"]
     counts = {m["sid"]: m["num_segments"] for m in listing(fake)["messages"]}
     assert counts == {long_gsm: "2", emoji: "2"} and segments("Prêt \U0001f697" * 12) == ("UCS-2", 2)  # 84 code units
-    service = requests.post(messages_url(fake), data={"To": CUSTOMER, "MessagingServiceSid": "MG" + "2" * 32, "Body": "hi"},
-                            auth=AUTH, timeout=10)
+    service = requests.post(
+        messages_url(fake), data={"To": CUSTOMER, "MessagingServiceSid": "MG" + "2" * 32, "Body": "hi"}, auth=AUTH, timeout=10
+    )
     assert service.json()["num_segments"] == "0", "Twilio answers 0 until a sender of the service is picked"
 
 
@@ -303,14 +350,19 @@ def test_a_body_over_1600_characters_is_refused_with_21617(fake):
     assert send(fake, "a" * 1600).status_code == 201
     refused = send(fake, "a" * 1601)
     assert refused.status_code == 400
-    assert refused.json() == {"code": 21617, "message": "The concatenated message body exceeds the 1600 character limit",
-                              "more_info": "https://www.twilio.com/docs/errors/21617", "status": 400}
+    assert refused.json() == {
+        "code": 21617,
+        "message": "The concatenated message body exceeds the 1600 character limit",
+        "more_info": "https://www.twilio.com/docs/errors/21617",
+        "status": 400,
+    }
     assert send(fake, "\U0001f697" * 800).status_code == 201
     assert send(fake, "\U0001f697" * 801).json()["code"] == 21617, "counted in UTF-16 code units"
     assert len(fake.messages) == 2 and [r["error_code"] for r in fake.rejected] == [21617, 21617]
 
 
 # -- holding a send ----------------------------------------------------------------------------------
+
 
 def test_an_accepted_send_exists_before_the_client_hears_back(fake):
     fake.hold_sends(accept=True)
@@ -357,9 +409,12 @@ def test_several_holds_and_the_hold_timeout(fake):
 
 # -- MMS media ---------------------------------------------------------------------------------------
 
+
 def test_media_needs_basic_auth_then_redirects_to_a_cdn_that_serves_without_it(fake):
     url = fake.add_media(b"\xff\xd8jpeg bytes", "image/jpeg")
-    assert re.fullmatch(re.escape(fake.api_url) + rf"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/MM[0-9a-f]{{32}}/Media/ME[0-9a-f]{{32}}", url)
+    assert re.fullmatch(
+        re.escape(fake.api_url) + rf"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/MM[0-9a-f]{{32}}/Media/ME[0-9a-f]{{32}}", url
+    )
     anonymous = requests.get(url, timeout=10)
     assert anonymous.status_code == 401 and anonymous.json()["code"] == 20003
     redirect = requests.get(url, auth=AUTH, allow_redirects=False, timeout=10)
@@ -423,8 +478,9 @@ def test_a_20_mb_mms_is_streamed_from_generated_bytes(fake):
         received += len(chunk)
     assert received == size and digest.hexdigest() == fake.media_digest(url)
     assert fake.media_digest(fake.add_media_size(3, "image/png")) == hashlib.sha256(bytes([0, 1, 2])).hexdigest()
-    assert requests.head(requests.get(url, auth=AUTH, allow_redirects=False, timeout=10).headers["Location"],
-                         timeout=10).headers["Content-Length"] == str(size)
+    assert requests.head(requests.get(url, auth=AUTH, allow_redirects=False, timeout=10).headers["Location"], timeout=10).headers[
+        "Content-Length"
+    ] == str(size)
 
 
 def test_media_json_is_the_media_resource(fake):
@@ -436,6 +492,7 @@ def test_media_json_is_the_media_resource(fake):
 
 
 # -- inbound messages --------------------------------------------------------------------------------
+
 
 def test_an_inbound_sms_posts_twilio_parameters_signed_over_the_public_url(fake, app):
     answer = fake.inbound(app.url, PUBLIC_URL, CUSTOMER, "Is my car ready?")
@@ -464,15 +521,27 @@ def test_an_inbound_mms_lists_its_media_and_takes_the_mm_sid(fake, app):
     form = app.posts[0]["form"]
     assert form["MessageSid"] == message_sid and form["NumMedia"] == "2" and form["Body"] == ""
     assert (form["MediaUrl0"], form["MediaContentType0"], form["MediaUrl1"], form["MediaContentType1"]) == (
-        photo, "image/jpeg", clip, "video/mp4")
+        photo,
+        "image/jpeg",
+        clip,
+        "video/mp4",
+    )
     assert app.posts[0]["headers"]["X-Twilio-Signature"] == twilio_signature(PUBLIC_URL + "/sms/inbound", form)
     assert requests.get(form["MediaUrl1"], auth=AUTH, timeout=10).content == b"mp4"
 
 
 def test_inbound_replays_overrides_and_bad_signatures(fake, app):
     sid = "SM" + "a" * 32
-    fake.inbound(app.url, PUBLIC_URL + "/", CUSTOMER, "STOP", message_sid=sid, path="/hooks/sms",
-                 extra={"OptOutType": "STOP", "FromCity": None}, messaging_service_sid="MG" + "3" * 32)
+    fake.inbound(
+        app.url,
+        PUBLIC_URL + "/",
+        CUSTOMER,
+        "STOP",
+        message_sid=sid,
+        path="/hooks/sms",
+        extra={"OptOutType": "STOP", "FromCity": None},
+        messaging_service_sid="MG" + "3" * 32,
+    )
     fake.inbound(app.url, PUBLIC_URL, CUSTOMER, "STOP", message_sid=sid, path="/hooks/sms", signature="forged")
     first, replay = app.posts
     assert first["path"] == replay["path"] == "/hooks/sms" and first["form"]["MessageSid"] == replay["form"]["MessageSid"] == sid

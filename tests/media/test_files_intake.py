@@ -1,9 +1,10 @@
 """Intake: files shared in RO channels are recorded once and copied into MEDIA_DIR, safely."""
+
 from __future__ import annotations
 
 import hashlib
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,20 @@ import pytest
 from media import intake_flow, intake_rules
 from media.file_download import download, token_allowed
 from storage.models import Activity, RoFile
-from tests.support.harness import SlackTestClient, start_app, wait_until
 from tests.support.factories import make_ro
-from tests.support.files import FileHost, copied_row, file_message_event, file_shared_event, files_env, heic_bytes, jpeg_bytes, share, slack_file
+from tests.support.files import (
+    FileHost,
+    copied_row,
+    file_message_event,
+    file_shared_event,
+    files_env,
+    heic_bytes,
+    jpeg_bytes,
+    share,
+    slack_file,
+)
+from tests.support.harness import SlackTestClient, start_app, wait_until
+
 LOGIN_PAGE = b"<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in</body></html>"
 
 
@@ -33,7 +45,13 @@ def test_shared_file_is_recorded_and_copied_content_addressed(app_any_db, fake_s
     ro = make_ro(fake_slack, members=("UTECH",))
     content = jpeg_bytes()
     row = share(client, fake_slack, ro, "IMG_0001.jpg", content, "image/jpeg", user="UTECH")
-    assert (row.copy_status, row.kind, row.uploader_user_id, row.size, row.name) == ("stored", "picture", "UTECH", len(content), "IMG_0001.jpg")
+    assert (row.copy_status, row.kind, row.uploader_user_id, row.size, row.name) == (
+        "stored",
+        "picture",
+        "UTECH",
+        len(content),
+        "IMG_0001.jpg",
+    )
     assert row.ro_id == ro.id and row.permalink
     sha = hashlib.sha256(content).hexdigest()
     assert row.sha256 == sha and _blob(app_any_db, sha).read_bytes() == content
@@ -43,7 +61,7 @@ def test_shared_file_is_recorded_and_copied_content_addressed(app_any_db, fake_s
     assert not list((Path(app_any_db.settings.media_dir) / "tmp").glob("*")), "no temp file left behind"
 
 
-def test_mobile_message_and_file_shared_events_record_the_file_once(client, fake_slack):
+def test_mobile_message_and_file_shared_events_record_the_file_once(app, client, fake_slack):
     ro = make_ro(fake_slack, members=("UTECH",))
     file_id = slack_file(fake_slack, ro.channel_id, "IMG_0002.jpg", jpeg_bytes(), "image/jpeg")
     client.event(file_message_event([file_id], ro.channel_id))
@@ -51,7 +69,7 @@ def test_mobile_message_and_file_shared_events_record_the_file_once(client, fake
     client.event(file_shared_event(file_id, ro.channel_id), event_id="EvSAME", retry_num=None)
     client.event(file_shared_event(file_id, ro.channel_id), event_id="EvSAME", retry_num=1)
     assert copied_row(file_id).copy_status == "stored"
-    time.sleep(0.3)
+    app.settle()  # every listener and task these events started has finished
     assert RoFile.select().where(RoFile.slack_file_id == file_id).count() == 1
     assert len(fake_slack.downloads) == 1
 
@@ -76,22 +94,25 @@ def test_files_in_a_message_without_subtype_are_recorded(client, fake_slack):
     assert copied_row(first).copy_status == "stored" and copied_row(second).copy_status == "stored"
 
 
-def test_files_outside_ro_channels_are_ignored(client, fake_slack):
+def test_files_outside_ro_channels_are_ignored(app, client, fake_slack):
     channel = fake_slack.add_channel("general", members=(fake_slack.bot_user_id, "UTECH"))
     file_id = slack_file(fake_slack, channel["id"], "lunch.jpg", jpeg_bytes(), "image/jpeg")
     client.event(file_shared_event(file_id, channel["id"]))
     client.event(file_message_event([file_id], channel["id"]))
-    time.sleep(0.5)
+    app.settle()  # every listener and task these events started has finished
     assert RoFile.select().count() == 0
     assert not fake_slack.calls_to("files.info") and not fake_slack.downloads
 
 
-@pytest.mark.parametrize("name,mimetype,kind", [
-    ("IMG_0003.HEIC", "image/heic", "picture"),
-    ("IMG_0004.MOV", "video/quicktime", "video"),
-    ("estimate.pdf", "application/pdf", "document"),
-    ("notes.txt", "text/plain", "document"),
-])
+@pytest.mark.parametrize(
+    "name,mimetype,kind",
+    [
+        ("IMG_0003.HEIC", "image/heic", "picture"),
+        ("IMG_0004.MOV", "video/quicktime", "video"),
+        ("estimate.pdf", "application/pdf", "document"),
+        ("notes.txt", "text/plain", "document"),
+    ],
+)
 def test_kind_comes_from_the_mimetype(client, fake_slack, name, mimetype, kind):
     ro = make_ro(fake_slack, members=("UTECH",))
     content = heic_bytes() if name.endswith("HEIC") else f"content of {name}".encode()
@@ -141,16 +162,19 @@ def test_a_sign_in_page_from_slack_itself_with_the_token_is_a_failed_download(ap
     assert _blob(app, RoFile.get(RoFile.slack_file_id == file_id).sha256).read_bytes() == content
 
 
-@pytest.mark.parametrize("url,api,allowed", [
-    ("http://127.0.0.1:8080/files/x.jpg", "http://127.0.0.1:8080/api/", True),
-    ("http://127.0.0.1:9090/files/x.jpg", "http://127.0.0.1:8080/api/", False),  # same host, another port
-    ("https://slack.example:443/x", "https://slack.example/api/", True),  # 443 written or not: one origin
-    ("https://slack.example:8443/x", "https://slack.example/api/", False),
-    ("http://slack.example/x", "https://slack.example/api/", False),  # same host, another scheme
-    ("https://files.slack.com:8443/files-pri/T1-F1/x.jpg", "https://slack.com/api/", False),
-    ("https://files.slack.com:443/files-pri/T1-F1/x.jpg", "https://slack.com/api/", True),
-    ("http://127.0.0.1:notaport/x", "http://127.0.0.1:8080/api/", False),
-])
+@pytest.mark.parametrize(
+    "url,api,allowed",
+    [
+        ("http://127.0.0.1:8080/files/x.jpg", "http://127.0.0.1:8080/api/", True),
+        ("http://127.0.0.1:9090/files/x.jpg", "http://127.0.0.1:8080/api/", False),  # same host, another port
+        ("https://slack.example:443/x", "https://slack.example/api/", True),  # 443 written or not: one origin
+        ("https://slack.example:8443/x", "https://slack.example/api/", False),
+        ("http://slack.example/x", "https://slack.example/api/", False),  # same host, another scheme
+        ("https://files.slack.com:8443/files-pri/T1-F1/x.jpg", "https://slack.com/api/", False),
+        ("https://files.slack.com:443/files-pri/T1-F1/x.jpg", "https://slack.com/api/", True),
+        ("http://127.0.0.1:notaport/x", "http://127.0.0.1:8080/api/", False),
+    ],
+)
 def test_the_token_goes_to_an_origin_not_just_a_host(url, api, allowed):
     assert token_allowed(url, api) is allowed
 
@@ -168,7 +192,7 @@ def test_the_same_file_shared_into_a_second_ro_is_recorded_there_and_downloaded_
     client.event(file_shared_event(file_id, second.channel_id), event_id="EvSECOND")
     client.event(file_shared_event(file_id, second.channel_id), event_id="EvSECOND", retry_num=1)
     row_b = copied_row(file_id, ro=second)
-    time.sleep(0.3)
+    app_any_db.settle()
     assert row_b.id != row_a.id and (row_b.copy_status, row_b.sha256, row_b.size) == ("stored", row_a.sha256, len(content))
     assert row_b.share_ts == shared["ts"], "notes about it go in the second channel's thread"
     assert RoFile.select().where(RoFile.slack_file_id == file_id).count() == 2
@@ -188,7 +212,7 @@ def test_the_times_recorded_come_from_slack(client, fake_slack):
     received = utcnow()
     client.event(file_message_event([file_id], ro.channel_id))
     row = copied_row(file_id)
-    assert row.shared_at == datetime.fromtimestamp(taken, timezone.utc).replace(tzinfo=None), "Slack's file time"
+    assert row.shared_at == datetime.fromtimestamp(taken, UTC).replace(tzinfo=None), "Slack's file time"
     activity = Activity.get((Activity.ro == ro) & (Activity.kind == "file"))
     assert received <= activity.at <= utcnow(), "new in the RO when it was shared there, not when it was taken"
 
@@ -215,8 +239,15 @@ def test_a_redirect_off_slack_is_followed_without_the_token(app, tmp_path):
     try:
         from media.blob_store import BlobStore
 
-        sha, size = download(slack_host.url("127.0.0.1"), "xoxb-secret", f"http://127.0.0.1:{slack_host.port}/api/",
-                                    BlobStore(tmp_path / "media"), max_bytes=10_000_000, expected_size=len(content), expected_type="image/jpeg")
+        sha, size = download(
+            slack_host.url("127.0.0.1"),
+            "xoxb-secret",
+            f"http://127.0.0.1:{slack_host.port}/api/",
+            BlobStore(tmp_path / "media"),
+            max_bytes=10_000_000,
+            expected_size=len(content),
+            expected_type="image/jpeg",
+        )
         assert slack_host.authorizations == ["Bearer xoxb-secret"]
         assert elsewhere.authorizations == [None]
         assert size == len(content) and sha == hashlib.sha256(content).hexdigest()
@@ -288,8 +319,16 @@ def test_a_stuck_pending_copy_is_picked_up_again(app, fake_slack):
     content = jpeg_bytes()
     file_id = slack_file(fake_slack, ro.channel_id, "IMG_0009.jpg", content, "image/jpeg")
     # As if the process died right after recording the file (an hour ago).
-    RoFile.create(ro=ro, slack_file_id=file_id, uploader_user_id="UTECH", kind="picture", name="IMG_0009.jpg",
-                  size=len(content), shared_at=utcnow() - timedelta(hours=1), recorded_at=utcnow() - timedelta(hours=1))
+    RoFile.create(
+        ro=ro,
+        slack_file_id=file_id,
+        uploader_user_id="UTECH",
+        kind="picture",
+        name="IMG_0009.jpg",
+        size=len(content),
+        shared_at=utcnow() - timedelta(hours=1),
+        recorded_at=utcnow() - timedelta(hours=1),
+    )
     assert intake_flow.retry_pending(app.services).stored == 1
 
 
@@ -351,13 +390,33 @@ def test_a_stale_claim_is_retried_or_given_up_on_its_last_attempt(app, fake_slac
     for name, attempts in (("IMG_0302.jpg", 1), ("IMG_0303.jpg", intake_rules.MAX_COPY_ATTEMPTS)):
         file_id = slack_file(fake_slack, ro.channel_id, name, content, "image/jpeg")
         # As if the process died during the download, an hour ago.
-        rows[name] = RoFile.create(ro=ro, slack_file_id=file_id, uploader_user_id="UTECH", kind="picture", name=name,
-                                   mimetype="image/jpeg", size=len(content), recorded_at=hour_ago, copy_status="copying",
-                                   copy_claimed_at=hour_ago, copy_attempts=attempts)
+        rows[name] = RoFile.create(
+            ro=ro,
+            slack_file_id=file_id,
+            uploader_user_id="UTECH",
+            kind="picture",
+            name=name,
+            mimetype="image/jpeg",
+            size=len(content),
+            recorded_at=hour_ago,
+            copy_status="copying",
+            copy_claimed_at=hour_ago,
+            copy_attempts=attempts,
+        )
     fresh_id = slack_file(fake_slack, ro.channel_id, "IMG_0304.jpg", content, "image/jpeg")
-    RoFile.create(ro=ro, slack_file_id=fresh_id, uploader_user_id="UTECH", kind="picture", name="IMG_0304.jpg",
-                  mimetype="image/jpeg", size=len(content), recorded_at=hour_ago, copy_status="copying",
-                  copy_claimed_at=utcnow(), copy_attempts=1)
+    RoFile.create(
+        ro=ro,
+        slack_file_id=fresh_id,
+        uploader_user_id="UTECH",
+        kind="picture",
+        name="IMG_0304.jpg",
+        mimetype="image/jpeg",
+        size=len(content),
+        recorded_at=hour_ago,
+        copy_status="copying",
+        copy_claimed_at=utcnow(),
+        copy_attempts=1,
+    )
     report = intake_flow.retry_pending(app.services)
     assert (report.retried, report.stored, report.gave_up) == (1, 1, [rows["IMG_0303.jpg"].slack_file_id])
     retried, given_up = (RoFile.get_by_id(rows[n].id) for n in ("IMG_0302.jpg", "IMG_0303.jpg"))

@@ -1,16 +1,26 @@
 """The Files modal: newest first, checkbox groups of at most 10 (paged), Send to customer."""
+
 from __future__ import annotations
 
-import time
 from urllib.parse import quote
 
 import pytest
 
 from blocks.codec import BadState, FilesState, decode
 from storage.models import CustomerSend, CustomerSendFile, StaffUser
-from tests.support.harness import wait_until
 from tests.support.factories import make_ro
-from tests.support.files import crafted, jpeg_bytes, latest_view, open_files, press_page, stored_file, submit, wait_send, with_ticks
+from tests.support.files import (
+    crafted,
+    jpeg_bytes,
+    latest_view,
+    open_files,
+    press_page,
+    stored_file,
+    submit,
+    wait_send,
+    with_ticks,
+)
+from tests.support.harness import wait_until
 
 
 def _checkboxes(view: dict) -> list[dict]:
@@ -39,7 +49,9 @@ def test_files_button_lists_the_files_newest_first_with_checkboxes(app, client, 
 
 def test_more_than_ten_files_are_paged_and_ticks_survive_paging(app, client, fake_slack, twilio):
     ro = make_ro(fake_slack, members=("UTECH",))
-    files = [stored_file(app, ro, jpeg_bytes(color=(i, i, i)), f"IMG_{i:04d}.jpg", "image/jpeg", minutes_ago=i) for i in range(23)]
+    files = [
+        stored_file(app, ro, jpeg_bytes(color=(i, i, i)), f"IMG_{i:04d}.jpg", "image/jpeg", minutes_ago=i) for i in range(23)
+    ]
     view = open_files(client, fake_slack, ro)
     first_page = _option_ids(view)
     assert first_page == [f.id for f in files[:10]] and len(_checkboxes(view)) == 1
@@ -116,7 +128,7 @@ def test_without_permission_the_modal_has_no_send_button(app, client, fake_slack
     # A Send crafted anyway is refused by the server, and nothing goes out.
     answer = submit(client, crafted(view, [photo]), user="UTECH")
     assert answer["response_action"] == "errors" and "not allowed" in next(iter(answer["errors"].values()))
-    time.sleep(0.3)
+    app.settle()
     assert CustomerSend.select().count() == 0
     assert twilio.messages == [] and twilio.rejected == [] and smtp.messages == []
 
@@ -126,14 +138,19 @@ def test_ten_files_with_long_names_still_open_within_slacks_limits(app, client, 
     stem = "Estimate & inspection <report> for customer vehicle 2021 Honda Civic front brakes rotors pads calipers "
     names = [f"{i:02d}_{stem}{'x' * 40}.pdf" for i in range(10)]
     assert all(len(n) >= 150 for n in names)
-    files = [stored_file(app, ro, b"%PDF-1.4 " + bytes([i]), name, "application/pdf", minutes_ago=i) for i, name in enumerate(names)]
+    files = [
+        stored_file(app, ro, b"%PDF-1.4 " + bytes([i]), name, "application/pdf", minutes_ago=i) for i, name in enumerate(names)
+    ]
     StaffUser.create(slack_user_id="UTECH", name="luc", real_name="Luc " + "&" * 200, locale="en-US")
     view = open_files(client, fake_slack, ro)  # the fake Slack refuses a section text over 3,000 characters
     listing = [b["text"]["text"] for b in view["blocks"] if b.get("block_id", "").startswith("files_list")]
     assert listing and all(len(text) <= 3000 for text in listing)
     text = "\n".join(listing)
     for number, f in enumerate(files, start=1):
-        assert f"`{number}.`" in text and f"<{quote(f.permalink, safe=':/&')}|{f.name[:2]}_Estimate &amp; inspection &lt;report&gt;" in text
+        assert (
+            f"`{number}.`" in text
+            and f"<{quote(f.permalink, safe=':/&')}|{f.name[:2]}_Estimate &amp; inspection &lt;report&gt;" in text
+        )
     assert "…" in text, "long names are shortened"
     assert _option_ids(view) == [f.id for f in files]
     assert len(view["blocks"]) <= 100
@@ -154,8 +171,12 @@ def test_the_selection_kept_between_pages_never_cuts_an_id():
 def test_too_many_files_at_once_is_refused(app, client, fake_slack, twilio):
     from customers.send_rules import MAX_FILES_PER_SEND
     from tests.support.files import press_page
+
     ro = make_ro(fake_slack, members=("UTECH",))
-    files = [stored_file(app, ro, jpeg_bytes(color=(i, 1, 1)), f"m{i}.jpg", "image/jpeg", minutes_ago=i) for i in range(MAX_FILES_PER_SEND + 1)]
+    files = [
+        stored_file(app, ro, jpeg_bytes(color=(i, 1, 1)), f"m{i}.jpg", "image/jpeg", minutes_ago=i)
+        for i in range(MAX_FILES_PER_SEND + 1)
+    ]
     view = open_files(client, fake_slack, ro)
     for page in range(1, 4):
         view = press_page(client, fake_slack, with_ticks(view, [f.id for f in files]), "files.next", str(page))

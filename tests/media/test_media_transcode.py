@@ -1,4 +1,5 @@
 """Customer-ready copies: HEIC → JPEG, HEVC/MOV → H.264 MP4, the rest as stored; made once per content."""
+
 from __future__ import annotations
 
 import io
@@ -12,6 +13,8 @@ from storage.db import database, open_database
 from storage.migrations import migrate
 from storage.models import MediaRendition
 from tests.support.files import has_encoder, heic_bytes, jpeg_bytes, video_bytes, video_codec
+
+
 @pytest.fixture
 def store(tmp_path):
     open_database(f"sqlite:///{tmp_path}/t.db")

@@ -1,4 +1,5 @@
 """The Home tab end to end: lists, filters, search box, paging, unread counts and marks."""
+
 from __future__ import annotations
 
 import json
@@ -13,11 +14,11 @@ from blocks import ids
 from blocks.codec import HomeState, PageRef, RoRef, decode
 from people.home_flow import flush_notifications
 from people.unread_rules import mark_read, record_activity, unread_counts
-from tests.support.harness import wait_until
 from storage import search_index as search
 from storage.db import database
 from storage.models import Activity, Participant, ReadMark, RepairOrder, utcnow
 from tests.support.factories import make_ro
+from tests.support.harness import wait_until
 from tests.support.people import answer, dms_to
 
 
@@ -38,7 +39,9 @@ def open_home(people, user="UADVISOR", view: dict | None = None) -> dict:
 
 def press(people, action_id: str, home: dict, value: str = "", user: str = "UADVISOR", **fields) -> dict:
     before = len(people.fake.calls_to("views.publish"))
-    people.action(user, action_id, value, view={"id": "VHOME", "type": "home", "private_metadata": home["private_metadata"]}, **fields)
+    people.action(
+        user, action_id, value, view={"id": "VHOME", "type": "home", "private_metadata": home["private_metadata"]}, **fields
+    )
     return people.fake.wait_for("views.publish", count=before + 1)[-1].args["view"]
 
 
@@ -53,12 +56,31 @@ def state(home: dict) -> HomeState:
 @pytest.fixture
 def shop(people, fake_slack):
     now = utcnow()
-    mine = make_ro(fake_slack, owner="UADVISOR", ro_number="48213", customer_first_name="Hélène", customer_last_name="Bélanger",
-                   status="in_progress", last_activity_at=now - timedelta(hours=1))
-    taking_part = make_ro(fake_slack, members=("UADVISOR",), ro_number="48214", customer_last_name="Tremblay",
-                          status="upcoming", last_activity_at=now - timedelta(hours=2))
-    other = make_ro(fake_slack, members=("UTECH",), ro_number="48215", customer_last_name="Gagnon", status="completed",
-                    last_activity_at=now - timedelta(hours=3))
+    mine = make_ro(
+        fake_slack,
+        owner="UADVISOR",
+        ro_number="48213",
+        customer_first_name="Hélène",
+        customer_last_name="Bélanger",
+        status="in_progress",
+        last_activity_at=now - timedelta(hours=1),
+    )
+    taking_part = make_ro(
+        fake_slack,
+        members=("UADVISOR",),
+        ro_number="48214",
+        customer_last_name="Tremblay",
+        status="upcoming",
+        last_activity_at=now - timedelta(hours=2),
+    )
+    other = make_ro(
+        fake_slack,
+        members=("UTECH",),
+        ro_number="48215",
+        customer_last_name="Gagnon",
+        status="completed",
+        last_activity_at=now - timedelta(hours=3),
+    )
     for ro in (mine, taking_part, other):
         search.index_ro(ro)
     return {"mine": mine, "taking_part": taking_part, "other": other}
@@ -73,7 +95,10 @@ def test_opening_home_shows_my_repair_orders_newest_activity_first(people, shop)
     assert "Hélène Bélanger" in first and "2021 Honda Civic" in first and "En cours" in first
     assert f"<#{shop['mine'].channel_id}>" in first
     button = home["blocks"][[b.get("block_id") for b in home["blocks"]].index(f"ro_{shop['mine'].id}")]["accessory"]
-    assert button["url"] == f"https://slack.com/app_redirect?channel={shop['mine'].channel_id}" and button["action_id"] == ids.HOME_OPEN
+    assert (
+        button["url"] == f"https://slack.com/app_redirect?channel={shop['mine'].channel_id}"
+        and button["action_id"] == ids.HOME_OPEN
+    )
     assert "Mes bons de travail" in json.dumps(home, ensure_ascii=False)
 
 
@@ -191,7 +216,9 @@ def test_a_retried_message_event_counts_once(people, fake_slack, shop):
 @pytest.mark.parametrize("value", ["not-a-number", "12", '{"v":1,"k":"ro","ro":-3}', '{"v":1,"k":"send","send":1}'])
 def test_a_button_value_we_did_not_write_changes_nothing_and_says_so(people, fake_slack, shop, value):
     home = open_home(people)
-    people.action("UADVISOR", ids.HOME_MARK_READ, value, view={"id": "VHOME", "type": "home", "private_metadata": home["private_metadata"]})
+    people.action(
+        "UADVISOR", ids.HOME_MARK_READ, value, view={"id": "VHOME", "type": "home", "private_metadata": home["private_metadata"]}
+    )
     assert "n'est plus à jour" in answer(fake_slack)["text"]  # Marie's Slack is in French
     people.settle()
     assert ReadMark.select().count() == 0 and len(people.fake.calls_to("views.publish")) == 1
@@ -210,9 +237,16 @@ def test_a_user_with_nothing_sees_how_to_get_added(people, fake_slack, shop):
 
 # -- unread, as a domain service ------------------------------------------------------------------
 
+
 def test_unread_counts_for_a_page_in_one_grouped_query(people, fake_slack, shop, monkeypatch):
     a, b, c = shop["mine"], shop["taking_part"], shop["other"]
-    for ro, user, ts in ((a, "UTECH", "1.1"), (a, "UTECH", "1.2"), (a, "UADVISOR", "1.3"), (b, "UTECH", "2.1"), (c, "UADVISOR", "3.1")):
+    for ro, user, ts in (
+        (a, "UTECH", "1.1"),
+        (a, "UTECH", "1.2"),
+        (a, "UADVISOR", "1.3"),
+        (b, "UTECH", "2.1"),
+        (c, "UADVISOR", "3.1"),
+    ):
         Activity.create(ro=ro, user_id=user, kind="message", ts=ts, at=utcnow() - timedelta(minutes=5))
     here, statements = threading.get_ident(), []
     execute_sql = database.obj.execute_sql
@@ -247,6 +281,7 @@ def test_a_file_shared_after_my_last_post_is_unread_and_announced(people, fake_s
     Slack first received the upload: a photo taken yesterday and shared now is new."""
     from people import notification_rules as notifications
     from tests.support.files import file_shared_event, jpeg_bytes, slack_file
+
     ro = shop["taking_part"]
     fake_slack.add_user("UPARTS", "paul")
     Participant.create(ro=ro, user_id="UPARTS")

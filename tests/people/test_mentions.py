@@ -1,12 +1,13 @@
 """@mentions in RO channels, end to end: signed message events in, Slack calls and Participant rows out."""
+
 from __future__ import annotations
 
 import pytest
 
 from storage.models import Participant
 from tests.support.factories import make_ro
-from tests.support.people import ephemerals_to
 from tests.support.harness import wait_until
+from tests.support.people import ephemerals_to
 
 
 @pytest.fixture
@@ -103,8 +104,10 @@ def test_a_bot_gets_a_note_and_nothing_recorded(people, fake_slack, ro):
     assert fake_slack.calls_to("conversations.invite") == [] and participant(ro, "UROBOT") is None
 
 
-@pytest.mark.parametrize("error,reason", [("cant_invite", "Slack refused"), ("user_is_restricted", "Slack refused"),
-                                          ("ratelimited", "Slack did not answer")])
+@pytest.mark.parametrize(
+    "error,reason",
+    [("cant_invite", "Slack refused"), ("user_is_restricted", "Slack refused"), ("ratelimited", "Slack did not answer")],
+)
 def test_someone_slack_refuses_gets_a_note_and_nothing_recorded(people, fake_slack, ro, error, reason):
     fake_slack.fail_with("conversations.invite", error)
     people.say(ro.channel_id, "<@UPARTS> please", user="UTECH")

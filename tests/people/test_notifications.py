@@ -1,17 +1,17 @@
 """Notification settings in Home and the batched DMs the scheduler's flush sends."""
+
 from __future__ import annotations
 
 import json
-import threading
 from datetime import timedelta
 
 import pytest
 
-from people.home_flow import flush_notifications
 from blocks import home_view as views
 from blocks import ids
-from blocks.codec import HomeState, PageRef, RoRef, decode
+from blocks.codec import HomeState
 from people import notification_rules as notifications
+from people.home_flow import flush_notifications
 from storage.models import Activity, NotifyMark, RepairOrder, StaffUser, utcnow
 from tests.support.factories import make_ro
 from tests.support.people import dms_to
@@ -26,17 +26,30 @@ def people(people_any_db):
 def choose(people, user: str, *values: str) -> None:
     """Tick exactly these boxes in the Home tab's notification settings."""
     options = [{"value": v, "text": {"type": "plain_text", "text": v}} for v in values]
-    people.action(user, ids.HOME_NOTIFY, view={"id": "VHOME", "type": "home", "private_metadata": HomeState().encode()},
-                  type="checkboxes", selected_options=options)
+    people.action(
+        user,
+        ids.HOME_NOTIFY,
+        view={"id": "VHOME", "type": "home", "private_metadata": HomeState().encode()},
+        type="checkboxes",
+        selected_options=options,
+    )
     people.settle()  # the listener has finished: settings and their start points are saved
-    assert notifications.preferences(user) == notifications.Preferences(views.NOTIFY_MESSAGES in values, views.NOTIFY_FILES in values)
+    assert notifications.preferences(user) == notifications.Preferences(
+        views.NOTIFY_MESSAGES in values, views.NOTIFY_FILES in values
+    )
 
 
 @pytest.fixture
 def ro(people, fake_slack):
     fake_slack.add_user("UPARTS", "paul")
-    return make_ro(fake_slack, owner="UADVISOR", members=("UTECH", "UPARTS"), ro_number="48213",
-                   customer_first_name="Hélène", customer_last_name="Bélanger")
+    return make_ro(
+        fake_slack,
+        owner="UADVISOR",
+        members=("UTECH", "UPARTS"),
+        ro_number="48213",
+        customer_first_name="Hélène",
+        customer_last_name="Bélanger",
+    )
 
 
 def later(minutes: int):
@@ -63,7 +76,10 @@ def test_new_messages_are_sent_as_one_dm_never_for_my_own_posts(people, fake_sla
     assert flush_notifications(people.services) == 2
     advisor = dms_to(fake_slack, "UADVISOR")
     assert len(advisor) == 1
-    assert advisor[0]["text"] == f"🔵 *BT 48213* · Hélène Bélanger : 2 nouveaux messages de <@UTECH>, <@UPARTS> dans <#{ro.channel_id}>"
+    assert (
+        advisor[0]["text"]
+        == f"🔵 *BT 48213* · Hélène Bélanger : 2 nouveaux messages de <@UTECH>, <@UPARTS> dans <#{ro.channel_id}>"
+    )
     tech = dms_to(fake_slack, "UTECH")  # about UPARTS's message only
     assert len(tech) == 1 and "1 new message from <@UPARTS>" in tech[0]["text"]
     assert flush_notifications(people.services) == 0
@@ -132,6 +148,7 @@ def test_a_user_slack_will_not_dm_is_not_retried_forever(people, fake_slack, ro)
 def test_the_interval_is_configurable(fake_slack, sqlite_url, tmp_path):
     from tests.support.harness import SlackTestClient
     from tests.support.people import PeopleApp, start_people_app
+
     running, probe = start_people_app(fake_slack, sqlite_url, tmp_path, NOTIFY_INTERVAL_MINUTES="15")
     try:
         app = PeopleApp(running, SlackTestClient(running.url, fake_slack), probe, fake_slack)
@@ -163,43 +180,31 @@ def test_turning_files_on_later_does_not_announce_old_files(people, fake_slack, 
     assert [(d.files, d.messages) for d in notifications.pending()] == [(1, 0)]
 
 
-def test_two_flushes_at_once_send_one_dm(people, fake_slack, ro, monkeypatch):
-    """Two scheduler processes, or a minute that overran: both see the same digest due; the
-    claim lets one of them send it."""
+def test_of_two_flushes_that_read_the_same_digest_only_one_may_send_it(people, fake_slack, ro):
+    """Two scheduler processes, or a minute that overran: both read the same digest as due; the
+    claim (a conditional UPDATE) lets exactly one of them send it."""
     choose(people, "UADVISOR", views.NOTIFY_MESSAGES)
     people.say(ro.channel_id, "brakes done", user="UTECH")
-    both_read = threading.Barrier(2, timeout=10)
-    real_pending = notifications.pending
-
-    def pending_then_wait(*args, **kwargs):
-        due = real_pending(*args, **kwargs)
-        both_read.wait()  # neither claims before both have read the digest as due
-        return due
-
-    monkeypatch.setattr(notifications, "pending", pending_then_wait)
-    sent: list[int] = []
-    threads = [threading.Thread(target=lambda: sent.append(flush_notifications(people.services))) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=20)
-    assert sorted(sent) == [0, 1] and len(dms_to(fake_slack, "UADVISOR")) == 1
+    [first], [second] = notifications.pending(), notifications.pending()
+    now, interval = utcnow(), timedelta(minutes=5)
+    assert notifications.claim(first, now, interval) is True
+    assert notifications.claim(second, now, interval) is False
+    # The flush that lost the claim sends nothing; the winner's DM is the only one.
+    assert flush_notifications(people.services) == 0 and dms_to(fake_slack, "UADVISOR") == []
 
 
-def test_a_slow_flush_never_moves_a_mark_back(people, fake_slack, ro, monkeypatch):
-    """A flush that read its digest before a newer one was sent finds the mark moved on: it
-    sends nothing and leaves the mark where it is."""
+def test_a_slow_flush_never_moves_a_mark_back(people, fake_slack, ro):
+    """A flush that read its digest before a newer one was sent finds the mark moved on: its claim
+    fails, so it sends nothing and leaves the mark where it is."""
     choose(people, "UADVISOR", views.NOTIFY_MESSAGES)
     people.say(ro.channel_id, "first", user="UTECH")
-    stale = notifications.pending()
-    assert len(stale) == 1
+    [stale] = notifications.pending()  # the slow flush's view
     people.say(ro.channel_id, "second", user="UTECH")
     assert flush_notifications(people.services) == 1  # both messages announced
     newest = NotifyMark.get().last_activity_id
-    assert newest > stale[0].last_activity_id
+    assert newest > stale.last_activity_id
     NotifyMark.update(sent_at=utcnow() - timedelta(hours=1)).execute()  # whatever the interval
-    monkeypatch.setattr(notifications, "pending", lambda *args, **kwargs: stale)  # the slow flush's view
-    assert flush_notifications(people.services) == 0
+    assert notifications.claim(stale, utcnow(), timedelta(minutes=5)) is False
     assert NotifyMark.get().last_activity_id == newest and len(dms_to(fake_slack, "UADVISOR")) == 1
 
 
@@ -221,5 +226,8 @@ def test_slack_down_gives_an_announced_ro_back_too(people, fake_slack, ro):
 def test_the_dm_about_an_ro_without_a_channel_names_it_in_french():
     digest = notifications.Digest(user_id="UADVISOR", ro_id=1, messages=2, files=0, authors=("UTECH",), last_activity_id=9)
     ro = RepairOrder(id=1, ro_number="48213", customer_first_name="Hélène", customer_last_name="Bélanger", channel_id=None)
-    assert views.notification_text(digest, ro, "fr-CA") == "🔵 *BT 48213* · Hélène Bélanger : 2 nouveaux messages de <@UTECH> dans BT 48213"
+    assert (
+        views.notification_text(digest, ro, "fr-CA")
+        == "🔵 *BT 48213* · Hélène Bélanger : 2 nouveaux messages de <@UTECH> dans BT 48213"
+    )
     assert views.notification_text(digest, ro, "en-US").endswith("in RO 48213")

@@ -1,5 +1,6 @@
 """The Participants modal (button and `/ro participants`), Update, membership events, and
 "Request an invitation" emailed to the admins through a real SMTP server on loopback."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,9 +9,9 @@ from blocks import ids
 from blocks import participants_view as views
 from blocks.codec import InviteState, ParticipantsState, RoRef, decode
 from storage.models import InvitationRequest, Participant
-from tests.support.harness import wait_until
 from tests.support.factories import make_ro
 from tests.support.files import closed_port_url
+from tests.support.harness import wait_until
 from tests.support.people import answer, dms_to, ephemerals_to
 
 
@@ -33,7 +34,7 @@ def ro(people, fake_slack):
 
 
 def active(ro) -> set[str]:
-    return {p.user_id for p in Participant.select().where((Participant.ro == ro.id) & (Participant.active == True))}  # noqa: E712
+    return {p.user_id for p in Participant.select().where((Participant.ro == ro.id) & (Participant.active == True))}
 
 
 def users_state(*users: str) -> dict:
@@ -41,14 +42,17 @@ def users_state(*users: str) -> dict:
 
 
 def invitation_state(name="Nadia Roy", email="nadia@dealer.example", role="technician", note="Starts Monday") -> dict:
-    state = {views.NAME_BLOCK: {"value": {"type": "plain_text_input", "value": name}},
-             views.EMAIL_BLOCK: {"value": {"type": "email_text_input", "value": email}},
-             views.NOTE_BLOCK: {"value": {"type": "plain_text_input", "value": note}},
-             views.ROLE_BLOCK: {"value": {"type": "static_select", "selected_option": {"value": role} if role else None}}}
+    state = {
+        views.NAME_BLOCK: {"value": {"type": "plain_text_input", "value": name}},
+        views.EMAIL_BLOCK: {"value": {"type": "email_text_input", "value": email}},
+        views.NOTE_BLOCK: {"value": {"type": "plain_text_input", "value": note}},
+        views.ROLE_BLOCK: {"value": {"type": "static_select", "selected_option": {"value": role} if role else None}},
+    }
     return state
 
 
 # -- the modal ---------------------------------------------------------------------------------
+
 
 def test_the_card_button_opens_the_modal_prefilled_with_the_participants(people, fake_slack, ro):
     people.action("UTECH", "participants.open", RoRef(ro.id).encode(), channel=ro.channel_id)
@@ -114,7 +118,9 @@ def test_a_button_for_a_deleted_ro_says_so(people, fake_slack, ro):
 
 
 def test_update_invites_the_added_and_removes_the_removed(people, fake_slack, ro):
-    response = people.submit("UTECH", ids.PARTICIPANTS_MODAL, ParticipantsState(ro.id).encode(), users_state("UADVISOR", "UPARTS"))
+    response = people.submit(
+        "UTECH", ids.PARTICIPANTS_MODAL, ParticipantsState(ro.id).encode(), users_state("UADVISOR", "UPARTS")
+    )
     assert response.status_code == 200 and response.text == ""  # the modal closes
     fake_slack.wait_for("conversations.kick")
     wait_until(lambda: active(ro) == {"UADVISOR", "UPARTS"}, message="participants updated")
@@ -146,7 +152,12 @@ def test_update_with_nothing_changed_says_so(people, fake_slack, ro):
 def test_update_names_who_could_not_be_added_and_records_only_the_others(people, fake_slack, ro):
     fake_slack.add_user("UGONE", "gone", deleted=True)
     fake_slack.add_user("UROBOT", "robot", is_bot=True)
-    people.submit("UTECH", ids.PARTICIPANTS_MODAL, ParticipantsState(ro.id).encode(), users_state("UADVISOR", "UTECH", "UGONE", "UROBOT", "UPARTS"))
+    people.submit(
+        "UTECH",
+        ids.PARTICIPANTS_MODAL,
+        ParticipantsState(ro.id).encode(),
+        users_state("UADVISOR", "UTECH", "UGONE", "UROBOT", "UPARTS"),
+    )
     wait_until(lambda: ephemerals_to(fake_slack, "UTECH"), message="summary")
     text = ephemerals_to(fake_slack, "UTECH")[0]["text"]
     assert "Could not add <@UGONE>: their account is deactivated" in text and "Could not add <@UROBOT>: it is a bot" in text
@@ -167,8 +178,17 @@ def test_update_of_an_ro_that_no_longer_exists_is_said_in_the_modal(people, fake
     assert fake_slack.calls_to("conversations.invite") == []
 
 
-@pytest.mark.parametrize("metadata", ["ro:1", "", '{"v":1,"k":"participants","ro":"1"}', '{"v":2,"k":"participants","ro":1}',
-                                      '{"v":1,"k":"files","ro":1}', '{"v":1,"k":"participants","ro":1,"sh":["not a user"]}'])
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        "ro:1",
+        "",
+        '{"v":1,"k":"participants","ro":"1"}',
+        '{"v":2,"k":"participants","ro":1}',
+        '{"v":1,"k":"files","ro":1}',
+        '{"v":1,"k":"participants","ro":1,"sh":["not a user"]}',
+    ],
+)
 def test_an_update_with_state_we_did_not_write_is_refused_and_changes_nothing(people, fake_slack, ro, metadata):
     response = people.submit("UTECH", ids.PARTICIPANTS_MODAL, metadata, users_state("UPARTS"))
     assert response.status_code == 200
@@ -178,6 +198,7 @@ def test_an_update_with_state_we_did_not_write_is_refused_and_changes_nothing(pe
 
 
 # -- membership events -------------------------------------------------------------------------
+
 
 def test_people_joining_and_leaving_by_hand_are_reflected(people, fake_slack, ro):
     people.client.event({"type": "member_joined_channel", "user": "UPARTS", "channel": ro.channel_id, "inviter": "UTECH"})
@@ -207,13 +228,29 @@ def test_the_bot_joining_and_other_channels_are_ignored(people, fake_slack, ro):
 
 # -- request an invitation ---------------------------------------------------------------------
 
+
 def test_request_an_invitation_pushes_the_form(people, fake_slack, ro):
-    people.action("UTECH", ids.PARTICIPANTS_REQUEST_INVITE, InviteState(ro.id).encode(),
-                  view={"id": "V1", "type": "modal", "callback_id": ids.PARTICIPANTS_MODAL,
-                        "private_metadata": ParticipantsState(ro.id).encode()})
+    people.action(
+        "UTECH",
+        ids.PARTICIPANTS_REQUEST_INVITE,
+        InviteState(ro.id).encode(),
+        view={
+            "id": "V1",
+            "type": "modal",
+            "callback_id": ids.PARTICIPANTS_MODAL,
+            "private_metadata": ParticipantsState(ro.id).encode(),
+        },
+    )
     view = fake_slack.wait_for("views.push")[0].args["view"]
-    assert view["callback_id"] == ids.PARTICIPANTS_INVITE_MODAL and decode(view["private_metadata"], InviteState) == InviteState(ro.id)
-    assert {b.get("block_id") for b in view["blocks"]} >= {views.NAME_BLOCK, views.EMAIL_BLOCK, views.ROLE_BLOCK, views.NOTE_BLOCK}
+    assert view["callback_id"] == ids.PARTICIPANTS_INVITE_MODAL and decode(view["private_metadata"], InviteState) == InviteState(
+        ro.id
+    )
+    assert {b.get("block_id") for b in view["blocks"]} >= {
+        views.NAME_BLOCK,
+        views.EMAIL_BLOCK,
+        views.ROLE_BLOCK,
+        views.NOTE_BLOCK,
+    }
 
 
 def test_an_invitation_request_is_emailed_and_messaged_to_the_admins(people, fake_slack, ro, smtp):
@@ -232,17 +269,26 @@ def test_an_invitation_request_is_emailed_and_messaged_to_the_admins(people, fak
     wait_until(lambda: ephemerals_to(fake_slack, "UTECH"), message="the requester's note")
     assert "was sent to the admins (1)" in ephemerals_to(fake_slack, "UTECH")[0]["text"]
     saved = InvitationRequest.get()
-    assert (saved.email, saved.requested_by, saved.ro_id, saved.emailed_to, saved.messaged_to) == ("nadia@dealer.example", "UTECH", ro.id, 1, 1)
+    assert (saved.email, saved.requested_by, saved.ro_id, saved.emailed_to, saved.messaged_to) == (
+        "nadia@dealer.example",
+        "UTECH",
+        ro.id,
+        1,
+        1,
+    )
 
 
-@pytest.mark.parametrize("fields,block,message", [
-    ({"name": "  "}, views.NAME_BLOCK, "Enter the person's name"),
-    ({"email": "nadia@"}, views.EMAIL_BLOCK, "valid email address"),
-    ({"email": "nadia roy@dealer.example"}, views.EMAIL_BLOCK, "valid email address"),
-    ({"name": "N" * 101}, views.NAME_BLOCK, "under 100"),
-    ({"note": "x" * 1001}, views.NOTE_BLOCK, "under 1000"),
-    ({"role": "ceo"}, views.ROLE_BLOCK, "Choose a role"),
-])
+@pytest.mark.parametrize(
+    "fields,block,message",
+    [
+        ({"name": "  "}, views.NAME_BLOCK, "Enter the person's name"),
+        ({"email": "nadia@"}, views.EMAIL_BLOCK, "valid email address"),
+        ({"email": "nadia roy@dealer.example"}, views.EMAIL_BLOCK, "valid email address"),
+        ({"name": "N" * 101}, views.NAME_BLOCK, "under 100"),
+        ({"note": "x" * 1001}, views.NOTE_BLOCK, "under 1000"),
+        ({"role": "ceo"}, views.ROLE_BLOCK, "Choose a role"),
+    ],
+)
 def test_a_bad_invitation_form_is_answered_in_the_form_and_nothing_sent(people, fake_slack, ro, smtp, fields, block, message):
     response = people.submit("UTECH", ids.PARTICIPANTS_INVITE_MODAL, InviteState(ro.id).encode(), invitation_state(**fields))
     body = response.json()
@@ -254,9 +300,15 @@ def test_a_bad_invitation_form_is_answered_in_the_form_and_nothing_sent(people, 
 def test_the_configured_invite_link_wins(fake_slack, sqlite_url, tmp_path):
     from tests.support.harness import SlackTestClient
     from tests.support.people import PeopleApp, start_people_app
+
     fake_slack.add_user("UADMIN", "alice", email="alice.admin@dealer.example")
-    running, probe = start_people_app(fake_slack, sqlite_url, tmp_path, ADMIN_SLACK_USER_IDS="UADMIN",
-                                      SLACK_INVITE_URL="https://join.slack.com/t/dealer/shared_invite/abc")
+    running, probe = start_people_app(
+        fake_slack,
+        sqlite_url,
+        tmp_path,
+        ADMIN_SLACK_USER_IDS="UADMIN",
+        SLACK_INVITE_URL="https://join.slack.com/t/dealer/shared_invite/abc",
+    )
     try:
         app = PeopleApp(running, SlackTestClient(running.url, fake_slack), probe, fake_slack)
         app.submit("UTECH", ids.PARTICIPANTS_INVITE_MODAL, InviteState().encode(), invitation_state(role=""))
@@ -312,10 +364,17 @@ def test_admins_flagged_in_the_app_are_reached_too(people, fake_slack, ro, smtp)
 
 
 def test_a_line_break_in_the_name_cannot_add_mail_headers(people, fake_slack, ro, smtp):
-    people.submit("UTECH", ids.PARTICIPANTS_INVITE_MODAL, InviteState(ro.id).encode(), invitation_state(name="Nadia\r\nBcc: evil@example.com"))
+    people.submit(
+        "UTECH",
+        ids.PARTICIPANTS_INVITE_MODAL,
+        InviteState(ro.id).encode(),
+        invitation_state(name="Nadia\r\nBcc: evil@example.com"),
+    )
     wait_until(lambda: smtp.messages, message="the email")
     assert smtp.messages[0]["to"] == ["alice.admin@dealer.example"]
-    assert smtp.parsed(0)["Bcc"] is None and "Invitation request: Nadia Bcc: evil" in " ".join(str(smtp.parsed(0)["Subject"]).split())
+    assert smtp.parsed(0)["Bcc"] is None and "Invitation request: Nadia Bcc: evil" in " ".join(
+        str(smtp.parsed(0)["Subject"]).split()
+    )
 
 
 def test_a_participant_list_too_long_for_the_modal_metadata_falls_back_to_the_current_one(people, fake_slack, ro):

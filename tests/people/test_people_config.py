@@ -1,4 +1,5 @@
 """Settings of the people feature: NOTIFY_INTERVAL_MINUTES and SLACK_INVITE_URL."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,8 +18,15 @@ def test_values_are_read():
     assert settings.slack_invite_url == "https://join.slack.com/t/x/shared_invite/y"
 
 
-@pytest.mark.parametrize("name,value", [("NOTIFY_INTERVAL_MINUTES", "soon"), ("NOTIFY_INTERVAL_MINUTES", "0"),
-                                        ("NOTIFY_INTERVAL_MINUTES", "100000"), ("SLACK_INVITE_URL", "join-us")])
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("NOTIFY_INTERVAL_MINUTES", "soon"),
+        ("NOTIFY_INTERVAL_MINUTES", "0"),
+        ("NOTIFY_INTERVAL_MINUTES", "100000"),
+        ("SLACK_INVITE_URL", "join-us"),
+    ],
+)
 def test_bad_values_name_the_variable(name, value):
     with pytest.raises(ConfigError) as error:
         load_settings({name: value})
@@ -32,4 +40,7 @@ def test_the_smtp_password_never_reaches_a_log(monkeypatch):
 
     monkeypatch.setenv("SMTP_URL", "smtp://mailer:Kx9-smtp-pass@mail.example.com:587")
     bot._settings(require_slack=False)
-    assert redact("login failed for smtp://mailer:Kx9-smtp-pass@mail.example.com") == "login failed for smtp://mailer:***@mail.example.com"
+    assert (
+        redact("login failed for smtp://mailer:Kx9-smtp-pass@mail.example.com")
+        == "login failed for smtp://mailer:***@mail.example.com"
+    )

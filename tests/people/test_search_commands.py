@@ -1,4 +1,5 @@
 """`/ro search`, `/ro mine`, `/ro all [status]` end to end, in the user's language."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -15,12 +16,32 @@ from tests.support.people import answer
 def shop(people, fake_slack):
     now = utcnow()
     rows = [
-        make_ro(fake_slack, owner="UADVISOR", ro_number="48213", customer_first_name="Hélène", customer_last_name="Bélanger",
-                mobile_phone="+14385550199", tag_number="T213", status="in_progress", last_activity_at=now),
-        make_ro(fake_slack, members=("UADVISOR",), ro_number="48214", customer_last_name="Tremblay", status="upcoming",
-                last_activity_at=now - timedelta(hours=1)),
-        make_ro(fake_slack, ro_number="48215", customer_last_name="Gagnon", status="completed",
-                last_activity_at=now - timedelta(hours=2)),
+        make_ro(
+            fake_slack,
+            owner="UADVISOR",
+            ro_number="48213",
+            customer_first_name="Hélène",
+            customer_last_name="Bélanger",
+            mobile_phone="+14385550199",
+            tag_number="T213",
+            status="in_progress",
+            last_activity_at=now,
+        ),
+        make_ro(
+            fake_slack,
+            members=("UADVISOR",),
+            ro_number="48214",
+            customer_last_name="Tremblay",
+            status="upcoming",
+            last_activity_at=now - timedelta(hours=1),
+        ),
+        make_ro(
+            fake_slack,
+            ro_number="48215",
+            customer_last_name="Gagnon",
+            status="completed",
+            last_activity_at=now - timedelta(hours=2),
+        ),
     ]
     for ro in rows:
         search.index_ro(ro)
@@ -39,9 +60,19 @@ def test_search_by_name_answers_a_compact_list_with_channel_links(people, fake_s
     assert lines(reply)[0] == f"*RO 48213* · Hélène Bélanger · 2021 Honda Civic · In progress · <#{shop[0].channel_id}>"
 
 
-@pytest.mark.parametrize("text,number", [("438 555-0199", "48213"), ("0199", "48213"), ("48214", "48214"), ("t213", "48213"),
-                                         ("TREMB", "48214"), ("gagnon 0142", "48215"), ("helene 0199", "48213"),
-                                         ("tremblay 48214", "48214")])
+@pytest.mark.parametrize(
+    "text,number",
+    [
+        ("438 555-0199", "48213"),
+        ("0199", "48213"),
+        ("48214", "48214"),
+        ("t213", "48213"),
+        ("TREMB", "48214"),
+        ("gagnon 0142", "48215"),
+        ("helene 0199", "48213"),
+        ("tremblay 48214", "48214"),
+    ],
+)
 def test_search_by_phone_ro_and_tag(people, fake_slack, shop, text, number):
     people.client.command(f"search {text}", user_id="UTECH")
     assert [f"*RO {number}*" in line for line in lines(answer(fake_slack))] == [True]
@@ -73,8 +104,10 @@ def test_wildcards_quotes_and_long_text_are_searched_as_text(people, fake_slack,
         assert [("48214" in line) for line in lines(reply)] == [True]
     else:
         assert "No repair order matches" in str(reply["blocks"]) and len(str(reply["blocks"])) < 3000
-        assert lines(reply) == [f"No repair order matches “{text[:100]}”. Try the last name only, the last 4 digits of the mobile, "
-                                "or the RO or tag number."]
+        assert lines(reply) == [
+            f"No repair order matches “{text[:100]}”. Try the last name only, the last 4 digits of the mobile, "
+            "or the RO or tag number."
+        ]
     people.client.command("search petro", user_id="UTECH")  # the table is intact whatever was typed
     assert [("48216" in line) for line in lines(answer(fake_slack, 2))] == [True]
 

@@ -1,4 +1,5 @@
 """Configuration: each problem names its variable and the fix; the command line exits 2, no traceback."""
+
 from __future__ import annotations
 
 import os
@@ -35,19 +36,22 @@ def test_missing_slack_credentials_name_the_variables():
     assert "SLACK_BOT_TOKEN" in text and "SLACK_SIGNING_SECRET" in text
 
 
-@pytest.mark.parametrize("name,value,expected", [
-    ("PORT", "eighty", "PORT"),
-    ("PORT", "70000", "PORT"),
-    ("SHOP_TIMEZONE", "Mars/Olympus", "SHOP_TIMEZONE"),
-    ("DATABASE_URL", "mysql://x", "DATABASE_URL"),
-    ("SLACK_API_URL", "slack.com/api", "SLACK_API_URL"),
-    ("DMS", "cdk", "DMS"),
-    ("SYNC_INTERVAL_MINUTES", "0", "SYNC_INTERVAL_MINUTES"),
-    ("ADMIN_SLACK_USER_IDS", "U012ABC,marie", "ADMIN_SLACK_USER_IDS"),
-    ("TWILIO_ACCOUNT_SID", "AC123", "TWILIO_AUTH_TOKEN"),
-    ("SMTP_URL", "mail.example.com", "SMTP_URL"),
-    ("DEFAULT_CAN_MESSAGE_CUSTOMERS", "maybe", "DEFAULT_CAN_MESSAGE_CUSTOMERS"),
-])
+@pytest.mark.parametrize(
+    "name,value,expected",
+    [
+        ("PORT", "eighty", "PORT"),
+        ("PORT", "70000", "PORT"),
+        ("SHOP_TIMEZONE", "Mars/Olympus", "SHOP_TIMEZONE"),
+        ("DATABASE_URL", "mysql://x", "DATABASE_URL"),
+        ("SLACK_API_URL", "slack.com/api", "SLACK_API_URL"),
+        ("DMS", "cdk", "DMS"),
+        ("SYNC_INTERVAL_MINUTES", "0", "SYNC_INTERVAL_MINUTES"),
+        ("ADMIN_SLACK_USER_IDS", "U012ABC,marie", "ADMIN_SLACK_USER_IDS"),
+        ("TWILIO_ACCOUNT_SID", "AC123", "TWILIO_AUTH_TOKEN"),
+        ("SMTP_URL", "mail.example.com", "SMTP_URL"),
+        ("DEFAULT_CAN_MESSAGE_CUSTOMERS", "maybe", "DEFAULT_CAN_MESSAGE_CUSTOMERS"),
+    ],
+)
 def test_malformed_values_are_named(name, value, expected):
     with pytest.raises(ConfigError) as error:
         load_settings({name: value}, require_slack=False)
@@ -72,7 +76,9 @@ def _run_bot(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Comp
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL", "DMS", "TEKMETRIC", "TWILIO"))}
     clean.update(env)
     clean["DOTENV_PATH"] = str(cwd / "no.env")
-    return subprocess.run([sys.executable, str(ROOT / "bot.py"), *args], env=clean, cwd=cwd, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bot.py"), *args], env=clean, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_command_line_exits_2_without_a_traceback(tmp_path):

@@ -1,4 +1,5 @@
 """Slack retries an event (same event_id, X-Slack-Retry-Num) when it thinks we were slow: process once."""
+
 from __future__ import annotations
 
 import threading
@@ -6,7 +7,7 @@ import threading
 import pytest
 
 from storage.models import ProcessedEvent
-from tests.support.harness import SlackTestClient, start_app, wait_until
+from tests.support.harness import SlackTestClient, wait_until
 
 
 @pytest.fixture
@@ -68,7 +69,10 @@ def test_concurrent_duplicate_deliveries_run_once(counting_app, fake_slack):
     app, seen = counting_app
     client = SlackTestClient(app.url, fake_slack)
     event = {"type": "message", "user": "UTECH", "text": "race", "channel": "C1", "ts": "2.1"}
-    threads = [threading.Thread(target=client.event, args=(event,), kwargs={"event_id": "EvRACE", "retry_num": n or None}) for n in range(5)]
+    threads = [
+        threading.Thread(target=client.event, args=(event,), kwargs={"event_id": "EvRACE", "retry_num": n or None})
+        for n in range(5)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -1,4 +1,5 @@
 """`/ro help` end to end: signed request in, answer through Slack's response_url, in the user's language."""
+
 from __future__ import annotations
 
 from tests.support.harness import wait_until

@@ -1,4 +1,5 @@
 """Bad input at the HTTP edge: every case gets its own clear status and a JSON body, never a 500 page."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,8 +9,7 @@ import time
 
 import requests
 
-from tests.support.harness import form_body, signature_headers
-from tests.support.harness import SIGNING_SECRET
+from tests.support.harness import SIGNING_SECRET, form_body, signature_headers
 
 
 def _post(app, body: bytes, headers: dict) -> requests.Response:
@@ -109,9 +109,12 @@ def test_event_callback_without_an_event_object_is_400(slack, fake_slack):
 
 
 def test_tampered_view_metadata_is_not_a_500(slack):
-    payload = {"type": "view_submission", "user": {"id": "UTECH"}, "team": {"id": "T0001"},
-               "view": {"id": "V1", "callback_id": "nothing_we_know", "private_metadata": "ro:" + "9" * 30,
-                        "state": {"values": {}}}}
+    payload = {
+        "type": "view_submission",
+        "user": {"id": "UTECH"},
+        "team": {"id": "T0001"},
+        "view": {"id": "V1", "callback_id": "nothing_we_know", "private_metadata": "ro:" + "9" * 30, "state": {"values": {}}},
+    }
     # Without the view's type Bolt cannot even read it: a clear 400.
     _assert_json_error(slack.action(payload), 400)
     # Well-formed but pointing at an impossible RO id: handled, not a crash.

@@ -1,4 +1,5 @@
 """Both catalogs carry the same keys and the same placeholders."""
+
 from __future__ import annotations
 
 import string

@@ -1,4 +1,5 @@
 """Logs never carry a secret or a customer's full phone number."""
+
 from __future__ import annotations
 
 import io

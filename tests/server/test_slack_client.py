@@ -1,4 +1,5 @@
 """The product's Slack client survives Slack's 429 (honouring Retry-After) and passing 5xx errors."""
+
 from __future__ import annotations
 
 import time

@@ -1,4 +1,5 @@
 """Channel names follow Slack's alphabet and length and keep the RO number first."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """`/ro status`, `/ro info`, the card's status select and Customer info button, through signed requests."""
+
 from __future__ import annotations
 
 import threading
@@ -6,12 +7,11 @@ import threading
 import pytest
 
 from blocks.codec import RoRef
-
 from spaces.publish_flow import Publisher
 from storage.db import with_connection
 from storage.models import RepairOrder, StatusChange
-from tests.support.harness import wait_until
 from tests.support.factories import make_ro
+from tests.support.harness import wait_until
 from tests.support.people import dms_to
 
 
@@ -92,13 +92,24 @@ def test_status_saved_and_the_user_told_when_slack_keeps_refusing_the_card(slack
 
 
 def test_status_select_on_the_card(slack, fake_slack, ro):
-    slack.action({
-        "type": "block_actions", "user": {"id": "UADVISOR"}, "team": {"id": "T0001"},
-        "channel": {"id": ro.channel_id}, "container": {"type": "message", "message_ts": ro.card_ts, "channel_id": ro.channel_id},
-        "message": {"ts": ro.card_ts},
-        "actions": [{"type": "static_select", "action_id": "ro.status", "block_id": "ro_card_status",
-                     "selected_option": {"value": "in_progress", "text": {"type": "plain_text", "text": "x"}}}],
-    })
+    slack.action(
+        {
+            "type": "block_actions",
+            "user": {"id": "UADVISOR"},
+            "team": {"id": "T0001"},
+            "channel": {"id": ro.channel_id},
+            "container": {"type": "message", "message_ts": ro.card_ts, "channel_id": ro.channel_id},
+            "message": {"ts": ro.card_ts},
+            "actions": [
+                {
+                    "type": "static_select",
+                    "action_id": "ro.status",
+                    "block_id": "ro_card_status",
+                    "selected_option": {"value": "in_progress", "text": {"type": "plain_text", "text": "x"}},
+                }
+            ],
+        }
+    )
     note = fake_slack.wait_for("chat.postMessage")[0]
     assert note.args["text"] == "Statut : À venir → *En cours* (par <@UADVISOR>)"
     assert RepairOrder.get_by_id(ro.id).status == "in_progress"
@@ -162,11 +173,18 @@ def test_info_command_shows_the_card_again(slack, fake_slack, ro):
 
 
 def test_customer_info_button_opens_the_modal(slack, fake_slack, ro):
-    slack.action({
-        "type": "block_actions", "user": {"id": "UTECH"}, "team": {"id": "T0001"},
-        "channel": {"id": ro.channel_id}, "container": {"type": "message", "message_ts": ro.card_ts, "channel_id": ro.channel_id},
-        "actions": [{"type": "button", "action_id": "ro.info", "block_id": "ro_card_actions", "value": RoRef(ro.id).encode()}],
-    })
+    slack.action(
+        {
+            "type": "block_actions",
+            "user": {"id": "UTECH"},
+            "team": {"id": "T0001"},
+            "channel": {"id": ro.channel_id},
+            "container": {"type": "message", "message_ts": ro.card_ts, "channel_id": ro.channel_id},
+            "actions": [
+                {"type": "button", "action_id": "ro.info", "block_id": "ro_card_actions", "value": RoRef(ro.id).encode()}
+            ],
+        }
+    )
     view = fake_slack.wait_for("views.open")[0].args["view"]
     text = str(view)
     for fact in ("Customer information", "Jean Tremblay", "(514) 555-0142", "jean@example.com", "Français", "2HGFC2F59MH512345"):

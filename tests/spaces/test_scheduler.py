@@ -1,22 +1,22 @@
 """The scheduler runs its jobs in one process only, whatever the number started; others wait."""
+
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
 
 import bot
 from core.config import load_settings
-from slackapi.services import build_services
 from dms.file_feed import FileFeedConnector
-from storage import leases as lease
 from server.scheduler import Scheduler
+from slackapi.services import build_services
 from spaces.sync_flow import sync_once
+from storage import leases as lease
 from storage.db import database
 from storage.models import Lease, RepairOrder, utcnow
-from tests.support.harness import make_env, wait_until
 from tests.support.dms_feed import row, write_feed
+from tests.support.harness import make_env, wait_until
 
 
 @pytest.fixture
@@ -53,7 +53,8 @@ def test_two_schedulers_run_the_sync_once(services, fake_slack, tmp_path):
     second.start()
     try:
         wait_until(lambda: len(fake_slack.calls_to("conversations.create")) >= 3, timeout=10, message="three channels")
-        time.sleep(1.5)
+        # Both schedulers' start-up sync came due (one ran it, the other stood by) before we count.
+        wait_until(lambda: first.fired["dms-sync"] and second.fired["dms-sync"], timeout=10, message="both syncs due")
         assert [first.is_leader, second.is_leader].count(True) == 1
         assert len(fake_slack.calls_to("conversations.create")) == 3
         assert all(c.ok for c in fake_slack.calls_to("conversations.create"))
@@ -75,11 +76,23 @@ def test_feature_jobs_are_scheduled_and_run(services, fake_slack, tmp_path):
     from people.notification_rules import set_preferences
     from people.unread_rules import record_activity
     from tests.support.people import dms_to
+
     with database.connection_context():
         ro = make_ro(fake_slack, owner="UADVISOR", members=("UTECH",))
-        fake_slack.add_file("F1", "photo.jpg", b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg", "jpg", "UTECH", channels=(ro.channel_id,))
-        RoFile.create(ro=ro, slack_file_id="F1", uploader_user_id="UTECH", kind="picture", name="photo.jpg",
-                      mimetype="image/jpeg", size=14, copy_status="failed", copy_attempts=1)
+        fake_slack.add_file(
+            "F1", "photo.jpg", b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg", "jpg", "UTECH", channels=(ro.channel_id,)
+        )
+        RoFile.create(
+            ro=ro,
+            slack_file_id="F1",
+            uploader_user_id="UTECH",
+            kind="picture",
+            name="photo.jpg",
+            mimetype="image/jpeg",
+            size=14,
+            copy_status="failed",
+            copy_attempts=1,
+        )
         set_preferences("UADVISOR", messages=True, files=False)  # a due digest: UTECH wrote in UADVISOR's RO
         record_activity(ro.id, "UTECH", "message", "1700000000.000100")
     with database.connection_context():

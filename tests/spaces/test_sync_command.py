@@ -1,4 +1,5 @@
 """`python bot.py sync` and `sync --dry-run` as a DMS integrator would run them."""
+
 from __future__ import annotations
 
 import os
@@ -6,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.harness import BOT_TOKEN, SIGNING_SECRET
 from tests.support.dms_feed import row, write_feed
+from tests.support.harness import BOT_TOKEN, SIGNING_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -15,14 +16,20 @@ ROOT = Path(__file__).resolve().parents[2]
 def _bot(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL", "DMS", "TEKMETRIC"))}
     clean.update(env, DOTENV_PATH=str(cwd / "absent.env"))
-    return subprocess.run([sys.executable, str(ROOT / "bot.py"), *args], env=clean, cwd=cwd, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bot.py"), *args], env=clean, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_dry_run_needs_no_slack_and_shows_status_and_channel(tmp_path):
-    feed = write_feed(tmp_path / "feed.csv", [
-        row("48213", "2020-01-01T09:00"), row("48214", "2099-01-01T09:00", customer_last_name="Bélanger"),
-        row("48215", mobile_phone="12"),
-    ])
+    feed = write_feed(
+        tmp_path / "feed.csv",
+        [
+            row("48213", "2020-01-01T09:00"),
+            row("48214", "2099-01-01T09:00", customer_last_name="Bélanger"),
+            row("48215", mobile_phone="12"),
+        ],
+    )
     result = _bot(["sync", "--dry-run"], {"DMS_FILE": str(feed)}, tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -34,8 +41,13 @@ def test_dry_run_needs_no_slack_and_shows_status_and_channel(tmp_path):
 
 def test_sync_prints_what_it_created_changed_and_skipped(fake_slack, tmp_path):
     feed = write_feed(tmp_path / "feed.csv", [row("48213"), row("", customer_last_name="X")])
-    env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake_slack.api_url,
-           "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite", "DMS_FILE": str(feed)}
+    env = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake_slack.api_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite",
+        "DMS_FILE": str(feed),
+    }
     first = _bot(["sync"], env, tmp_path)
     assert first.returncode == 0, first.stderr
     assert "1 created, 0 changed, 0 unchanged, 1 skipped" in first.stdout
@@ -46,8 +58,13 @@ def test_sync_prints_what_it_created_changed_and_skipped(fake_slack, tmp_path):
 
 
 def test_sync_with_the_dms_down_says_so_and_exits_1(fake_slack, tmp_path):
-    env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake_slack.api_url,
-           "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite", "DMS_FILE": str(tmp_path / "missing.csv")}
+    env = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake_slack.api_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite",
+        "DMS_FILE": str(tmp_path / "missing.csv"),
+    }
     result = _bot(["sync"], env, tmp_path)
     assert result.returncode == 1
     assert "DMS not read" in result.stdout and "Nothing was changed" in result.stdout

@@ -1,5 +1,6 @@
 """DMS → Slack end to end against the fake Slack: channels, cards, topics, advisors, notes,
 rate limits and interrupted runs."""
+
 from __future__ import annotations
 
 import time
@@ -10,17 +11,25 @@ import pytest
 
 import bot
 from core.config import load_settings
-from slackapi.services import build_services
 from dms.file_feed import FileFeedConnector
 from server.scheduler import rollover_once, sync_once
+from slackapi.services import build_services
 from storage.models import Participant, RepairOrder
-from tests.support.harness import make_env
 from tests.support.dms_feed import row, write_feed
+from tests.support.harness import make_env
 
 TZ = ZoneInfo("America/Toronto")
 NOW = datetime(2026, 11, 29, 7, 0, tzinfo=TZ)
-WRITE_METHODS = {"conversations.create", "conversations.invite", "conversations.setTopic", "chat.postMessage",
-                 "chat.update", "pins.add", "conversations.kick", "conversations.unarchive"}
+WRITE_METHODS = {
+    "conversations.create",
+    "conversations.invite",
+    "conversations.setTopic",
+    "chat.postMessage",
+    "chat.update",
+    "pins.add",
+    "conversations.kick",
+    "conversations.unarchive",
+}
 
 
 @pytest.fixture
@@ -231,8 +240,15 @@ def test_an_archived_channel_is_left_alone(services, fake_slack, feed):
 
 
 def test_todays_spaces_come_first_then_coming_then_past(services, fake_slack, feed):
-    write_feed(feed, [row("48001", "2026-11-20T09:00"), row("48002", "2026-12-02T09:00"),
-                      row("48003", "2026-11-29T15:00"), row("48004", "2026-11-29T08:00")])
+    write_feed(
+        feed,
+        [
+            row("48001", "2026-11-20T09:00"),
+            row("48002", "2026-12-02T09:00"),
+            row("48003", "2026-11-29T15:00"),
+            row("48004", "2026-11-29T08:00"),
+        ],
+    )
     from dms.sync_engine import SyncEngine
     from spaces.publish_flow import Publisher
 
@@ -264,4 +280,4 @@ def test_a_long_publish_survives_other_writers(services, fake_slack, feed, monke
     write_feed(feed, [row(str(48600 + n), customer_last_name=f"Client{n}") for n in range(25)])
     outcome = run(services, feed)
     assert outcome.publish.channels_created == 25 and not outcome.publish.failed
-    assert RepairOrder.select().where(RepairOrder.slack_dirty == True).count() == 0  # noqa: E712
+    assert RepairOrder.select().where(RepairOrder.slack_dirty == True).count() == 0

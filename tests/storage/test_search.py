@@ -1,5 +1,6 @@
 """storage.search_index on SQLite and PostgreSQL: every query shape, bad input, ordering, filters, and
 that it is the index that answers (never a scan of the RO table)."""
+
 from __future__ import annotations
 
 import re
@@ -14,8 +15,9 @@ from tests.support.factories import make_ro
 
 
 def ro(last: str, first: str = "Jean", phone: str | None = "+15145550142", **fields) -> RepairOrder:
-    row = make_ro(customer_first_name=first, customer_last_name=last, mobile_phone=phone,
-                  phone_digits=(phone or "").lstrip("+"), **fields)
+    row = make_ro(
+        customer_first_name=first, customer_last_name=last, mobile_phone=phone, phone_digits=(phone or "").lstrip("+"), **fields
+    )
     search.index_ro(row)
     return row
 
@@ -34,7 +36,9 @@ def shop(db):
     }
 
 
-@pytest.mark.parametrize("text", ["belanger", "Bélanger", "BÉLANGER", "bel", "cote", "Côté", "helene", "hélène bél", "bélanger-côté"])
+@pytest.mark.parametrize(
+    "text", ["belanger", "Bélanger", "BÉLANGER", "bel", "cote", "Côté", "helene", "hélène bél", "bélanger-côté"]
+)
 def test_names_are_case_and_accent_insensitive_first_last_and_partial(shop, text):
     assert names(text) == ["Bélanger-Côté"]
 
@@ -50,7 +54,9 @@ def test_apostrophes_and_ligatures(shop):
     assert names("zoe") == ["LEFEBVRE"]
 
 
-@pytest.mark.parametrize("text", ["stpierre", "StPierre", "st-pierre", "St Pierre", "pierre", "st-pi", "jeanmarc", "jean-marc", "marc"])
+@pytest.mark.parametrize(
+    "text", ["stpierre", "StPierre", "st-pierre", "St Pierre", "pierre", "st-pi", "jeanmarc", "jean-marc", "marc"]
+)
 def test_hyphenated_names_are_found_joined_or_apart(db, text):
     ro("St-Pierre", "Jean-Marc", ro_number="1")
     ro("Pierrot", "Paul", ro_number="2")
@@ -65,8 +71,9 @@ def test_a_name_with_a_phone_or_an_ro_number(shop):
     assert names("tremblay 0199") == [] and names("tremblay 48213") == [] and names("zoe 0142") == []
 
 
-@pytest.mark.parametrize("text", ["514 555-0142", "(514) 555-0142", "+1 514 555 0142", "15145550142", "514.555.0142",
-                                  "5550142", "0142"])
+@pytest.mark.parametrize(
+    "text", ["514 555-0142", "(514) 555-0142", "+1 514 555 0142", "15145550142", "514.555.0142", "5550142", "0142"]
+)
 def test_phones_in_any_format_and_their_last_digits(shop, text):
     assert names(text) == ["Tremblay"]
 
@@ -96,16 +103,28 @@ def test_empty_or_one_character_is_a_hint_not_a_scan(shop, text):
 @pytest.fixture
 def decoys(shop):
     """ROs that a LIKE '%…%', a GLOB or an injected OR would wrongly return."""
-    return [ro("Trxmblay", "Ann", None, ro_number="60001", tag_number="TX13"),  # LIKE 'tr_mblay', 'T_13'
-            ro("Petro", "Ann", None, ro_number="60002", tag_number=None),  # LIKE '%tr%'
-            ro("Tremblayx", "Ann", None, ro_number="60003", tag_number=None)]  # LIKE 'tremblay%'
+    return [
+        ro("Trxmblay", "Ann", None, ro_number="60001", tag_number="TX13"),  # LIKE 'tr_mblay', 'T_13'
+        ro("Petro", "Ann", None, ro_number="60002", tag_number=None),  # LIKE '%tr%'
+        ro("Tremblayx", "Ann", None, ro_number="60003", tag_number=None),
+    ]  # LIKE 'tremblay%'
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("tr%", ["Tremblay", "Tremblayx", "Trxmblay"]),  # "tr", a word's start; never "contains tr" (Petro)
-    ("%blay", []), ("tr_mblay", []), ("T_13", []), ("' OR ''='", []), ("tremblay' --", ["Tremblay", "Tremblayx"]),
-    ("%'; DROP TABLE repair_order; --", []), ("tr\\emblay", []), ("[a-z]*", []), ("tremblay%%", ["Tremblay", "Tremblayx"]),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("tr%", ["Tremblay", "Tremblayx", "Trxmblay"]),  # "tr", a word's start; never "contains tr" (Petro)
+        ("%blay", []),
+        ("tr_mblay", []),
+        ("T_13", []),
+        ("' OR ''='", []),
+        ("tremblay' --", ["Tremblay", "Tremblayx"]),
+        ("%'; DROP TABLE repair_order; --", []),
+        ("tr\\emblay", []),
+        ("[a-z]*", []),
+        ("tremblay%%", ["Tremblay", "Tremblayx"]),
+    ],
+)
 def test_sql_and_like_wildcards_are_plain_text(decoys, text, expected):
     assert sorted(names(text)) == expected
     assert sorted(names("tremblay")) == ["Tremblay", "Tremblayx"]  # the table is intact whatever was typed
@@ -133,7 +152,7 @@ def test_newest_activity_first_and_paging(db):
 
 
 def test_status_and_member_filters(db):
-    mine = ro("Roy", ro_number="1", status="completed", owner_user_id="UADVISOR")
+    ro("Roy", ro_number="1", status="completed", owner_user_id="UADVISOR")
     taking_part = ro("Roy", ro_number="2", status="in_progress")
     Participant.create(ro=taking_part, user_id="UADVISOR")
     left = ro("Roy", ro_number="3", status="in_progress")
@@ -154,15 +173,27 @@ def test_mine_pages_through_owned_and_taking_part_newest_first(db, status, copie
     now = utcnow()
     rows = []
     for n in range(30):
-        row = ro("Roy", ro_number=f"3{n:04d}", owner_user_id="UADVISOR" if n % 2 else "UOTHER",
-                 status="upcoming" if n % 3 else "completed", last_activity_at=now - timedelta(minutes=(n * 7) % 30, seconds=n))
+        row = ro(
+            "Roy",
+            ro_number=f"3{n:04d}",
+            owner_user_id="UADVISOR" if n % 2 else "UOTHER",
+            status="upcoming" if n % 3 else "completed",
+            last_activity_at=now - timedelta(minutes=(n * 7) % 30, seconds=n),
+        )
         if n % 4 == 0 or n % 5 == 0:  # a participant row: of someone else's RO, or of their own (the owner's row)
             Participant.create(ro=row, user_id="UADVISOR", role="participant", active=n % 8 != 0 or n % 2 == 1)
         rows.append(row)
-    expected = [r.id for r in sorted(rows, key=lambda r: (r.last_activity_at, r.id), reverse=True)
-                if (r.owner_user_id == "UADVISOR" or Participant.get_or_none(
-                    (Participant.ro == r.id) & (Participant.user_id == "UADVISOR") & (Participant.active == True)))  # noqa: E712
-                and (status is None or r.status == status)]
+    expected = [
+        r.id
+        for r in sorted(rows, key=lambda r: (r.last_activity_at, r.id), reverse=True)
+        if (
+            r.owner_user_id == "UADVISOR"
+            or Participant.get_or_none(
+                (Participant.ro == r.id) & (Participant.user_id == "UADVISOR") & (Participant.active == True)
+            )
+        )
+        and (status is None or r.status == status)
+    ]
     assert 8 < len(expected) < 30
     if copied:
         search.reindex_all()
@@ -182,7 +213,9 @@ def test_index_ro_follows_changes_and_reindex_all_rebuilds(db):
     assert names("morin") == []
     assert search.reindex_all(batch_size=1) == 1
     assert names("morin") == ["Morin"]
-    assert RoSearchTerm.select().where(RoSearchTerm.ro == row.id).count() == len(search.terms_for("Jean", "Morin", "+15145550142", "700", row.tag_number))
+    assert RoSearchTerm.select().where(RoSearchTerm.ro == row.id).count() == len(
+        search.terms_for("Jean", "Morin", "+15145550142", "700", row.tag_number)
+    )
 
 
 def test_deleting_an_ro_deletes_its_keys(db):
@@ -214,11 +247,19 @@ def test_the_newest_matches_come_from_the_key_index_alone(shop):
     assert not _scans(plan), plan
 
 
-@pytest.mark.parametrize("text,filters", [
-    (None, {"member": "UADVISOR"}), (None, {"member": "UADVISOR", "status": "upcoming"}), (None, {"status": "completed"}),
-    ("jean trem", {"status": "completed"}), ("jean trem", {"member": "UADVISOR"}), ("48", {"member": "UADVISOR", "status": "upcoming"}),
-    ("tremblay 0142", {}), ("tremblay 0142", {"member": "UADVISOR"}),
-])
+@pytest.mark.parametrize(
+    "text,filters",
+    [
+        (None, {"member": "UADVISOR"}),
+        (None, {"member": "UADVISOR", "status": "upcoming"}),
+        (None, {"status": "completed"}),
+        ("jean trem", {"status": "completed"}),
+        ("jean trem", {"member": "UADVISOR"}),
+        ("48", {"member": "UADVISOR", "status": "upcoming"}),
+        ("tremblay 0142", {}),
+        ("tremblay 0142", {"member": "UADVISOR"}),
+    ],
+)
 def test_lists_and_filtered_searches_are_index_driven(shop, text, filters):
     """ "Mine", a status, and text with them: never a walk of every RO newest first (what a
     user with few ROs paid for with `owner OR participant`), never a table scan."""
@@ -238,12 +279,22 @@ def test_each_arm_of_a_broad_search_keeps_only_the_page(db):
     """A 2-character RO prefix matches a tenth of the ROs: each arm keeps its newest (offset +
     limit) with a top-N pass, and the page is still exactly the newest matches, in order."""
     now = utcnow()
-    rows = [ro(f"Arm{n}", phone=None, ro_number=f"48{n:03d}" if n % 3 else f"9{n:04d}",
-               tag_number=f"48{n:02d}" if n % 3 != 1 else f"T{n}", last_activity_at=now - timedelta(minutes=7 * n % 50, seconds=n))
-            for n in range(40)]
+    rows = [
+        ro(
+            f"Arm{n}",
+            phone=None,
+            ro_number=f"48{n:03d}" if n % 3 else f"9{n:04d}",
+            tag_number=f"48{n:02d}" if n % 3 != 1 else f"T{n}",
+            last_activity_at=now - timedelta(minutes=7 * n % 50, seconds=n),
+        )
+        for n in range(40)
+    ]
     ro("Other", phone=None, ro_number="50000", tag_number="T1")
-    matching = sorted((r for r in rows if r.ro_number.startswith("48") or (r.tag_number or "").startswith("48")),
-                      key=lambda r: (r.last_activity_at, r.id), reverse=True)
+    matching = sorted(
+        (r for r in rows if r.ro_number.startswith("48") or (r.tag_number or "").startswith("48")),
+        key=lambda r: (r.last_activity_at, r.id),
+        reverse=True,
+    )
     sql, _ = search.page_keys(search.parse_query("48"), limit=11, offset=10).sql()
     assert sql.count("LIMIT") == 3, sql  # each arm (RO number, tag) and the page
     pages = [search.find("48", limit=10, offset=offset) for offset in (0, 10, 20, 30)]

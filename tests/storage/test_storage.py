@@ -1,4 +1,5 @@
 """Storage on SQLite and PostgreSQL: schema creation, versions, concurrent start, connection hygiene."""
+
 from __future__ import annotations
 
 import threading
@@ -18,7 +19,7 @@ def run_together(*targets, timeout: float = 60) -> list[BaseException]:
     def guarded(target):
         try:
             target()
-        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
+        except BaseException as exc:  # reported to the test thread
             errors.append(exc)
 
     threads = [threading.Thread(target=guarded, args=(target,)) for target in targets]
@@ -154,3 +155,24 @@ def test_processes_starting_together_run_each_migration_once(database_url):
     assert run_together(*[start] * 4) == [] and runs == [1]
     with database.connection_context():
         assert [v.version for v in SchemaVersion.select().order_by(SchemaVersion.version)] == [LATEST, LATEST + 1]
+
+
+def test_a_version_1_database_is_brought_to_today(database_url):
+    """An install from before the task queue: its tables are kept, the new ones added, every card redrawn."""
+    from storage.models import TaskRecord
+
+    open_database(database_url)
+    migrate()
+    with database.connection_context():
+        db = database.obj
+        db.drop_tables([TaskRecord])
+        db.execute_sql('ALTER TABLE "participant" DROP COLUMN "membership_us"')
+        SchemaVersion.delete().execute()
+        SchemaVersion.create(version=1)
+        RepairOrder.create(source="file", external_id="1", ro_number="1", slack_dirty=False)
+    assert migrate() == LATEST
+    with database.connection_context():
+        assert database.table_exists("task_record")
+        assert "membership_us" in {c.name for c in database.get_columns("participant")}
+        assert RepairOrder.select().where(RepairOrder.slack_dirty == False).count() == 0
+        assert [v.version for v in SchemaVersion.select().order_by(SchemaVersion.version)] == [1, 2]

@@ -1,6 +1,7 @@
 """Fixtures and helpers for the files-and-customer tests: real media made with Pillow and
 ffmpeg, a real SMTP server (aiosmtpd) on loopback, the fake Twilio, the app wired to them, and
 the Slack gestures (share a file, open Files, tick, send, press a note button)."""
+
 from __future__ import annotations
 
 import io
@@ -18,14 +19,15 @@ import pytest
 
 from blocks import ids
 from blocks.codec import PageRef, RoRef, SendRef
-from tests.support.harness import SlackTestClient, make_env, start_app, wait_until
 from tests.fakes.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, FakeTwilio
+from tests.support.harness import SlackTestClient, make_env, start_app, wait_until
 
 PUBLIC_URL = "https://shop.example.test"
 SHOP_PHONE = "514 555-0100"
 
 
 # -- media -----------------------------------------------------------------------------------------
+
 
 def jpeg_bytes(width: int = 64, height: int = 48, color: tuple = (200, 40, 40), quality: int = 90) -> bytes:
     from PIL import Image
@@ -67,11 +69,27 @@ def has_encoder(name: str) -> bool:
     return any(line.split()[1:2] == [name] for line in out.splitlines() if len(line.split()) > 1)
 
 
-def video_bytes(tmp_path: Path, codec: str = "libx264", container: str = "mp4", seconds: float = 1.0,
-                size: str = "160x120", audio: bool = False) -> bytes:
+def video_bytes(
+    tmp_path: Path,
+    codec: str = "libx264",
+    container: str = "mp4",
+    seconds: float = 1.0,
+    size: str = "160x120",
+    audio: bool = False,
+) -> bytes:
     """A real little clip (ffmpeg's test pattern)."""
     out = tmp_path / f"clip-{uuid.uuid4().hex[:6]}.{container}"
-    command = [ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", f"testsrc=duration={seconds}:size={size}:rate=15"]
+    command = [
+        ffmpeg(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc=duration={seconds}:size={size}:rate=15",
+    ]
     if audio:
         command += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-c:a", "aac"]
     command += ["-c:v", codec, "-pix_fmt", "yuv420p"]
@@ -92,6 +110,7 @@ def video_codec(data: bytes, tmp_path: Path) -> str | None:
 
 # -- SMTP ------------------------------------------------------------------------------------------
 
+
 class SmtpSink:
     """A real SMTP server (aiosmtpd) on loopback that keeps what it receives."""
 
@@ -102,7 +121,7 @@ class SmtpSink:
         self.port = _free_port()
         self._controller = None
 
-    def start(self) -> "SmtpSink":
+    def start(self) -> SmtpSink:
         from aiosmtpd.controller import Controller
         from aiosmtpd.smtp import AuthResult
 
@@ -154,6 +173,7 @@ def closed_port_url(scheme: str = "http") -> str:
 
 # -- a file host that is not Slack ------------------------------------------------------------------
 
+
 class FileHost:
     """A tiny HTTP server that answers every GET with `body` and records the Authorization headers."""
 
@@ -197,6 +217,7 @@ class FileHost:
 
 # -- the app wired to its fakes ---------------------------------------------------------------------
 
+
 @pytest.fixture
 def twilio():
     fake = FakeTwilio().start()
@@ -212,10 +233,19 @@ def smtp():
 
 
 def files_env(fake_slack, db_url: str, tmp_path: Path, twilio: FakeTwilio | None, smtp: SmtpSink | None, **extra: str) -> dict:
-    env = make_env(fake_slack, db_url, tmp_path, PUBLIC_URL=PUBLIC_URL, SHOP_NAME="Garage Tremblay", SHOP_PHONE=SHOP_PHONE,
-                   SECRET_KEY="customer-links-secret-for-tests")
+    env = make_env(
+        fake_slack,
+        db_url,
+        tmp_path,
+        PUBLIC_URL=PUBLIC_URL,
+        SHOP_NAME="Garage Tremblay",
+        SHOP_PHONE=SHOP_PHONE,
+        SECRET_KEY="customer-links-secret-for-tests",
+    )
     if twilio is not None:
-        env.update(TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_FROM=FROM_NUMBER, TWILIO_API_URL=twilio.api_url)
+        env.update(
+            TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_FROM=FROM_NUMBER, TWILIO_API_URL=twilio.api_url
+        )
     if smtp is not None:
         env.update(SMTP_URL=smtp.url(), MAIL_FROM="service@garage.example")
     env.update(extra)
@@ -239,8 +269,9 @@ def client(app, fake_slack) -> SlackTestClient:
 _file_ids = iter(range(100000, 10**9))
 
 
-def slack_file(fake_slack, channel_id: str, name: str, content: bytes, mimetype: str, user: str = "UTECH",
-               created: int | None = None) -> str:
+def slack_file(
+    fake_slack, channel_id: str, name: str, content: bytes, mimetype: str, user: str = "UTECH", created: int | None = None
+) -> str:
     """A file uploaded to the fake Slack and shared in `channel_id`; its id."""
     file_id = f"F{next(_file_ids):09d}"
     filetype = name.rsplit(".", 1)[-1].lower() if "." in name else "binary"
@@ -249,13 +280,27 @@ def slack_file(fake_slack, channel_id: str, name: str, content: bytes, mimetype:
 
 
 def file_shared_event(file_id: str, channel_id: str, user: str = "UTECH") -> dict:
-    return {"type": "file_shared", "file_id": file_id, "user_id": user, "file": {"id": file_id}, "channel_id": channel_id,
-            "event_ts": f"{time.time():.6f}"}
+    return {
+        "type": "file_shared",
+        "file_id": file_id,
+        "user_id": user,
+        "file": {"id": file_id},
+        "channel_id": channel_id,
+        "event_ts": f"{time.time():.6f}",
+    }
 
 
 def file_message_event(file_ids: list[str], channel_id: str, user: str = "UTECH", subtype: str | None = "file_share") -> dict:
-    event = {"type": "message", "channel": channel_id, "user": user, "text": "", "ts": f"{time.time():.6f}",
-             "files": [{"id": f} for f in file_ids], "upload": True, "channel_type": "channel"}
+    event = {
+        "type": "message",
+        "channel": channel_id,
+        "user": user,
+        "text": "",
+        "ts": f"{time.time():.6f}",
+        "files": [{"id": f} for f in file_ids],
+        "upload": True,
+        "channel_type": "channel",
+    }
     if subtype:
         event["subtype"] = subtype
     return event
@@ -272,8 +317,16 @@ def copied_row(file_id: str, ro=None, timeout: float = 10):
     return wait_until(lambda: RoFile.get_or_none(where), timeout=timeout, message=f"file {file_id} processed")
 
 
-def share(client: SlackTestClient, fake_slack, ro, name: str, content: bytes, mimetype: str, user: str = "UTECH",
-          created: int | None = None):
+def share(
+    client: SlackTestClient,
+    fake_slack,
+    ro,
+    name: str,
+    content: bytes,
+    mimetype: str,
+    user: str = "UTECH",
+    created: int | None = None,
+):
     """Share a file in the RO channel as Slack does (file_shared), and wait until it is stored."""
     file_id = slack_file(fake_slack, ro.channel_id, name, content, mimetype, user, created)
     client.event(file_shared_event(file_id, ro.channel_id, user))
@@ -282,12 +335,22 @@ def share(client: SlackTestClient, fake_slack, ro, name: str, content: bytes, mi
 
 # -- Slack gestures ------------------------------------------------------------------------------------
 
+
 def open_files(client: SlackTestClient, fake_slack, ro, user: str = "UADVISOR") -> dict:
     before = len(fake_slack.calls_to("views.open"))
-    client.action({"type": "block_actions", "user": {"id": user}, "team": {"id": "T0001"}, "api_app_id": "A0001",
-                   "channel": {"id": ro.channel_id}, "container": {"type": "message", "channel_id": ro.channel_id},
-                   "actions": [{"type": "button", "action_id": ids.FILES_OPEN, "block_id": "ro_card_actions",
-                                "value": RoRef(ro.id).encode()}]})
+    client.action(
+        {
+            "type": "block_actions",
+            "user": {"id": user},
+            "team": {"id": "T0001"},
+            "api_app_id": "A0001",
+            "channel": {"id": ro.channel_id},
+            "container": {"type": "message", "channel_id": ro.channel_id},
+            "actions": [
+                {"type": "button", "action_id": ids.FILES_OPEN, "block_id": "ro_card_actions", "value": RoRef(ro.id).encode()}
+            ],
+        }
+    )
     calls = fake_slack.wait_for("views.open", count=before + 1)
     assert calls[-1].ok, calls[-1].error
     return latest_view(fake_slack)
@@ -313,33 +376,61 @@ def crafted(view: dict, files: list) -> dict:
     """The modal as a hand-made request would send it: a checkbox group the app never drew
     (no Send button, no checkboxes), with `files` ticked."""
     view = json.loads(json.dumps(view))
-    view["blocks"].append({"type": "input", "block_id": "files_p0", "label": {"type": "plain_text", "text": "x"},
-                           "element": {"type": "checkboxes", "action_id": ids.FILES_PICK,
-                                       "options": [{"text": {"type": "plain_text", "text": f.name[:75]}, "value": str(f.id)} for f in files]}})
+    view["blocks"].append(
+        {
+            "type": "input",
+            "block_id": "files_p0",
+            "label": {"type": "plain_text", "text": "x"},
+            "element": {
+                "type": "checkboxes",
+                "action_id": ids.FILES_PICK,
+                "options": [{"text": {"type": "plain_text", "text": f.name[:75]}, "value": str(f.id)} for f in files],
+            },
+        }
+    )
     return with_ticks(view, [f.id for f in files])
 
 
 def submit(client: SlackTestClient, view: dict, user: str = "UADVISOR"):
-    response = client.action({"type": "view_submission", "user": {"id": user}, "team": {"id": "T0001"}, "api_app_id": "A0001", "view": view})
+    response = client.action(
+        {"type": "view_submission", "user": {"id": user}, "team": {"id": "T0001"}, "api_app_id": "A0001", "view": view}
+    )
     assert response.status_code == 200, response.text
     return response.json() if response.text.strip() else {}
 
 
 def press_page(client: SlackTestClient, fake_slack, view: dict, action_id: str, value: str, user: str = "UADVISOR") -> dict:
     before = len(fake_slack.calls_to("views.update"))
-    client.action({"type": "block_actions", "user": {"id": user}, "team": {"id": "T0001"}, "api_app_id": "A0001", "view": view,
-                   "container": {"type": "view", "view_id": view["id"]},
-                   "actions": [{"type": "button", "action_id": action_id, "block_id": "nav", "value": PageRef(int(value)).encode()}]})
+    client.action(
+        {
+            "type": "block_actions",
+            "user": {"id": user},
+            "team": {"id": "T0001"},
+            "api_app_id": "A0001",
+            "view": view,
+            "container": {"type": "view", "view_id": view["id"]},
+            "actions": [{"type": "button", "action_id": action_id, "block_id": "nav", "value": PageRef(int(value)).encode()}],
+        }
+    )
     calls = fake_slack.wait_for("views.update", count=before + 1)
     assert calls[-1].ok, calls[-1].error
     return latest_view(fake_slack)
 
 
 def press_note_button(client: SlackTestClient, ro, action_id: str, send_id: int, user: str = "UADVISOR"):
-    return client.action({"type": "block_actions", "user": {"id": user}, "team": {"id": "T0001"}, "api_app_id": "A0001",
-                          "channel": {"id": ro.channel_id}, "container": {"type": "message", "channel_id": ro.channel_id},
-                          "actions": [{"type": "button", "action_id": action_id, "block_id": "send_actions",
-                                       "value": SendRef(send_id).encode()}]})
+    return client.action(
+        {
+            "type": "block_actions",
+            "user": {"id": user},
+            "team": {"id": "T0001"},
+            "api_app_id": "A0001",
+            "channel": {"id": ro.channel_id},
+            "container": {"type": "message", "channel_id": ro.channel_id},
+            "actions": [
+                {"type": "button", "action_id": action_id, "block_id": "send_actions", "value": SendRef(send_id).encode()}
+            ],
+        }
+    )
 
 
 def send_files(client: SlackTestClient, fake_slack, ro, files: list, user: str = "UADVISOR") -> dict:
@@ -352,8 +443,11 @@ def wait_send(status: str | tuple, timeout: float = 20):
     from storage.models import CustomerSend
 
     wanted = (status,) if isinstance(status, str) else status
-    return wait_until(lambda: CustomerSend.select().where(CustomerSend.status.in_(wanted)).order_by(CustomerSend.id.desc()).first(),
-                      timeout=timeout, message=f"a send {wanted}")
+    return wait_until(
+        lambda: CustomerSend.select().where(CustomerSend.status.in_(wanted)).order_by(CustomerSend.id.desc()).first(),
+        timeout=timeout,
+        message=f"a send {wanted}",
+    )
 
 
 def note_buttons(message: dict) -> dict[str, dict]:
@@ -373,24 +467,37 @@ def note_of(app, fake_slack, channel_id: str, send) -> dict:
 def told_and_retry_offered(app, fake_slack, ro, send, sender: str = "UADVISOR") -> tuple[str, dict]:
     """After a failed send: what the sender was told privately, and the channel note once it offers Retry."""
     told = wait_until(lambda: [e for e in fake_slack.ephemerals if e["user"] == sender], message="the sender told")
-    note = wait_until(lambda: (lambda n: n if "send.retry" in note_buttons(n) else None)(note_of(app, fake_slack, ro.channel_id, send)),
-                      message="a Retry button on the note")
+    note = wait_until(
+        lambda: (lambda n: n if "send.retry" in note_buttons(n) else None)(note_of(app, fake_slack, ro.channel_id, send)),
+        message="a Retry button on the note",
+    )
     return told[0]["text"], note
 
 
-def stored_file(app, ro, content: bytes, name: str, mimetype: str, uploader: str = "UTECH", minutes_ago: int = 0,
-                copy_status: str = "stored"):
+def stored_file(
+    app, ro, content: bytes, name: str, mimetype: str, uploader: str = "UTECH", minutes_ago: int = 0, copy_status: str = "stored"
+):
     """A file as intake leaves it (recorded and copied), without going through Slack: for bulk set-ups."""
     from datetime import timedelta
 
-    from media.file_kinds import kind_of
     from media.blob_store import BlobStore
+    from media.file_kinds import kind_of
     from storage.models import RoFile, utcnow
 
     sha = BlobStore(app.settings.media_dir).put_bytes(content)[0] if copy_status == "stored" else None
-    return RoFile.create(ro=ro, slack_file_id=f"F{next(_file_ids):09d}", uploader_user_id=uploader, kind=kind_of(mimetype, name),
-                         name=name, mimetype=mimetype, size=len(content), shared_at=utcnow() - timedelta(minutes=minutes_ago),
-                         permalink=f"https://dealer.slack.com/files/{uploader}/{name}", sha256=sha, copy_status=copy_status)
+    return RoFile.create(
+        ro=ro,
+        slack_file_id=f"F{next(_file_ids):09d}",
+        uploader_user_id=uploader,
+        kind=kind_of(mimetype, name),
+        name=name,
+        mimetype=mimetype,
+        size=len(content),
+        shared_at=utcnow() - timedelta(minutes=minutes_ago),
+        permalink=f"https://dealer.slack.com/files/{uploader}/{name}",
+        sha256=sha,
+        copy_status=copy_status,
+    )
 
 
 def delivered_send(app, ro, files: list, user: str = "UADVISOR"):

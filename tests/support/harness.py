@@ -23,8 +23,10 @@ BOT_TOKEN = "xoxb-test-token"
 
 def signature_headers(body: bytes, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
     ts = str(int(time.time()) if timestamp is None else timestamp)
-    return {"X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": SignatureVerifier(secret).generate_signature(timestamp=ts, body=body) or ""}
+    return {
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": SignatureVerifier(secret).generate_signature(timestamp=ts, body=body) or "",
+    }
 
 
 def form_body(fields: dict) -> bytes:
@@ -32,11 +34,18 @@ def form_body(fields: dict) -> bytes:
 
 
 def event_body(event: dict, event_id: str, team_id: str = "T0001", api_app_id: str = "A0001") -> bytes:
-    return json.dumps({
-        "token": "legacy", "team_id": team_id, "api_app_id": api_app_id, "type": "event_callback",
-        "event_id": event_id, "event_time": int(time.time()), "event": event,
-        "authorizations": [{"team_id": team_id, "user_id": "UBOT", "is_bot": True}],
-    }).encode()
+    return json.dumps(
+        {
+            "token": "legacy",
+            "team_id": team_id,
+            "api_app_id": api_app_id,
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": int(time.time()),
+            "event": event,
+            "authorizations": [{"team_id": team_id, "user_id": "UBOT", "is_bot": True}],
+        }
+    ).encode()
 
 
 def make_env(fake: FakeSlack | None, db_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -86,10 +95,19 @@ class SlackTestClient:
 
     def command(self, text: str, user_id: str = "UADVISOR", channel_id: str = "CGENERAL", **fields) -> requests.Response:
         payload = {
-            "token": "legacy", "team_id": "T0001", "team_domain": "dealer", "channel_id": channel_id,
-            "channel_name": "general", "user_id": user_id, "user_name": user_id.lower(), "command": "/ro",
-            "text": text, "api_app_id": "A0001", "response_url": self.fake.response_url(),
-            "trigger_id": self.fake.new_trigger_id(), **fields,
+            "token": "legacy",
+            "team_id": "T0001",
+            "team_domain": "dealer",
+            "channel_id": channel_id,
+            "channel_name": "general",
+            "user_id": user_id,
+            "user_name": user_id.lower(),
+            "command": "/ro",
+            "text": text,
+            "api_app_id": "A0001",
+            "response_url": self.fake.response_url(),
+            "trigger_id": self.fake.new_trigger_id(),
+            **fields,
         }
         return self.post_raw(form_body(payload), "application/x-www-form-urlencoded")
 

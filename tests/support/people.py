@@ -1,5 +1,6 @@
 """Fixtures and helpers for the people-and-search tests: the app with a probe that sees every
 message event after the features did, and the Slack payloads people produce."""
+
 from __future__ import annotations
 
 import itertools
@@ -45,23 +46,39 @@ class PeopleApp:
     def say(self, channel: str, text: str, user: str = "UADVISOR", wait: bool = True, **extra) -> str:
         """Post a message event as Slack does; returns its ts once every feature handled it."""
         ts = extra.pop("ts", None) or next_ts()
-        self.client.event({"type": "message", "channel": channel, "user": user, "text": text, "ts": ts,
-                           "channel_type": "channel", **extra})
+        self.client.event(
+            {"type": "message", "channel": channel, "user": user, "text": text, "ts": ts, "channel_type": "channel", **extra}
+        )
         if wait:
             self.probe.wait(ts)
         return ts
 
     def edit(self, channel: str, before: str, after: str, user: str = "UADVISOR", **message_fields) -> str:
         ts = next_ts()
-        self.client.event({"type": "message", "subtype": "message_changed", "channel": channel, "hidden": True,
-                           "ts": next_ts(), "message": {"type": "message", "user": user, "text": after, "ts": ts,
-                                                        "edited": {"user": user, "ts": next_ts()}, **message_fields},
-                           "previous_message": {"type": "message", "user": user, "text": before, "ts": ts}})
+        self.client.event(
+            {
+                "type": "message",
+                "subtype": "message_changed",
+                "channel": channel,
+                "hidden": True,
+                "ts": next_ts(),
+                "message": {
+                    "type": "message",
+                    "user": user,
+                    "text": after,
+                    "ts": ts,
+                    "edited": {"user": user, "ts": next_ts()},
+                    **message_fields,
+                },
+                "previous_message": {"type": "message", "user": user, "text": before, "ts": ts},
+            }
+        )
         self.probe.wait(ts)
         return ts
 
-    def action(self, user: str, action_id: str, value: str = "", *, view: dict | None = None,
-               channel: str | None = None, **action_fields):
+    def action(
+        self, user: str, action_id: str, value: str = "", *, view: dict | None = None, channel: str | None = None, **action_fields
+    ):
         action = {"action_id": action_id, "block_id": "b", "type": "button", "value": value, **action_fields}
         payload: dict = {"type": "block_actions", "user": {"id": user}, "team": {"id": "T0001"}, "actions": [action]}
         if view is not None:
@@ -73,9 +90,20 @@ class PeopleApp:
         return self.client.action(payload)
 
     def submit(self, user: str, callback_id: str, private_metadata: str, values: dict):
-        return self.client.action({"type": "view_submission", "user": {"id": user}, "team": {"id": "T0001"},
-                                   "view": {"id": "V0SUBMIT", "type": "modal", "callback_id": callback_id,
-                                            "private_metadata": private_metadata, "state": {"values": values}}})
+        return self.client.action(
+            {
+                "type": "view_submission",
+                "user": {"id": user},
+                "team": {"id": "T0001"},
+                "view": {
+                    "id": "V0SUBMIT",
+                    "type": "modal",
+                    "callback_id": callback_id,
+                    "private_metadata": private_metadata,
+                    "state": {"values": values},
+                },
+            }
+        )
 
 
 def start_people_app(fake_slack, db_url: str, tmp_path, **env) -> tuple[RunningApp, Probe]:

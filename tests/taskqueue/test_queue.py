@@ -1,0 +1,199 @@
+"""The durable task queue: stored before it runs, retried with backoff, run once, lanes one at a time,
+and work whose worker died queued again by the sweep."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+
+from storage.db import database
+from storage.models import TaskRecord, utcnow
+from taskqueue.queue import TaskQueue, task
+
+CALLS: dict[str, list] = {}
+_LOCK = threading.Lock()
+
+
+def _note(name: str, *values) -> None:
+    with _LOCK:
+        CALLS.setdefault(name, []).append(values)
+
+
+@task("test.echo")
+def echo(context, value):
+    _note("echo", value, context)
+
+
+@task("test.flaky", max_attempts=4)
+def flaky(context, key, failures):
+    _note(key, time.monotonic())
+    if len(CALLS[key]) <= failures:
+        raise RuntimeError(f"failure {len(CALLS[key])}")
+
+
+def _gave_up(context, key, *, error):
+    _note(f"{key}:gave_up", error)
+
+
+@task("test.always_fails", max_attempts=2, on_give_up=_gave_up)
+def always_fails(context, key):
+    _note(key, "attempt")
+    raise ValueError("nope")
+
+
+@task("test.slow")
+def slow(context, key, seconds):
+    _note(key, "start", time.monotonic())
+    time.sleep(seconds)
+    _note(key, "end", time.monotonic())
+
+
+@pytest.fixture
+def queue(db):
+    CALLS.clear()
+    tasks = TaskQueue(poll_seconds=0.1, retry_seconds=0.05)
+    tasks.context = "the context"
+    tasks.start_workers(3)
+    yield tasks
+    tasks.stop_workers()
+
+
+def test_a_task_is_stored_then_run_with_its_arguments_and_the_context(queue):
+    record = queue.enqueue("test.echo", {"a": [1, 2]})
+    assert TaskRecord.get_by_id(record.id).name == "test.echo"
+    queue.wait_idle()
+    assert CALLS["echo"] == [({"a": [1, 2]}, "the context")]
+    done = TaskRecord.get_by_id(record.id)
+    assert (done.status, done.attempts, done.claimed_by) == ("done", 1, None) and done.finished_at
+
+
+def test_a_failing_task_is_retried_with_growing_delays_until_it_succeeds(queue):
+    record = queue.enqueue("test.flaky", "flaky-3", 2)
+    queue.wait_idle(timeout=60)
+    times = [t for (t,) in CALLS["flaky-3"]]
+    assert len(times) == 3 and TaskRecord.get_by_id(record.id).status == "done"
+    assert TaskRecord.get_by_id(record.id).attempts == 3 and "failure 2" in TaskRecord.get_by_id(record.id).last_error
+    assert times[2] - times[1] >= times[1] - times[0] > 0  # backoff: each wait at least as long as the one before
+
+
+def test_a_task_that_keeps_failing_gives_up_once_and_says_why(queue):
+    record = queue.enqueue("test.always_fails", "doomed")
+    queue.wait_idle(timeout=60)
+    assert len(CALLS["doomed"]) == 2
+    assert CALLS["doomed:gave_up"] == [("ValueError: nope",)]
+    failed = TaskRecord.get_by_id(record.id)
+    assert (failed.status, failed.attempts) == ("failed", 2) and "nope" in failed.last_error
+
+
+def test_the_same_key_is_the_same_work(queue):
+    first = queue.enqueue("test.echo", "once", key="echo:once")
+    again = queue.enqueue("test.echo", "twice", key="echo:once")
+    queue.wait_idle()
+    assert again.id == first.id and CALLS["echo"] == [("once", "the context")]
+    assert queue.enqueue("test.echo", "later", key="echo:once").id == first.id  # done work is not redone
+    queue.wait_idle()
+    assert len(CALLS["echo"]) == 1
+
+
+def test_a_lane_runs_one_task_at_a_time_and_other_lanes_meanwhile(queue):
+    for _ in range(3):
+        queue.enqueue("test.slow", "lane-a", 0.3, lane="ro:1")
+    queue.enqueue("test.slow", "lane-b", 0.3, lane="ro:2")
+    queue.wait_idle(timeout=60)
+    starts = [t for kind, t in CALLS["lane-a"] if kind == "start"]
+    ends = [t for kind, t in CALLS["lane-a"] if kind == "end"]
+    spans = sorted(zip(sorted(starts), sorted(ends)))
+    assert len(spans) == 3 and all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:])), spans
+    b_start = next(t for kind, t in CALLS["lane-b"] if kind == "start")
+    assert b_start < spans[-1][0], "another lane does not wait for this one"
+
+
+def test_work_stored_but_never_handed_to_huey_is_queued_by_the_sweep(db):
+    CALLS.clear()
+    tasks = TaskQueue(poll_seconds=0.1, retry_seconds=0.05)
+    lost = TaskRecord.create(name="test.echo", args=json.dumps(["lost"]), run_after=utcnow() - timedelta(minutes=5))
+    fresh = TaskRecord.create(name="test.echo", args=json.dumps(["fresh"]))  # its message may still be on its way
+    assert tasks.sweep() == 1
+    tasks.start_workers(1)
+    try:
+        wait = time.monotonic() + 20
+        while TaskRecord.get_by_id(lost.id).status != "done" and time.monotonic() < wait:
+            time.sleep(0.05)
+    finally:
+        tasks.stop_workers()
+    assert TaskRecord.get_by_id(lost.id).status == "done" and CALLS["echo"][0][0] == "lost"
+    assert TaskRecord.get_by_id(fresh.id).status == "queued"
+
+
+def test_the_sweep_takes_work_from_a_dead_holder_at_once_and_leaves_a_live_one_alone(db):
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    from core.processes import holder_id
+
+    mine = holder_id().split(":")
+    dead = f"{mine[0]}:{gone.pid}:1:deadbeef"
+    elsewhere = "another-host:1234:1:cafe"
+    later = utcnow() + timedelta(minutes=1)
+    orphan = TaskRecord.create(name="test.echo", args="[1]", status="running", claimed_by=dead, claim_until=later, attempts=1)
+    remote = TaskRecord.create(
+        name="test.echo", args="[2]", status="running", claimed_by=elsewhere, claim_until=later, attempts=1
+    )
+    expired = TaskRecord.create(
+        name="test.echo",
+        args="[3]",
+        status="running",
+        claimed_by=elsewhere,
+        claim_until=utcnow() - timedelta(seconds=1),
+        attempts=1,
+    )
+    tasks = TaskQueue(poll_seconds=0.1)
+    assert tasks.sweep() == 2
+    tasks.start_workers(1)
+    try:
+        deadline = time.monotonic() + 20
+        while {TaskRecord.get_by_id(r.id).status for r in (orphan, expired)} != {"done"} and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        tasks.stop_workers()
+    assert TaskRecord.get_by_id(orphan.id).status == "done" and TaskRecord.get_by_id(orphan.id).attempts == 2
+    assert TaskRecord.get_by_id(expired.id).status == "done"
+    assert TaskRecord.get_by_id(remote.id).status == "running", "a live holder on another machine keeps its claim"
+
+
+def test_a_record_whose_last_attempt_died_fails_once_with_its_give_up(db):
+    CALLS.clear()
+    record = TaskRecord.create(
+        name="test.always_fails",
+        args=json.dumps(["died"]),
+        status="running",
+        claimed_by="h:1:1:x",
+        claim_until=utcnow() - timedelta(seconds=1),
+        attempts=2,
+        max_attempts=2,
+    )
+    tasks = TaskQueue()
+    assert tasks.sweep() == 0 and tasks.sweep() == 0
+    assert TaskRecord.get_by_id(record.id).status == "failed"
+    assert CALLS["died:gave_up"] == [("the worker running its last attempt stopped",)]
+
+
+def test_an_unknown_task_name_is_refused_at_once(db):
+    with pytest.raises(KeyError):
+        TaskQueue().enqueue("test.no_such_task")
+    assert TaskRecord.select().count() == 0
+
+
+def test_the_backlog_counts_waiting_running_and_failed_work(db):
+    TaskRecord.create(name="test.echo", status="queued")
+    TaskRecord.create(name="test.echo", status="running")
+    TaskRecord.create(name="test.echo", status="failed")
+    TaskRecord.create(name="test.echo", status="done")
+    with database.atomic():
+        assert TaskQueue().backlog() == {"queued": 1, "running": 1, "failed": 1}
