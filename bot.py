@@ -54,7 +54,7 @@ def open_storage(settings: Settings) -> None:
 
 
 # Modules whose tasks any process must be able to run (they register them when imported).
-TASK_MODULES = ("customers.send_flow", "media.intake_flow", "spaces.status_flow")
+TASK_MODULES = ("customers.conversation_flow", "customers.send_flow", "media.intake_flow", "spaces.status_flow")
 
 
 def load_tasks() -> None:

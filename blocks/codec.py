@@ -96,6 +96,21 @@ class SendRef(Record):
 
 
 @dataclass(frozen=True)
+class SmsRef(Record):
+    """A button about one text with a customer (Retry a reply, Attach or Dismiss an unmatched text)."""
+
+    kind: ClassVar[str] = "sms"
+    sms: int
+
+    def fields(self) -> dict:
+        return {"sms": self.sms}
+
+    @classmethod
+    def read(cls, data: dict) -> SmsRef:
+        return cls(_id(data["sms"]))
+
+
+@dataclass(frozen=True)
 class PageRef(Record):
     """A Previous / Next button: the page it goes to."""
 
@@ -152,9 +167,10 @@ class HomeState(Record):
     status: str | None = None
     query: str = ""
     page: int = 0
+    unmatched_page: int = 0  # admins: the page of unmatched texts
 
     def fields(self) -> dict:
-        return {"t": self.tab, "st": self.status, "q": self.query, "p": self.page}
+        return {"t": self.tab, "st": self.status, "q": self.query, "p": self.page, "u": self.unmatched_page}
 
     @classmethod
     def read(cls, data: dict) -> HomeState:
@@ -163,7 +179,7 @@ class HomeState(Record):
             raise ValueError("bad list")
         if not isinstance(query, str) or len(query) > MAX_CHARS:
             raise ValueError("bad query")
-        return cls(tab, status, query, _page(data.get("p", 0)))
+        return cls(tab, status, query, _page(data.get("p", 0)), _page(data.get("u", 0)))
 
 
 @dataclass(frozen=True)

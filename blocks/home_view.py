@@ -8,9 +8,11 @@ The tab's state (list, status, search text, page) travels in the view's private_
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from blocks import ids, kit
 from blocks.codec import HomeState, PageRef, RoRef
+from blocks.conversation_view import unmatched_section
 from blocks.ro_card_view import STATUS_EMOJI, status_label
 from blocks.search_view import channel_url, ro_line, ro_number
 from core.i18n import t
@@ -23,7 +25,7 @@ if TYPE_CHECKING:  # type names only (erased at run time): the view reads their 
 
 PAGE_SIZE = 20  # two blocks per row at most: 20 rows + the frame stay well under Slack's 100
 ANY_STATUS = "any"
-NOTIFY_MESSAGES, NOTIFY_FILES = "messages", "files"
+NOTIFY_MESSAGES, NOTIFY_FILES, NOTIFY_CUSTOMER = "messages", "files", "customer"
 
 
 def _status_option(status: str | None, locale: str | None) -> dict:
@@ -93,8 +95,13 @@ def _settings(prefs: Preferences, locale: str | None) -> list[dict]:
     options = [
         kit.option(t("people.home.notify_messages", locale), NOTIFY_MESSAGES),
         kit.option(t("people.home.notify_files", locale), NOTIFY_FILES),
+        kit.option(t("people.home.notify_customer", locale), NOTIFY_CUSTOMER),
     ]
-    chosen = [value for value, on in ((NOTIFY_MESSAGES, prefs.messages), (NOTIFY_FILES, prefs.files)) if on]
+    chosen = [
+        value
+        for value, on in ((NOTIFY_MESSAGES, prefs.messages), (NOTIFY_FILES, prefs.files), (NOTIFY_CUSTOMER, prefs.customer))
+        if on
+    ]
     return [
         {"type": "divider"},
         kit.section(f"*{t('people.home.notify_title', locale)}*", block_id="home_notify_title"),
@@ -103,8 +110,18 @@ def _settings(prefs: Preferences, locale: str | None) -> list[dict]:
     ]
 
 
-def home_view(state: HomeState, page: Page | None, unread: dict[int, int], prefs: Preferences, locale: str | None) -> dict:
-    """`page` is None when the search text is too short to search (the hint replaces the list)."""
+def home_view(
+    state: HomeState,
+    page: Page | None,
+    unread: dict[int, int],
+    prefs: Preferences,
+    locale: str | None,
+    *,
+    unmatched: tuple[list, int, int] | None = None,
+    tz: ZoneInfo | None = None,
+) -> dict:
+    """`page` is None when the search text is too short to search (the hint replaces the list).
+    `unmatched` (admins only): (a page of unmatched texts, the page, the page count)."""
     blocks: list[dict] = [kit.header(t("people.home.title", locale))]
     blocks += _controls(state, locale)
     blocks.append({"type": "divider"})
@@ -123,6 +140,9 @@ def home_view(state: HomeState, page: Page | None, unread: dict[int, int], prefs
             blocks.append(kit.context(t("people.search.title", locale, query=query)))
         blocks += _rows(page, unread, locale)
         blocks += _paging(state, page, locale)
+    if unmatched is not None:
+        messages, unmatched_page, pages = unmatched
+        blocks += unmatched_section(messages, unmatched_page, pages, locale=locale, tz=tz or ZoneInfo("UTC"))
     blocks += _settings(prefs, locale)
     return kit.home(blocks, state.encode())
 

@@ -32,6 +32,14 @@ PARTICIPANTS_MODAL = "participants.modal"
 PARTICIPANTS_REQUEST_INVITE = "participants.request_invite"
 PARTICIPANTS_INVITE_MODAL = "participants.invite_modal"
 
+# The customer conversation (handlers/conversation_listeners.py)
+CONVERSATION_RETRY = "conversation.retry"
+CONVERSATION_ATTACH = "conversation.attach"
+CONVERSATION_DISMISS = "conversation.dismiss"
+CONVERSATION_ATTACH_MODAL = "conversation.attach_modal"
+CONVERSATION_PREV = "conversation.prev"
+CONVERSATION_NEXT = "conversation.next"
+
 # App Home (handlers/home_listeners.py)
 HOME_SEARCH = "home.search"
 HOME_MINE = "home.mine"

@@ -231,6 +231,24 @@ def pack(lines: list[str], limit: int = SECTION_TEXT) -> list[str]:
     return texts
 
 
+def chunks(text: str, limit: int = SECTION_TEXT) -> list[str]:
+    """Escaped mrkdwn in pieces of at most `limit` characters, cut at line ends, else spaces, never
+    inside an escape sequence: a long text from a customer stays whole across several sections."""
+    pieces: list[str] = []
+    while len(text) > limit:
+        cut_at = text.rfind("\n", 0, limit)
+        if cut_at <= 0:
+            cut_at = text.rfind(" ", 0, limit)
+        if cut_at <= 0:
+            cut_at = limit
+            amp = text.rfind("&", 0, cut_at)
+            if amp != -1 and ";" not in text[amp:cut_at]:
+                cut_at = amp
+        pieces.append(text[:cut_at])
+        text = text[cut_at:].lstrip("\n")
+    return [*pieces, text] if text or not pieces else pieces
+
+
 def message(text: str, blocks: list[dict]) -> tuple[str, list[dict]]:
     """(fallback text, blocks) of a message, checked against the 50-block limit."""
     if len(blocks) > MESSAGE_BLOCKS:

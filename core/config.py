@@ -73,6 +73,9 @@ class Settings:
     queue_workers: int = 3
     queue_poll_seconds: float = 1.0
     queue_retry_seconds: float = 2.0
+    # The customer conversation: replies signed with the shop's name; the largest MMS media kept.
+    sms_signature: bool = True
+    mms_media_max_mb: int = 10
 
     @property
     def sms_enabled(self) -> bool:
@@ -248,6 +251,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_slack: bool =
         queue_workers=r.int("QUEUE_WORKERS", 3, 1, 64),
         queue_poll_seconds=r.int("QUEUE_POLL_MS", 1000, 10, 60_000) / 1000,
         queue_retry_seconds=r.int("QUEUE_RETRY_MS", 2000, 10, 600_000) / 1000,
+        sms_signature=r.bool("SMS_SIGNATURE", True),
+        mms_media_max_mb=r.int("MMS_MEDIA_MAX_MB", 10, 1, 100),
     )
     if r.problems:
         raise ConfigError(r.problems)

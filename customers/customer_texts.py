@@ -65,3 +65,19 @@ def email_parts(
     subject = t("customer.email.subject", lang, **values)
     text = "\n".join([parts["greeting"], "", parts["body"], url, "", parts["expires_line"], parts["contact_line"], "", shop])
     return subject, text, {**values, **parts, "lang": language_of(lang)}
+
+
+def _contacts(phone: str | None) -> dict[str, str]:
+    if phone:
+        return {"contact_fr": f"appelez le {phone}", "contact_en": f"call {phone}"}
+    return {"contact_fr": "répondez à ce texto", "contact_en": "reply to this text"}
+
+
+def help_text(shop: str, phone: str | None) -> str:
+    """The answer to HELP / AIDE: bilingual, with the shop's name and phone (we do not know who asks)."""
+    return t("customer.help", "fr", shop=shop, **_contacts(phone))
+
+
+def consent_confirmation(change: str, shop: str) -> str:
+    """The answer to ARRET / DEBUT (Twilio answers STOP / START itself): bilingual."""
+    return t("customer.opt_out_confirm" if change == "opted_out" else "customer.opt_in_confirm", "fr", shop=shop)

@@ -26,7 +26,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from peewee import IntegrityError
 
 from core.config import Settings
 from core.formats import long_date
@@ -36,6 +35,7 @@ from customers import link_tokens as tokens
 from customers import mail_gateway as mailer
 from customers import permission_rules as permissions
 from customers import twilio_gateway as twilio
+from customers.consent_rules import is_opted_out, record_opt_out
 from customers.mail_gateway import MailError
 from customers.twilio_gateway import SmsError
 from media.blob_store import BlobStore
@@ -49,7 +49,6 @@ from storage.models import (
     MediaRendition,
     RepairOrder,
     RoFile,
-    SmsOptOut,
     utcnow,
 )
 from storage.values import PICTURE
@@ -82,10 +81,6 @@ class Plan:
 
 
 # -- rules ----------------------------------------------------------------------------------------
-
-
-def is_opted_out(phone: str | None) -> bool:
-    return bool(phone) and SmsOptOut.select().where(SmsOptOut.phone == phone).exists()
 
 
 def plan_delivery(ro: RepairOrder, settings: Settings) -> Plan:
@@ -324,13 +319,6 @@ def history(send_id: int) -> list[CustomerSendAttempt]:
         .where(CustomerSendAttempt.send == send_id)
         .order_by(CustomerSendAttempt.at, CustomerSendAttempt.id)
     )
-
-
-def record_opt_out(phone: str) -> None:
-    try:
-        SmsOptOut.create(phone=phone)
-    except IntegrityError:
-        pass
 
 
 # -- buttons and reports --------------------------------------------------------------------------

@@ -7,22 +7,19 @@ Every failure comes out as SmsError with a code the product branches on:
 - `auth`: 401/403, our credentials are wrong;
 - `rejected`: any other 4xx (invalid number, not a mobile…), with Twilio's numeric code.
 
-`signature_valid` is the one check for every webhook Twilio calls (`/sms/status`, and the
-inbound SMS webhook later): HMAC-SHA1 over the full public URL followed by each POST parameter
-name and value, sorted by name, base64-encoded, keyed with the auth token.
+`signature_valid` is the one check for every webhook Twilio calls (`/sms/status`, `/sms/inbound`),
+done by Twilio's own library (twilio.request_validator).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import requests
+from twilio.request_validator import RequestValidator
 
 from core.config import Settings
 
@@ -117,14 +114,9 @@ def _json(response: requests.Response) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def signature(auth_token: str, url: str, params: Iterable[tuple[str, str]]) -> str:
-    data = url + "".join(f"{name}{value}" for name, value in sorted(params, key=lambda pair: (pair[0], pair[1])))
-    digest = hmac.new(auth_token.encode(), data.encode("utf-8"), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
-
-
 def signature_valid(auth_token: str | None, url: str, params: Iterable[tuple[str, str]], given: str | None) -> bool:
-    """Is `given` (the X-Twilio-Signature header) Twilio's signature of this request?"""
+    """Is `given` (the X-Twilio-Signature header) Twilio's signature of this request? Twilio's own
+    RequestValidator: HMAC-SHA1 of the URL and the sorted parameters, with and without the port."""
     if not auth_token or not given:
         return False
-    return hmac.compare_digest(signature(auth_token, url, list(params)), given.strip())
+    return RequestValidator(auth_token).validate(url, dict(params), given.strip())

@@ -100,6 +100,7 @@ def _features() -> list:
     """Listener modules, each with `register(app, services, router)`."""
     from handlers import (
         admin_listeners,
+        conversation_listeners,
         files_listeners,
         home_listeners,
         mentions_listeners,
@@ -110,6 +111,7 @@ def _features() -> list:
 
     return [
         ro_listeners,
+        conversation_listeners,
         files_listeners,
         admin_listeners,
         participants_listeners,

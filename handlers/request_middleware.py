@@ -32,6 +32,7 @@ from blocks.codec import (
     Record,
     RoRef,
     SendRef,
+    SmsRef,
     decode,
 )
 from blocks.notice_view import notice_modal
@@ -50,6 +51,7 @@ METADATA: dict[str, type[Record] | None] = {
     ids.PARTICIPANTS_INVITE_MODAL: InviteState,
     ids.ADMIN_MODAL: AdminState,
     ids.RO_INFO_MODAL: RoRef,
+    ids.CONVERSATION_ATTACH_MODAL: SmsRef,
 }
 # …and each button in its value (by action id); actions not listed carry no state in their value.
 VALUES: dict[str, type[Record]] = {
@@ -68,6 +70,11 @@ VALUES: dict[str, type[Record]] = {
     ids.ADMIN_PREV: PageRef,
     ids.ADMIN_NEXT: PageRef,
     ids.PARTICIPANTS_REQUEST_INVITE: InviteState,
+    ids.CONVERSATION_RETRY: SmsRef,
+    ids.CONVERSATION_ATTACH: SmsRef,
+    ids.CONVERSATION_DISMISS: SmsRef,
+    ids.CONVERSATION_PREV: PageRef,
+    ids.CONVERSATION_NEXT: PageRef,
 }
 
 

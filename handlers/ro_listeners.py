@@ -7,8 +7,10 @@ import logging
 from slack_bolt import App
 
 from blocks import ids, ro_card_view
-from blocks.customer_info_view import customer_info_modal
+from blocks.customer_info_view import conversation_fields, customer_info_modal
 from core.i18n import t
+from customers import conversation_flow
+from customers.consent_rules import is_opted_out
 from dms.status_rules import parse_status
 from handlers.command_router import CommandContext, CommandRouter
 from slackapi.errors import SlackError
@@ -32,7 +34,14 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
         )
 
     def info_command(ctx: CommandContext) -> None:
-        ctx.reply(*ro_card_view.card(ctx.ro, tz, ctx.locale))
+        text, blocks = ro_card_view.card(ctx.ro, tz, ctx.locale)
+        extras = conversation_fields(
+            ctx.ro,
+            ctx.locale,
+            opted_out=is_opted_out(ctx.ro.mobile_phone),
+            conversation_url=conversation_flow.thread_url(services, ctx.ro),
+        )
+        ctx.reply(text, [*blocks, extras])
 
     router.add("status", status_command, needs_ro=True, aliases=("statut",))
     router.add("info", info_command, needs_ro=True)
@@ -52,7 +61,15 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
         ack()
         locale = services.directory.locale(body["user"]["id"])
         try:
-            services.slack.open_view(body["trigger_id"], customer_info_modal(context["ro"], tz, locale))
+            ro = context["ro"]
+            modal = customer_info_modal(
+                ro,
+                tz,
+                locale,
+                opted_out=is_opted_out(ro.mobile_phone),
+                conversation_url=conversation_flow.thread_url(services, ro),
+            )
+            services.slack.open_view(body["trigger_id"], modal)
         except SlackError as exc:  # an expired trigger: the person just presses again
             log.info("could not open Customer info: %s", exc.raw_code)
 

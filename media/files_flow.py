@@ -13,6 +13,7 @@ from customers.permission_rules import can_message_customers
 from customers.send_rules import SendRefused
 from slackapi.services import Services
 from storage.models import RepairOrder, RoFile, StaffUser
+from storage.values import CUSTOMER
 
 
 def files_modal(services: Services, ro: RepairOrder, state: FilesState, user_id: str, locale: str) -> dict:
@@ -24,6 +25,7 @@ def files_modal(services: Services, ro: RepairOrder, state: FilesState, user_id:
         for u in StaffUser.select().where(StaffUser.slack_user_id.in_(uploaders))
         if u.real_name or u.name
     }
+    names[CUSTOMER] = t("files.by_customer", locale)
     try:
         plan = send_rules.plan_delivery(ro, settings)
         destination = phone_display(plan.destination) if plan.method == "sms" else kit.escape(plan.destination)

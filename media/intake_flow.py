@@ -71,6 +71,8 @@ def ingest(services: Services, ro_id: int, file_id: str, user_id: str | None = N
     except InfoUnavailable as exc:
         log.warning("files.info %s failed (%s): recorded, copy retried later", file_id, exc.code)
         info = None
+    if info and info.get("user") == services.slack.bot_user_id:
+        return None  # our own upload (a customer's MMS media): recorded by the flow that made it
     row = rules.record(ro, file_id, info, user_id, ts)
     if row is None:
         return None

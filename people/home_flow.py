@@ -7,8 +7,11 @@ import logging
 from dataclasses import replace
 from datetime import timedelta
 
+from blocks import conversation_view
 from blocks import home_view as views
 from blocks.codec import HomeState
+from customers import conversation_rules
+from customers.permission_rules import is_admin
 from people import notification_rules as notifications
 from people.mention_rules import human_author
 from people.participant_rules import UNAVAILABLE
@@ -39,7 +42,13 @@ def publish_home(services: Services, user_id: str, state: HomeState, locale: str
     except QueryTooShort:
         page = None
     unread = unread_counts(user_id, [ro.id for ro in page.items]) if page else {}
-    services.slack.publish_home(user_id, views.home_view(state, page, unread, notifications.preferences(user_id), locale))
+    unmatched = None
+    if is_admin(user_id, services.settings):
+        unmatched = conversation_rules.unmatched_page(state.unmatched_page, conversation_view.UNMATCHED_PER_PAGE)
+    view = views.home_view(
+        state, page, unread, notifications.preferences(user_id), locale, unmatched=unmatched, tz=services.settings.shop_timezone
+    )
+    services.slack.publish_home(user_id, view)
 
 
 def searched(state: HomeState, text: str) -> HomeState:
@@ -52,7 +61,12 @@ def mark_ro_read(ro: RepairOrder, user_id: str) -> None:
 
 def set_notifications(services: Services, user_id: str, chosen: set[str]) -> None:
     services.directory.get(user_id)  # the StaffUser row, made as the directory makes it
-    notifications.set_preferences(user_id, messages=views.NOTIFY_MESSAGES in chosen, files=views.NOTIFY_FILES in chosen)
+    notifications.set_preferences(
+        user_id,
+        messages=views.NOTIFY_MESSAGES in chosen,
+        files=views.NOTIFY_FILES in chosen,
+        customer=views.NOTIFY_CUSTOMER in chosen,
+    )
 
 
 def on_message(services: Services, event: dict, ro: RepairOrder | None) -> None:

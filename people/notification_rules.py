@@ -33,6 +33,7 @@ from storage.models import (
     StaffUser,
     utcnow,
 )
+from storage.values import FILE, MESSAGE
 
 # Older activity is not worth a DM any more (and bounds what each flush reads).
 HORIZON = timedelta(hours=24)
@@ -44,6 +45,7 @@ NEVER = datetime(2000, 1, 1)
 class Preferences:
     messages: bool
     files: bool
+    customer: bool = False  # a DM at once for each customer text (not batched)
 
 
 @dataclass(frozen=True)
@@ -61,15 +63,19 @@ class Digest:
 
 def preferences(user_id: str) -> Preferences:
     user = StaffUser.get_or_none(StaffUser.slack_user_id == user_id)
-    return Preferences(bool(user and user.notify_messages), bool(user and user.notify_files))
+    return Preferences(
+        bool(user and user.notify_messages), bool(user and user.notify_files), bool(user and user.notify_customer_messages)
+    )
 
 
-def set_preferences(user_id: str, *, messages: bool, files: bool) -> Preferences:
+def set_preferences(user_id: str, *, messages: bool, files: bool, customer: bool = False) -> Preferences:
     """Save the settings. Turning a kind on starts it from now: nothing of that kind that happened
     before is announced (turning files on later does not announce old files)."""
     before = preferences(user_id)
     StaffUser.insert(slack_user_id=user_id).on_conflict_ignore().execute()  # Slack may not have answered yet
-    StaffUser.update(notify_messages=messages, notify_files=files).where(StaffUser.slack_user_id == user_id).execute()
+    StaffUser.update(notify_messages=messages, notify_files=files, notify_customer_messages=customer).where(
+        StaffUser.slack_user_id == user_id
+    ).execute()
     starts = {}
     if messages and not before.messages:
         starts[NotifyCursor.since_message_id] = None
@@ -83,7 +89,7 @@ def set_preferences(user_id: str, *, messages: bool, files: bool) -> Preferences
             .on_conflict(conflict_target=[NotifyCursor.user_id], update=starts)
             .execute()
         )
-    return Preferences(messages, files)
+    return Preferences(messages, files, customer)
 
 
 def pending(now: datetime | None = None, interval: timedelta = timedelta(minutes=5)) -> list[Digest]:
@@ -119,10 +125,12 @@ def pending(now: datetime | None = None, interval: timedelta = timedelta(minutes
     news: dict[tuple[str, int], dict[int, tuple[str, str, datetime]]] = defaultdict(dict)
     for activity_id, ro_id, author, kind, at, member in list(taking_part) + list(owning):
         user, cursor = subscribers[member], since.get(member)
-        if kind == "message":
+        if kind == MESSAGE:
             wanted, start = user.notify_messages, cursor.since_message_id if cursor else 0
-        else:
+        elif kind == FILE:
             wanted, start = user.notify_files, cursor.since_file_id if cursor else 0
+        else:
+            continue  # a customer's text is announced at once, on its own (customers.conversation_flow)
         if wanted and activity_id > start:
             news[(member, ro_id)][activity_id] = (author, kind, at)
     if not news:

@@ -16,12 +16,14 @@ from peewee import JOIN, IntegrityError, fn
 from storage.db import database
 from storage.models import Activity, ReadMark, utcnow
 from storage.search_index import touch
+from storage.values import CUSTOMER
 
 
 def record_activity(ro_id: int, user_id: str, kind: str, ts: str, at: datetime | None = None) -> bool:
     """Record a message/file by `user_id` in the RO; False when it was already recorded (a retry).
 
-    The author has, by posting, read everything before: their mark moves too.
+    The author has, by posting, read everything before: their mark moves too (a staff member's;
+    the customer has no mark: what they send is new for everyone).
     """
     at = at or utcnow()
     try:
@@ -30,7 +32,8 @@ def record_activity(ro_id: int, user_id: str, kind: str, ts: str, at: datetime |
     except IntegrityError:
         return False
     touch(ro_id, at)
-    mark_read(ro_id, user_id, at)
+    if user_id != CUSTOMER:
+        mark_read(ro_id, user_id, at)
     return True
 
 

@@ -9,6 +9,20 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
+# Calls Slack may have carried out although the connection broke before its answer: sent again,
+# they would post a second message. Their callers find what was done instead (a card, a thread,
+# a note is looked up by its block id) and the task queue tries again.
+NOT_REPEATABLE = ("chat.postMessage", "chat.postEphemeral", "files.completeUploadExternal")
+
+
+class RepeatableConnectionErrorRetryHandler(ConnectionErrorRetryHandler):
+    """slack_sdk's handler retries every call the same way; ours leaves out the calls that post."""
+
+    def _can_retry(self, *, state, request, response=None, error=None) -> bool:
+        if any(request.url.endswith("/" + method) for method in NOT_REPEATABLE):
+            return False
+        return super()._can_retry(state=state, request=request, response=response, error=error)
+
 
 def make_web_client(token: str | None, base_url: str, *, max_retries: int = 5, timeout: int = 30) -> WebClient:
     # RateLimitErrorRetryHandler sleeps for Slack's Retry-After, so a burst of channel creations
@@ -16,6 +30,6 @@ def make_web_client(token: str | None, base_url: str, *, max_retries: int = 5, t
     handlers = [
         RateLimitErrorRetryHandler(max_retry_count=max_retries),
         ServerErrorRetryHandler(max_retry_count=3),
-        ConnectionErrorRetryHandler(max_retry_count=3),
+        RepeatableConnectionErrorRetryHandler(max_retry_count=3),
     ]
     return WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=handlers)

@@ -178,9 +178,41 @@ class SlackService:
     def publish_home(self, user_id: str, view: dict) -> None:
         self.call("views.publish", user_id=user_id, view=view)
 
+    def history(self, channel: str, limit: int = 50) -> list[dict]:
+        return list(self.call("conversations.history", channel=channel, limit=limit).get("messages", []))
+
+    def replies(self, channel: str, ts: str, limit: int = 200) -> list[dict]:
+        return list(self.call("conversations.replies", channel=channel, ts=ts, limit=limit).get("messages", []))
+
     # -- files -----------------------------------------------------------------------------
     def file_info(self, file_id: str) -> dict:
         return self.call("files.info", file=file_id)["file"]
+
+    def upload(
+        self,
+        channel: str,
+        content: bytes,
+        filename: str,
+        title: str | None = None,
+        thread_ts: str | None = None,
+        comment: str | None = None,
+    ) -> dict:
+        """Upload a file into a channel (files_upload_v2: the three-step external upload); the file object."""
+        try:
+            response = self.client.files_upload_v2(
+                channel=channel,
+                content=content,
+                filename=filename,
+                title=title or filename,
+                thread_ts=thread_ts,
+                initial_comment=comment,
+            )
+        except SlackApiError as exc:
+            raise SlackError.from_api_error("files_upload_v2", exc) from None
+        except (SlackClientError, OSError) as exc:
+            raise SlackError("files_upload_v2", "other", {"exception": type(exc).__name__}) from None
+        files = response.get("files") or ([response.get("file")] if response.get("file") else [])
+        return files[0] if files else {}
 
 
 def _wants_json(kwargs: dict) -> bool:

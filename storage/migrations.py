@@ -33,8 +33,24 @@ def _v2_task_queue_and_membership_order(migrator: SchemaMigrator) -> None:
     RepairOrder.update(slack_dirty=True).execute()
 
 
+def _v3_customer_conversation(migrator: SchemaMigrator) -> None:
+    """Texts with customers; files' origin (a customer's MMS media); the customer-message notification."""
+    from peewee import BooleanField, CharField
+    from playhouse.migrate import migrate as run
+
+    from storage.models import SmsMessage
+
+    database.obj.create_tables([SmsMessage], safe=True)
+    run(
+        migrator.add_column("ro_file", "origin", CharField(default="staff", max_length=16)),
+        migrator.add_column("ro_file", "origin_ref", CharField(null=True, max_length=80)),
+        migrator.add_index("ro_file", ("origin_ref",), True),
+        migrator.add_column("staff_user", "notify_customer_messages", BooleanField(default=False)),
+    )
+
+
 # MIGRATIONS[i] brings a database from version i+1 to i+2. Version 1 is the initial schema.
-MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [_v2_task_queue_and_membership_order]
+MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [_v2_task_queue_and_membership_order, _v3_customer_conversation]
 LATEST = 1 + len(MIGRATIONS)
 
 

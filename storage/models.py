@@ -72,6 +72,8 @@ class StaffUser(BaseModel):
     is_admin = BooleanField(default=False)
     notify_messages = BooleanField(default=False)
     notify_files = BooleanField(default=False)
+    # A DM at once (not batched) when a customer texts one of my ROs.
+    notify_customer_messages = BooleanField(default=False)
     profile_fetched_at = DateTimeField(null=True)
 
 
@@ -180,6 +182,10 @@ class RoFile(BaseModel):
     # Once per RO: the same Slack file shared into two RO channels has a row in each (same sha256).
     slack_file_id = CharField(max_length=32, index=True)
     uploader_user_id = CharField(max_length=32, index=True)
+    # Who made it: staff (shared in Slack), customer (came by MMS), merged (made by the app from other files).
+    origin = CharField(default="staff", max_length=16)
+    # For files the app brought in itself (a customer's MMS media): what they are, once ("<MessageSid>:<n>").
+    origin_ref = CharField(null=True, unique=True, max_length=80)
     kind = CharField(max_length=16)  # picture | video | document
     name = CharField(default="")
     mimetype = CharField(default="application/octet-stream")
@@ -358,7 +364,8 @@ ALL_MODELS += [RoSearchTerm, NotifyCursor, NotifyMark, InvitationRequest]
 
 
 class SmsOptOut(BaseModel):
-    """A mobile number that opted out of texts (the gateway answered 21610): no more SMS to it."""
+    """A mobile number that opted out of texts (a STOP/ARRET keyword, or the gateway answered
+    21610): no text goes to it until the customer opts back in (START, DEBUT…)."""
 
     phone = CharField(primary_key=True, max_length=32)  # E.164
     opted_out_at = DateTimeField(default=utcnow)
@@ -428,3 +435,37 @@ class TaskRecord(BaseModel):
 
 
 ALL_MODELS += [TaskRecord]
+
+
+# --- The customer conversation: SMS in and out of an RO's "Customer conversation" thread -----------
+
+
+class SmsMessage(BaseModel):
+    """One text with a customer: in (from their mobile, via Twilio's webhook) or out (a staff reply
+    in the RO's conversation thread). Unmatched inbound texts (ro None) wait for an admin."""
+
+    direction = CharField(max_length=3)  # in | out
+    ro = ForeignKeyField(RepairOrder, null=True, backref="sms", on_delete="SET NULL")
+    phone = CharField(max_length=32, index=True)  # the customer's number, E.164
+    body = TextField(default="")
+    provider_sid = CharField(null=True, unique=True, max_length=64)  # Twilio's MessageSid
+    slack_ts = CharField(null=True, max_length=32)  # in: our post in the thread; out: the staff member's reply
+    note_ts = CharField(null=True, max_length=32)  # out: our delivery note under the reply
+    author_user_id = CharField(null=True, max_length=32)  # out: who replied
+    # in: received | posted | unmatched | dismissed; out: queued | sending | sent | delivered | failed | refused
+    status = CharField(max_length=16)
+    error = CharField(null=True)
+    keyword = CharField(null=True, max_length=16)  # opt_out | opt_in | help: what the text asked, if anything
+    encoding = CharField(null=True, max_length=8)  # out: GSM-7 | UCS-2
+    segments = IntegerField(default=0)
+    media_count = IntegerField(default=0)
+    media = TextField(default="[]")  # in: JSON [[url, content type], …] as Twilio listed them
+    created_at = DateTimeField(default=utcnow)
+    status_at = DateTimeField(default=utcnow)
+    handled_by = CharField(null=True, max_length=32)  # unmatched: the admin who attached or dismissed it
+
+    class Meta:
+        indexes = ((("ro", "slack_ts"), True), (("status", "created_at"), False), (("ro", "created_at"), False))
+
+
+ALL_MODELS += [SmsMessage]

@@ -146,13 +146,20 @@ class TaskQueue:
     def enqueue(self, name: str, *args: Any, key: str | None = None, lane: str | None = None, delay: float = 0) -> TaskRecord:
         """Store the work, then hand it to huey. With `key`, the same work enqueued again (a
         retried event, a double click) returns the first record and queues nothing."""
+        return self.enqueue_once(name, *args, key=key, lane=lane, delay=delay)[0]
+
+    def enqueue_once(
+        self, name: str, *args: Any, key: str | None = None, lane: str | None = None, delay: float = 0
+    ) -> tuple[TaskRecord, bool]:
+        """enqueue(), and whether this call stored the work (False: the key was taken, here or in
+        another process; the unique key is the arbiter)."""
         spec = _REGISTRY.get(name)
         if spec is None:
             raise KeyError(f"no task named {name!r}")
         if key is not None:
             existing = TaskRecord.get_or_none(TaskRecord.key == key)
             if existing is not None:
-                return existing
+                return existing, False
         try:
             with database.atomic():
                 record = TaskRecord.create(
@@ -163,10 +170,10 @@ class TaskQueue:
                     max_attempts=spec.max_attempts,
                     run_after=utcnow() + timedelta(seconds=delay),
                 )
-        except IntegrityError:  # the same key, enqueued by another thread a moment ago
-            return TaskRecord.get(TaskRecord.key == key)
+        except IntegrityError:  # the same key, enqueued by another thread or process a moment ago
+            return TaskRecord.get(TaskRecord.key == key), False
         self._push(record.id, delay)
-        return record
+        return record, True
 
     def _push(self, record_id: int, delay: float = 0) -> None:
         try:

@@ -14,6 +14,7 @@ import pytest
 
 from blocks import (
     admin_view,
+    conversation_view,
     customer_info_view,
     files_view,
     home_view,
@@ -30,7 +31,7 @@ from customers.send_rules import SendRefused
 from people.invitation_rules import InvitationForm
 from people.notification_rules import Digest, Preferences
 from people.participant_rules import Changes
-from storage.models import CustomerSend, RepairOrder, RoFile
+from storage.models import CustomerSend, RepairOrder, RoFile, SmsMessage
 from storage.search_index import Page
 
 TZ = ZoneInfo("America/Toronto")
@@ -153,6 +154,24 @@ def hostile_send(**fields) -> CustomerSend:
     return CustomerSend(**values)
 
 
+def hostile_sms(**fields) -> SmsMessage:
+    values = dict(
+        id=11,
+        direction="in",
+        ro=7,
+        phone="+15145550142",
+        body=f"{HOSTILE}\nsecond line",
+        provider_sid="SM" + "1" * 32,
+        status="received",
+        media_count=2,
+        created_at=datetime(2026, 12, 3, 14),
+        segments=2,
+        encoding="UCS-2",
+    )
+    values.update(fields)
+    return SmsMessage(**values)
+
+
 FORM = InvitationForm(name=HOSTILE, email=f"nadia{HOSTILE}@dealer.example", role="technician", note=HOSTILE)
 REFUSAL = SendRefused("file_unavailable", names=HOSTILE)
 PAGE = Page([hostile_ro(), hostile_ro(id=8, channel_id=None)], has_more=True, offset=0)
@@ -242,28 +261,55 @@ BUILDERS = {
     ),
     "notice_view.notice_modal": lambda: notice_view.notice_modal(kit.refusal_text(REFUSAL, "en-US"), "en-US"),
     "kit.refusal_text": lambda: kit.refusal_text(Refusal("people.search.none", query=HOSTILE), "fr-CA"),
+    "conversation_view.thread_root": lambda: conversation_view.thread_root(hostile_ro(), "fr-CA"),
+    "conversation_view.inbound": lambda: conversation_view.inbound(
+        hostile_sms(), hostile_ro(), [hostile_ro(id=8)], locale="en-US", tz=TZ, consent="opted_out"
+    ),
+    "conversation_view.customer_label": lambda: conversation_view.customer_label(hostile_ro(), "+15145550142"),
+    "conversation_view.media_note": lambda: conversation_view.media_note(HOSTILE, HOSTILE, "fr-CA"),
+    "conversation_view.consent_note": lambda: conversation_view.consent_note("opted_in", "en-US"),
+    "conversation_view.reply_note": lambda: conversation_view.reply_note(
+        hostile_sms(direction="out", status="failed", error=f"sms_rejected:{HOSTILE}"), hostile_ro(), "fr-CA", can_retry=True
+    ),
+    "conversation_view.customer_message_dm": lambda: conversation_view.customer_message_dm(
+        hostile_ro(), hostile_sms(), PERMALINK, "en-US"
+    ),
+    "conversation_view.unmatched_section": lambda: conversation_view.unmatched_section(
+        [hostile_sms(ro=None)], 0, 2, locale="fr-CA", tz=TZ
+    ),
+    "conversation_view.attach_modal": lambda: conversation_view.attach_modal(hostile_sms(ro=None), "en-US"),
+    "conversation_view.attached_note": lambda: conversation_view.attached_note(hostile_ro(), "fr-CA"),
+    "customer_info_view.conversation_fields": lambda: customer_info_view.conversation_fields(
+        hostile_ro(), "en-US", opted_out=True, conversation_url=PERMALINK
+    ),
 }
 
 
 def _public_builders() -> set[str]:
+    """Every public function of every blocks/*_view.py module (a new view module is found too)."""
+    import importlib
+    import pkgutil
+
+    import blocks
+
     names = set()
-    for module in (
-        admin_view,
-        customer_info_view,
-        files_view,
-        home_view,
-        notice_view,
-        participants_view,
-        ro_card_view,
-        search_view,
-    ):
+    for info in pkgutil.iter_modules(blocks.__path__):
+        if not info.name.endswith("_view"):
+            continue
+        module = importlib.import_module(f"blocks.{info.name}")
         for name, fn in inspect.getmembers(module, inspect.isfunction):
             if fn.__module__ == module.__name__ and not name.startswith("_"):
-                names.add(f"{module.__name__.rsplit('.', 1)[1]}.{name}")
+                names.add(f"{info.name}.{name}")
     return names
 
 
-PLAIN_HELPERS = {"files_view.page_block_id", "ro_card_view.status_label", "ro_card_view.title", "search_view.channel_url"}
+PLAIN_HELPERS = {
+    "files_view.page_block_id",
+    "ro_card_view.status_label",
+    "ro_card_view.title",
+    "search_view.channel_url",
+    "conversation_view.inbound_block_id",
+}
 
 
 def test_every_builder_is_fed_hostile_text():
@@ -302,3 +348,30 @@ def test_topic_lines_lose_their_angle_brackets():
 def test_an_invitation_email_is_plain_text_with_the_values_as_typed():
     subject, body = participants_view.invitation_email(FORM, "Luc", hostile_ro(), INVITE, "en-US")
     assert HOSTILE in body and "&lt;" not in body
+
+
+def _elements(value):
+    if isinstance(value, dict):
+        yield value
+        for v in value.values():
+            yield from _elements(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _elements(v)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_the_middleware_reads_back_every_value_and_metadata_the_views_write(name):
+    """Each button value and each modal's metadata we write is listed, with its record type, in the
+    middleware's tables: what a view sends out, the middleware can read when Slack sends it back."""
+    from blocks.codec import decode, kind_of
+    from handlers.request_middleware import METADATA, VALUES
+
+    for element in _elements(BUILDERS[name]()):
+        if element.get("type") == "button" and kind_of(element.get("value")):
+            assert element["action_id"] in VALUES, element["action_id"]
+            decode(element["value"], VALUES[element["action_id"]])
+        if element.get("type") == "modal":
+            assert element["callback_id"] in METADATA, element["callback_id"]
+            if element.get("private_metadata"):
+                decode(element["private_metadata"], METADATA[element["callback_id"]])

@@ -773,7 +773,6 @@ def test_scopes_depend_on_the_kind_of_conversation(fake_slack: FakeSlack, client
         "groups:read": lambda: client.conversations_list(types="public_channel,private_channel"),
         "channels:join": lambda: client.conversations_join(channel=public),
         "im:write": lambda: client.conversations_open(users="U1"),
-        "files:write": lambda: client.files_getUploadURLExternal(filename="a.txt", length=1),
         "pins:read": lambda: client.pins_list(channel=public),
     }
     for scope, call in needs.items():

@@ -159,20 +159,31 @@ def test_processes_starting_together_run_each_migration_once(database_url):
 
 def test_a_version_1_database_is_brought_to_today(database_url):
     """An install from before the task queue: its tables are kept, the new ones added, every card redrawn."""
-    from storage.models import TaskRecord
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as run
+
+    from storage.models import SmsMessage, TaskRecord
 
     open_database(database_url)
     migrate()
     with database.connection_context():
         db = database.obj
-        db.drop_tables([TaskRecord])
-        db.execute_sql('ALTER TABLE "participant" DROP COLUMN "membership_us"')
+        db.drop_tables([TaskRecord, SmsMessage])
+        migrator = SchemaMigrator.from_database(db)
+        run(
+            migrator.drop_index("ro_file", "ro_file_origin_ref"),
+            migrator.drop_column("ro_file", "origin_ref"),
+            migrator.drop_column("ro_file", "origin"),
+            migrator.drop_column("participant", "membership_us"),
+            migrator.drop_column("staff_user", "notify_customer_messages"),
+        )
         SchemaVersion.delete().execute()
         SchemaVersion.create(version=1)
         RepairOrder.create(source="file", external_id="1", ro_number="1", slack_dirty=False)
     assert migrate() == LATEST
     with database.connection_context():
-        assert database.table_exists("task_record")
+        assert database.table_exists("task_record") and database.table_exists("sms_message")
         assert "membership_us" in {c.name for c in database.get_columns("participant")}
+        assert {"origin", "origin_ref"} <= {c.name for c in database.get_columns("ro_file")}
         assert RepairOrder.select().where(RepairOrder.slack_dirty == False).count() == 0
-        assert [v.version for v in SchemaVersion.select().order_by(SchemaVersion.version)] == [1, 2]
+        assert [v.version for v in SchemaVersion.select().order_by(SchemaVersion.version)] == list(range(1, LATEST + 1))

