@@ -54,7 +54,14 @@ def open_storage(settings: Settings) -> None:
 
 
 # Modules whose tasks any process must be able to run (they register them when imported).
-TASK_MODULES = ("customers.conversation_flow", "customers.send_flow", "media.intake_flow", "spaces.status_flow")
+TASK_MODULES = (
+    "customers.conversation_flow",
+    "customers.send_flow",
+    "media.intake_flow",
+    "media.merge_flow",
+    "people.participants_flow",
+    "spaces.status_flow",
+)
 
 
 def load_tasks() -> None:
@@ -98,7 +105,7 @@ def feature_jobs(services) -> list:
 
     from people.home_flow import flush_notifications
     from server.scheduler import Job
-    from storage.housekeeping import prune_processed_events
+    from storage.housekeeping import prune_old_rows
     from storage.models import utcnow
 
     tz = services.settings.shop_timezone
@@ -112,7 +119,7 @@ def feature_jobs(services) -> list:
         Job("file-copy-retry", retry_file_copies, IntervalTrigger(minutes=10, timezone=tz)),
         # Notification DMs are batched per RO; the minute tick sends those that are due.
         Job("notifications", lambda: flush_notifications(services), IntervalTrigger(minutes=1, timezone=tz)),
-        Job("prune-event-ids", prune_processed_events, IntervalTrigger(hours=1, timezone=tz)),
+        Job("prune-old-rows", prune_old_rows, IntervalTrigger(hours=1, timezone=tz)),
         # Work whose worker died (or whose message was lost) is queued again.
         Job("task-sweep", services.tasks.sweep, IntervalTrigger(seconds=30, timezone=tz)),
     ]

@@ -134,11 +134,14 @@ class FilesState(Record):
     page: int = 0
     selected: frozenset[int] = field(default_factory=frozenset)
     overflow: bool = False  # more ticks than private_metadata holds: a send would be refused anyway
+    merge_submit: bool = False  # the modal's submit button merges (for someone who may not send)
 
     def fields(self) -> dict:
         data: dict = {"ro": self.ro, "p": self.page, "s": sorted(self.selected)}
         if self.overflow:
             data["x"] = 1
+        if self.merge_submit:
+            data["m"] = 1
         return data
 
     def encode(self) -> str:
@@ -155,7 +158,9 @@ class FilesState(Record):
         ticked = data.get("s", [])
         if not isinstance(ticked, list) or len(ticked) > 1000:
             raise ValueError("bad selection")
-        return cls(_id(data["ro"]), _page(data.get("p", 0)), frozenset(_id(v) for v in ticked), bool(data.get("x")))
+        return cls(
+            _id(data["ro"]), _page(data.get("p", 0)), frozenset(_id(v) for v in ticked), bool(data.get("x")), bool(data.get("m"))
+        )
 
 
 @dataclass(frozen=True)

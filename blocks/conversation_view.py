@@ -11,7 +11,7 @@ from blocks.codec import SmsRef
 from blocks.files_view import error_text
 from blocks.ro_card_view import title_mrkdwn
 from blocks.search_view import ro_number
-from core.formats import phone_display, when
+from core.formats import when
 from core.i18n import t
 from storage.models import RepairOrder, SmsMessage
 
@@ -29,7 +29,7 @@ def inbound_block_id(sid: str) -> str:
 def customer_label(ro: RepairOrder | None, phone: str) -> str:
     """ "*Jean Tremblay* ((514) 555-0142)", or just the number when it is not the RO's customer's."""
     name = (ro.customer_name if ro and ro.mobile_phone == phone else "") or ""
-    return f"*{kit.escape(name)}* ({phone_display(phone)})" if name else f"*{phone_display(phone)}*"
+    return f"*{kit.escape(name)}* ({kit.phone(phone)})" if name else f"*{kit.phone(phone)}*"
 
 
 def thread_root(ro: RepairOrder, locale: str | None) -> tuple[str, list[dict]]:
@@ -124,7 +124,7 @@ def unmatched_section(messages: list[SmsMessage], page: int, pages: int, *, loca
         preview = kit.escape(kit.cut(message.body.strip(), PREVIEW_CHARS)) or t("conversation.no_text", locale)
         blocks.append(
             kit.section(
-                f"*{phone_display(message.phone)}* · {when(message.created_at, tz, locale)}\n> {preview}",
+                f"*{kit.phone(message.phone)}* · {when(message.created_at, tz, locale)}\n> {preview}",
                 block_id=f"unmatched_{message.id}",
             )
         )
@@ -143,7 +143,7 @@ def unmatched_section(messages: list[SmsMessage], page: int, pages: int, *, loca
 def attach_modal(message: SmsMessage, locale: str | None, error: str | None = None) -> dict:
     preview = kit.escape(kit.cut(message.body.strip(), PREVIEW_CHARS)) or t("conversation.no_text", locale)
     blocks = [
-        kit.section(f"*{phone_display(message.phone)}*\n> {preview}"),
+        kit.section(f"*{kit.phone(message.phone)}*\n> {preview}"),
         {
             "type": "input",
             "block_id": ATTACH_BLOCK,

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 from blocks import ids, kit
 from blocks.codec import RoRef
 from blocks.ro_card_view import owner_text, title
-from core.formats import phone_display, when
+from core.formats import when
 from core.i18n import t
 from storage.models import RepairOrder
 
@@ -19,7 +19,7 @@ def customer_info_modal(
 ) -> dict:
     rows = [
         ("info.name", kit.escape(ro.customer_name or "—")),
-        ("info.mobile", phone_display(ro.mobile_phone)),
+        ("info.mobile", kit.phone(ro.mobile_phone)),
         ("info.email", kit.escape(ro.email or "—")),
         ("info.language", LANGUAGES.get(ro.language, kit.escape(ro.language))),
         ("info.vehicle", kit.escape(ro.vehicle or "—")),

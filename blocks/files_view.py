@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 
 from blocks import ids, kit
 from blocks.codec import FilesState, SendRef
-from core.formats import human_size, long_date, phone_display, when
+from core.formats import human_size, long_date, when
 from core.i18n import t
 from core.refusals import Refusal
 from storage.models import CustomerSend, RepairOrder, RoFile
-from storage.values import DOCUMENT, PICTURE, VIDEO
+from storage.values import DOCUMENT, MERGED_FILE, PICTURE, VIDEO
 
 PAGE_SIZE = kit.MAX_CHECKBOXES  # Slack's limit of options in one checkbox group
 KIND_EMOJI = {PICTURE: "📷", VIDEO: "🎬", DOCUMENT: "📄"}
@@ -38,10 +38,18 @@ def files_modal(
     how: str,
     can_send: bool,
     may_send: bool,
+    notice: str | None = None,
 ) -> dict:
     """The Files modal. `files`: the RO's files, newest first. `how`: where a send would go (or why
     it can't), mrkdwn the caller escaped; `can_send`: a send is possible at all; `may_send`: this
-    person is allowed to send."""
+    person is allowed to send; `notice`: a refusal to show on top (mrkdwn the caller escaped).
+
+    Ticks serve both the Send button (the modal's submit, for who may send) and "Merge the ticked
+    videos" (a button when two or more videos are stored; the submit itself for who may not send)."""
+    sending = bool(files) and may_send and can_send
+    videos = sum(1 for f in files if f.kind == VIDEO and f.copy_status == "stored")
+    merging = videos >= 2
+    state = replace(state, merge_submit=merging and not sending)
     pages = kit.pages_of(len(files), PAGE_SIZE)
     state = replace(state, page=min(state.page, pages - 1))
     start = state.page * PAGE_SIZE
@@ -59,6 +67,8 @@ def files_modal(
         ),
         kit.context(how, block_id="files_how"),
     ]
+    if notice:
+        blocks.insert(0, kit.section("⚠️ " + notice, block_id="files_notice"))
     if not may_send:
         blocks.append(kit.context(t("files.modal.no_permission", locale), block_id="files_perm"))
     if not files:
@@ -68,7 +78,7 @@ def files_modal(
         for n, text in enumerate(kit.pack(lines)):
             blocks.append(kit.section(text, block_id="files_list" if n == 0 else f"files_list_{n + 1}"))
         sendable = [f for f in shown if f.copy_status == "stored"]
-        if may_send and can_send and sendable:
+        if (sending or merging) and sendable:
             options = [_option(start + shown.index(f) + 1, f, locale, names) for f in sendable]
             element = kit.checkboxes(ids.FILES_PICK, options, [str(i) for i in state.selected])
             blocks.append(
@@ -85,6 +95,10 @@ def files_modal(
         if elsewhere:
             footer.append(t("files.modal.selected_elsewhere", locale, count=elsewhere))
         blocks.append(kit.context(" · ".join(footer), block_id="files_page"))
+        if merging:
+            buttons = [kit.button(t("merge.button", locale), ids.MERGE_START)] if sending else []
+            blocks += kit.actions(buttons, block_id="files_merge")
+            blocks.append(kit.context(t("merge.hint", locale), block_id="files_merge_hint"))
         blocks += kit.pager(
             "files_nav",
             ids.FILES_PREV,
@@ -98,7 +112,7 @@ def files_modal(
         t("files.modal.title", locale),
         blocks,
         close=t("files.modal.close", locale),
-        submit=t("files.modal.submit", locale) if files and may_send and can_send else None,
+        submit=t("files.modal.submit", locale) if sending else (t("merge.submit", locale) if merging else None),
         metadata=state.encode(),
     )
 
@@ -115,6 +129,8 @@ def _file_line(number: int, f: RoFile, locale: str, tz: ZoneInfo, names: dict[st
     ]
     if f.copy_status != "stored":
         parts.append(t(f"files.copy.{f.copy_status}", locale))
+    if f.origin == MERGED_FILE:
+        parts.append(t("files.merged", locale))
     return " · ".join(parts)
 
 
@@ -170,7 +186,7 @@ def file_note(note: str, name: str, size: int, locale: str, *, limit_bytes: int,
 
 
 def _destination(send: CustomerSend) -> str:
-    return phone_display(send.destination) if send.method in ("sms", "mms") else kit.escape(send.destination)
+    return kit.phone(send.destination) if send.method in ("sms", "mms") else kit.escape(send.destination)
 
 
 def counts_text(counts: dict[str, int], locale: str) -> str:

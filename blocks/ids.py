@@ -6,6 +6,9 @@ so `grep -rn "files.open"` leads from a button in Slack to its listener, its flo
 
 from __future__ import annotations
 
+# Merging videos (handlers/files_listeners.py: it starts from the Files modal)
+MERGE_START = "merge.start"
+
 # A modal that only says something (a refusal, "sending…"): nothing to submit.
 NOTICE_MODAL = "ro.notice"
 

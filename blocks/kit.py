@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from urllib.parse import quote
 
 from blocks.codec import PageRef
+from core.formats import phone_display
 from core.i18n import t
 from core.refusals import Refusal
 
@@ -40,6 +41,12 @@ def escape(text: object) -> str:
     """Text shown as text in mrkdwn: `&`, `<` and `>` escaped, so no mention, link or broadcast
     (`<!channel>`, `<https://…|…>`, `<@U…>`) written by someone else comes alive."""
     return str(text if text is not None else "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def phone(value: str | None) -> str:
+    """A phone number to show: "(514) 555-0142" for North American numbers, others as stored,
+    escaped (a number from the DMS or an SMS is outside text)."""
+    return escape(phone_display(value))
 
 
 def cut(text: str, limit: int) -> str:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from blocks import ids, kit
 from blocks.codec import RoRef
-from core.formats import phone_display, when
+from core.formats import when
 from core.i18n import t
 from storage.models import RepairOrder
 from storage.values import STATUSES
@@ -57,7 +57,7 @@ def card(ro: RepairOrder, tz: ZoneInfo, locale: str | None, conversation_url: st
     """(fallback text, blocks) of the card."""
     values = [
         ("card.customer", kit.escape(ro.customer_name or "—")),
-        ("card.mobile", phone_display(ro.mobile_phone)),
+        ("card.mobile", kit.phone(ro.mobile_phone)),
         ("card.vehicle", kit.escape(ro.vehicle or "—")),
         ("card.vin", kit.escape(ro.vin or "—")),
         ("card.tag", kit.escape(ro.tag_number or "—")),

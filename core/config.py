@@ -76,6 +76,11 @@ class Settings:
     # The customer conversation: replies signed with the shop's name; the largest MMS media kept.
     sms_signature: bool = True
     mms_media_max_mb: int = 10
+    # Merging videos: limits a merge must stay within, and how many run at once across all workers.
+    merge_max_clips: int = 20
+    merge_max_minutes: int = 15
+    merge_max_mb: int = 2000
+    merge_concurrency: int = 1
 
     @property
     def sms_enabled(self) -> bool:
@@ -253,6 +258,10 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_slack: bool =
         queue_retry_seconds=r.int("QUEUE_RETRY_MS", 2000, 10, 600_000) / 1000,
         sms_signature=r.bool("SMS_SIGNATURE", True),
         mms_media_max_mb=r.int("MMS_MEDIA_MAX_MB", 10, 1, 100),
+        merge_max_clips=r.int("MERGE_MAX_CLIPS", 20, 2, 200),
+        merge_max_minutes=r.int("MERGE_MAX_MINUTES", 15, 1, 240),
+        merge_max_mb=r.int("MERGE_MAX_MB", 2000, 1, 100_000),
+        merge_concurrency=r.int("MERGE_CONCURRENCY", 1, 1, 64),
     )
     if r.problems:
         raise ConfigError(r.problems)

@@ -20,6 +20,7 @@ from customers import send_rules as rules
 from customers.send_rules import SendRefused
 from slackapi.errors import SlackError
 from slackapi.services import Services
+from storage.db import database
 from storage.models import CustomerSend, RepairOrder
 from taskqueue.queue import task
 
@@ -28,16 +29,18 @@ log = logging.getLogger(__name__)
 
 def start_send(services: Services, ro: RepairOrder, user_id: str, file_ids: list[int]) -> CustomerSend:
     """Record the send and queue its delivery. Raises SendRefused (nothing was sent)."""
-    send = rules.create_send(ro, user_id, file_ids, services.settings)
-    services.tasks.enqueue("send.deliver", send.id, True, lane=f"deliver:{send.id}")
+    with database.atomic():  # the send and its delivery task together, or neither
+        send = rules.create_send(ro, user_id, file_ids, services.settings)
+        services.tasks.enqueue("send.deliver", send.id, True, lane=f"deliver:{send.id}")
     return send
 
 
 def retry(services: Services, send_id: int, user_id: str) -> CustomerSend:
     """Queue a failed send again. Raises SendRefused."""
-    send = rules.retry(send_id, user_id, services.settings)
-    # A retry goes as a plain text with the link: if MMS media was the problem, this gets through.
-    services.tasks.enqueue("send.deliver", send.id, False, lane=f"deliver:{send.id}")
+    with database.atomic():  # "queued" again only with the task that delivers it
+        send = rules.retry(send_id, user_id, services.settings)
+        # A retry goes as a plain text with the link: if MMS media was the problem, this gets through.
+        services.tasks.enqueue("send.deliver", send.id, False, lane=f"deliver:{send.id}")
     return send
 
 
@@ -105,7 +108,7 @@ def draw_note(services: Services, send_id: int) -> None:
             return
         posted = services.slack.post(ro.channel_id, text, blocks)
     except SlackError as exc:
-        if exc.raw_code in ("is_archived", "channel_not_found", "message_not_found"):
+        if exc.raw_code in ("is_archived", "is_inactive", "channel_not_found", "message_not_found"):
             log.info("send note in RO %s not shown: %s", ro.ro_number, exc.raw_code)
             return
         raise  # Slack down or rate-limited: the queue tries the redraw again

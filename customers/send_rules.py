@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -182,37 +182,39 @@ def deliver(send_id: int, settings: Settings, *, allow_mms: bool = True) -> Cust
     """Deliver a queued send once (claimed atomically); returns it with its new status.
 
     A send found "sending" is an attempt that died on the way (the task queue runs this again
-    only when the worker running it stopped): if Twilio took that text, it is recorded as sent,
-    never texted twice."""
+    only when the worker running it stopped); a send queued again by Retry after such an attempt
+    carries `unsure_since`. Either way, if Twilio took that text, it is recorded as sent, never
+    texted twice. Once the gateway has taken the message, recording it is left outside any
+    catch-all: a database error there fails the task, whose next attempt asks the gateway."""
     claimed = (
         CustomerSend.update(status="sending", status_at=utcnow())
         .where((CustomerSend.id == send_id) & (CustomerSend.status == "queued") & (CustomerSend.revoked_at.is_null()))
         .execute()
     )
     send = CustomerSend.get_by_id(send_id)
-    if not claimed:
-        if send.status != "sending" or send.revoked_at is not None:
-            return send
-        if send.method in ("sms", "mms"):
-            try:
-                sid = twilio.find_sent(
-                    settings,
-                    send.destination,
-                    tokens.make_token(settings.signing_key(), send.token_id),
-                    send.status_at or send.created_at,
-                )
-            except SmsError as exc:
-                raise DeliveryUnsure(exc.code) from None  # retried by the queue: never guess and text twice
-            if sid:
-                log.info("send %s: the interrupted attempt had reached Twilio (%s)", send_id, sid)
-                return _attempted(send, "sent", provider_id=sid)
+    if claimed:
+        unsure_since = send.unsure_since
+    elif send.status != "sending" or send.revoked_at is not None:
+        return send
+    else:
+        unsure_since = send.status_at or send.created_at
+    if unsure_since is not None and send.method in ("sms", "mms"):
+        sid = _sent_meanwhile(send, settings, unsure_since)
+        if sid:
+            log.info("send %s: the interrupted attempt had reached Twilio (%s)", send_id, sid)
+            return _attempted(send, "sent", provider_id=sid)
     ro = RepairOrder.get_by_id(send.ro_id)
     store = BlobStore(settings.media_dir)
     try:
         items = [(item, f, customer_version(store, f.sha256, f.mimetype)) for item, f in items_of(send)]
         counts = counts_of(send)
+        media = _mms_media(send, items, settings) if send.method in ("sms", "mms") and allow_mms and settings.send_mms else []
+        expires = long_date(send.expires_at, settings.shop_timezone, ro.language)
+    except Exception:  # a bug or a full disk before anything went out: a failed, retryable send
+        log.exception("delivery of send %s could not be prepared", send_id)
+        return _attempted(send, "failed", error="internal")
+    try:
         if send.method in ("sms", "mms"):
-            media = _mms_media(send, items, settings) if allow_mms and settings.send_mms else []
             receipt = twilio.send_message(
                 settings,
                 send.destination,
@@ -220,15 +222,13 @@ def deliver(send_id: int, settings: Settings, *, allow_mms: bool = True) -> Cust
                 media,
                 status_callback=f"{settings.public_url}/sms/status",
             )
-            return _attempted(send, "sent", method="mms" if media else "sms", provider_id=receipt.sid)
-        expires = long_date(send.expires_at, settings.shop_timezone, ro.language)
-        subject, text, values = texts.email_parts(
-            ro, settings.shop_name, settings.shop_phone, page_url(send, settings), counts, expires
-        )
-        message_id = mailer.send_mail(
-            settings, send.destination, subject, text, _email_html(values), from_name=settings.shop_name
-        )
-        return _attempted(send, "sent", provider_id=message_id[:255])
+        else:
+            subject, text, values = texts.email_parts(
+                ro, settings.shop_name, settings.shop_phone, page_url(send, settings), counts, expires
+            )
+            message_id = mailer.send_mail(
+                settings, send.destination, subject, text, _email_html(values), from_name=settings.shop_name
+            )
     except SmsError as exc:
         if exc.opted_out:
             record_opt_out(send.destination)
@@ -236,9 +236,26 @@ def deliver(send_id: int, settings: Settings, *, allow_mms: bool = True) -> Cust
         return _attempted(send, "failed", error=f"sms_{exc.code}" + (f":{exc.provider_code}" if exc.provider_code else ""))
     except MailError as exc:
         return _attempted(send, "failed", error=f"email_{exc.code}")
-    except Exception:  # a bug or a full disk must still leave a failed, retryable send
-        log.exception("delivery of send %s failed", send_id)
-        return _attempted(send, "failed", error="internal")
+    if send.method in ("sms", "mms"):
+        return _attempted(send, "sent", method="mms" if media else "sms", provider_id=receipt.sid)
+    return _attempted(send, "sent", provider_id=message_id[:255])
+
+
+def _sent_meanwhile(send: CustomerSend, settings: Settings, since: datetime) -> str | None:
+    """The sid of this send's text that an attempt begun at `since` got to Twilio, if one did;
+    texts of earlier attempts (already in its history) do not count. Raises DeliveryUnsure when
+    Twilio cannot say: the queue retries, never guessing and texting twice."""
+    known = {
+        a.provider_id
+        for a in CustomerSendAttempt.select(CustomerSendAttempt.provider_id).where(
+            (CustomerSendAttempt.send == send.id) & CustomerSendAttempt.provider_id.is_null(False)
+        )
+    }
+    marker = tokens.make_token(settings.signing_key(), send.token_id)
+    try:
+        return twilio.find_sent(settings, send.destination, marker, since, known=known)
+    except SmsError as exc:
+        raise DeliveryUnsure(exc.code) from None
 
 
 class DeliveryUnsure(Exception):
@@ -250,7 +267,9 @@ def give_up(send_id: int, error: str) -> CustomerSend | None:
     send = CustomerSend.get_or_none(CustomerSend.id == send_id)
     if send is None or send.status not in ("queued", "sending"):
         return send
-    return _attempted(send, "failed", error=error)
+    # An attempt under way when the queue gave up may have reached Twilio: a Retry asks first.
+    unsure = (send.status_at or send.created_at) if send.status == "sending" else send.unsure_since
+    return _attempted(send, "failed", error=error, unsure_since=unsure)
 
 
 def reachable_by_twilio(public_url: str) -> bool:
@@ -293,6 +312,7 @@ def _finish(send: CustomerSend, status: str, **fields: object) -> CustomerSend:
 
 def _attempted(send: CustomerSend, status: str, **fields: object) -> CustomerSend:
     """The outcome of one delivery attempt: the send's new state, and a line in its history (together)."""
+    fields.setdefault("unsure_since", None)  # the attempt knows how it ended
     with database.atomic():
         send = _finish(send, status, **fields)
         _history(send, "attempt")

@@ -14,9 +14,10 @@ done by Twilio's own library (twilio.request_validator).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 
 import requests
 from twilio.request_validator import RequestValidator
@@ -26,6 +27,7 @@ from core.config import Settings
 log = logging.getLogger(__name__)
 OPTED_OUT_CODE = 21610
 TIMEOUT = (5, 20)
+CLOCK_SKEW = timedelta(minutes=2)  # between our clock and Twilio's, when telling one attempt's text from another's
 
 
 class SmsError(Exception):
@@ -77,8 +79,9 @@ def send_message(
     return SmsReceipt(str(payload["sid"]), str(payload.get("status") or "queued"))
 
 
-def find_sent(settings: Settings, to: str, marker: str, since: datetime) -> str | None:
-    """The sid of a message we sent to `to` since `since` whose body contains `marker`, else None.
+def find_sent(settings: Settings, to: str, marker: str, since: datetime, known: Collection[str] = frozenset()) -> str | None:
+    """The sid of a message we sent to `to`, created at `since` or after (give or take the clocks'
+    skew), whose body contains `marker` and whose sid is not in `known`, else None.
 
     A send interrupted after Twilio took it (the worker killed while waiting for the answer) must
     not text the customer twice: before sending again, the resumed attempt asks Twilio. Raises
@@ -97,13 +100,26 @@ def find_sent(settings: Settings, to: str, marker: str, since: datetime) -> str 
             )
         page = _json(response)
         for message in page.get("messages") or []:
-            if isinstance(message, dict) and marker in str(message.get("body") or ""):
-                return str(message.get("sid"))
+            if not isinstance(message, dict) or marker not in str(message.get("body") or ""):
+                continue
+            if str(message.get("sid")) in known or not _created_since(message, since):
+                continue  # an earlier attempt's text (its history has it), not this one's
+            return str(message.get("sid"))
         next_uri = page.get("next_page_uri")
         if not next_uri:
             return None
         url, params = f"{settings.twilio_api_url}{next_uri}", None
     return None
+
+
+def _created_since(message: dict, since: datetime) -> bool:
+    """Twilio's date_created (RFC 2822) is at `since` or after; our clock may run ahead of Twilio's."""
+    try:
+        created = parsedate_to_datetime(str(message.get("date_created") or ""))
+    except (TypeError, ValueError):
+        return True  # no date to go by: the marker alone decides (texting twice is the worse mistake)
+    moment = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+    return created >= moment - CLOCK_SKEW
 
 
 def _json(response: requests.Response) -> dict:

@@ -56,7 +56,7 @@ def build_bolt_app(services: Services) -> App:
         user_id = request_middleware.user_of(body or {})
         error_id = secrets.token_hex(4)
         log.error("listener failed [error id %s]: %s: %s", error_id, type(error).__name__, error, exc_info=error)
-        _tell(respond, body, t("error.with_id", services.directory.locale(user_id), error_id=error_id))
+        _tell(respond, body, t("error.with_id", services.directory.locale(user_id), error_id=error_id), services)
 
     return app
 
@@ -75,7 +75,7 @@ def _register_fallbacks(app: App, services: Services) -> None:
     def unknown_action(ack, body, respond):
         ack()
         log.info("no listener for action %s", ((body.get("actions") or [{}])[0] or {}).get("action_id"))
-        _tell(respond, body, t("error.stale_state", services.directory.locale(request_middleware.user_of(body))))
+        _tell(respond, body, t("error.stale_state", services.directory.locale(request_middleware.user_of(body))), services)
 
     @app.view(unknown)
     def unknown_view(ack, body):
@@ -87,13 +87,18 @@ def _register_fallbacks(app: App, services: Services) -> None:
         ack()
 
 
-def _tell(respond, body, text: str) -> None:
-    if respond is None or not (body or {}).get("response_url"):
-        return
-    try:
-        respond(text=text, response_type="ephemeral", replace_original=False)
-    except Exception:  # the error answer is best effort
-        log.warning("could not tell the user about the error")
+def _tell(respond, body, text: str, services: Services) -> None:
+    """Tell the person who clicked or typed: through Slack's response_url when the request has one
+    (a message's button, a command), else in a DM (a modal's or the Home tab's button). Best effort."""
+    if respond is not None and (body or {}).get("response_url"):
+        try:
+            respond(text=text, response_type="ephemeral", replace_original=False)
+            return
+        except Exception:
+            log.warning("could not answer through response_url; trying a DM")
+    user_id = request_middleware.user_of(body or {})
+    if user_id and (body or {}).get("type") in ("block_actions", "view_submission", "shortcut", "message_action"):
+        services.slack.tell(user_id, None, text)
 
 
 def _features() -> list:

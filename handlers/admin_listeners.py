@@ -30,11 +30,11 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
 
     @app.action(ids.ADMIN_TOGGLE)
     def toggled(ack, body, action, context):
-        ack()
         actor = body["user"]["id"]
         locale = services.directory.locale(actor)
         ticked = {o.get("value") for o in action.get("selected_options") or [] if isinstance(o, dict)}
         notice = admin_flow.toggle(services, actor, context["value"], ticked, locale)
+        ack()  # once the permission is saved
         # What each person may do now, and why a tick did not hold.
         admin_flow.redraw(services, (body.get("view") or {}).get("id"), context["state"], locale, notice)
 

@@ -30,11 +30,12 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
 
     @app.action(ids.CONVERSATION_RETRY)
     def retry_pressed(ack, body, context, respond):
-        ack()
         user_id = body["user"]["id"]
         try:
-            conversation_flow.retry(services, context["value"].sms, user_id)
+            conversation_flow.retry(services, context["value"].sms, user_id)  # queued before Slack's answer
+            ack()
         except Refusal as refused:
+            ack()
             respond(
                 text=kit.refusal_text(refused, services.directory.locale(user_id)),
                 response_type="ephemeral",
@@ -59,12 +60,12 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
 
     @app.action(ids.CONVERSATION_DISMISS)
     def dismiss_pressed(ack, body, context):
-        ack()
         user_id = body["user"]["id"]
         try:
             conversation_flow.dismiss(services, context["value"].sms, user_id)
         except Refusal as refused:
             log.info("dismiss refused: %s", refused.reason)
+        ack()
         home_flow.publish_home(services, user_id, home_state(context))
 
     def change_page(ack, body, context):

@@ -6,13 +6,14 @@ Parse, call the flow (media.intake_flow, media.files_flow, customers.send_flow),
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import replace
 
 from slack_bolt import App
 
 from blocks import files_view as views
-from blocks import ids, kit
+from blocks import ids, kit, merge_view
 from blocks.codec import FilesState
 from core.i18n import t
 from core.refusals import Refusal
@@ -20,7 +21,7 @@ from customers import send_flow
 from customers.send_rules import MAX_FILES_PER_SEND, SendRefused, counts_of
 from handlers.command_router import CommandContext, CommandRouter
 from handlers.message_fanout import on_message
-from media import files_flow, intake_flow
+from media import files_flow, intake_flow, merge_flow
 from slackapi.errors import SlackError
 from slackapi.services import Services
 
@@ -96,11 +97,30 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
     def ticked(ack):
         ack()  # ticks are read from the view state on page change and on submit
 
+    def merge_ticked(ro, state: FilesState, user_id: str, locale: str):
+        """(the screen to show: the merge queued, or the modal again with the refusal on top)."""
+        try:
+            job = merge_flow.start_merge(services, ro, user_id, sorted(state.selected))
+        except Refusal as refused:
+            return files_flow.files_modal(services, ro, state, user_id, locale, notice=kit.refusal_text(refused, locale))
+        return merge_view.merging_screen(len(json.loads(job.file_ids)), locale)
+
+    @app.action(ids.MERGE_START)
+    def merge_pressed(ack, body, context):
+        view, user_id = body["view"], body["user"]["id"]
+        locale = services.directory.locale(user_id)
+        screen = merge_ticked(context["ro"], ticked_state(context["state"], view), user_id, locale)
+        ack()  # after the merge is queued: a click Slack saw answered is never lost
+        services.slack.update_view(view["id"], screen)
+
     @app.view(ids.FILES_MODAL)
     def submitted(ack, body, view, context):
         user_id = body["user"]["id"]
         locale = services.directory.locale(user_id)
         ro, state = context["ro"], ticked_state(context["state"], view)
+        if state.merge_submit:  # the modal of someone who may not send: its button merges
+            ack(response_action="update", view=merge_ticked(ro, state, user_id, locale))
+            return
         try:
             if state.overflow:
                 raise SendRefused("too_many_files", max=MAX_FILES_PER_SEND)
@@ -113,14 +133,15 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
     # -- the channel note's buttons ---------------------------------------------------------------
     def note_button(act):
         def listener(ack, body, context, respond):
-            ack()
             user_id = body["user"]["id"]
             locale = services.directory.locale(user_id)
             try:
-                done = act(services, context["value"].send, user_id)
+                done = act(services, context["value"].send, user_id)  # saved and queued before Slack's answer
             except Refusal as refused:
+                ack()
                 respond(text=kit.refusal_text(refused, locale), response_type="ephemeral", replace_original=False)
                 return
+            ack()
             if done:
                 respond(text=t(done, locale), response_type="ephemeral", replace_original=False)
 

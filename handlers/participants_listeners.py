@@ -59,11 +59,14 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
 
     @app.view(ids.PARTICIPANTS_MODAL)
     def update_participants(ack, body, view, context):
-        ack()  # close the modal now; inviting may take longer than Slack waits
         values = ((view.get("state") or {}).get("values") or {}).get(views.USERS_BLOCK) or {}
         selected = (values.get(ids.PARTICIPANTS_USERS) or {}).get("selected_users") or []
         selected = [u for u in selected if isinstance(u, str)]
-        participants_flow.update_from_modal(services, context["ro"], selected, body["user"]["id"], context["state"].shown)
+        key = f"participants:{view['id']}:{view.get('hash')}" if view.get("id") else None
+        participants_flow.update_from_modal(
+            services, context["ro"], selected, body["user"]["id"], context["state"].shown, key=key
+        )
+        ack()  # the modal closes once the Update is queued
 
     @app.action(ids.PARTICIPANTS_REQUEST_INVITE)
     def request_invitation(ack, body, context):
@@ -82,8 +85,9 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
         if problems:
             ack(response_action="errors", errors=views.invitation_errors(problems, services.directory.locale(user_id)))
             return
-        ack()  # back to the Participants modal; mail and DMs go out after
-        participants_flow.request_invitation(services, form, user_id, context.get("ro"))
+        key = f"invitation:{view['id']}:{view.get('hash')}" if view.get("id") else None
+        participants_flow.request_invitation(services, form, user_id, context.get("ro"), key=key)
+        ack()  # back to the Participants modal once the request is queued
 
     @app.event("member_joined_channel")
     def member_joined(event, context):

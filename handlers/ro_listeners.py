@@ -48,13 +48,14 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
 
     @app.action(ids.RO_STATUS)
     def status_selected(ack, body, action, context, respond):
-        ack()
         ro, user_id = context.get("ro"), body["user"]["id"]
         status = parse_status((action.get("selected_option") or {}).get("value", ""))
         if ro is None or status is None:
+            ack()
             respond(text=t("ro.not_found", services.directory.locale(user_id)), response_type="ephemeral", replace_original=False)
             return
         change_status(services, ro, status, user_id)
+        ack()  # once the status is saved and its redraw queued: a choice Slack saw answered is kept
 
     @app.action(ids.RO_INFO)
     def customer_info(ack, body, context):

@@ -6,7 +6,6 @@ from __future__ import annotations
 from blocks import files_view as views
 from blocks import kit
 from blocks.codec import FilesState
-from core.formats import phone_display
 from core.i18n import t
 from customers import send_rules
 from customers.permission_rules import can_message_customers
@@ -16,7 +15,9 @@ from storage.models import RepairOrder, RoFile, StaffUser
 from storage.values import CUSTOMER
 
 
-def files_modal(services: Services, ro: RepairOrder, state: FilesState, user_id: str, locale: str) -> dict:
+def files_modal(
+    services: Services, ro: RepairOrder, state: FilesState, user_id: str, locale: str, notice: str | None = None
+) -> dict:
     settings = services.settings
     files = list(RoFile.select().where(RoFile.ro == ro).order_by(RoFile.shared_at.desc(), RoFile.id.desc()))
     uploaders = list({f.uploader_user_id for f in files})
@@ -28,7 +29,7 @@ def files_modal(services: Services, ro: RepairOrder, state: FilesState, user_id:
     names[CUSTOMER] = t("files.by_customer", locale)
     try:
         plan = send_rules.plan_delivery(ro, settings)
-        destination = phone_display(plan.destination) if plan.method == "sms" else kit.escape(plan.destination)
+        destination = kit.phone(plan.destination) if plan.method == "sms" else kit.escape(plan.destination)
         how, can_send = t(f"files.how.{plan.method}", locale, destination=destination), True
     except SendRefused as refused:
         how, can_send = "⚠️ " + kit.refusal_text(refused, locale), False
@@ -42,6 +43,7 @@ def files_modal(services: Services, ro: RepairOrder, state: FilesState, user_id:
         how=how,
         can_send=can_send,
         may_send=can_message_customers(user_id, settings),
+        notice=notice,
     )
 
 

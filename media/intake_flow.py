@@ -23,6 +23,7 @@ from media.file_download import CopyFailed, download
 from media.file_kinds import normalise_mimetype
 from slackapi.errors import SlackError
 from slackapi.services import Services
+from storage.db import database
 from storage.models import RepairOrder, RoFile, utcnow
 from taskqueue.queue import task
 
@@ -44,11 +45,23 @@ class InfoUnavailable(Exception):
 def file_shared(services: Services, ro: RepairOrder, file_id: str, *, user_id: str | None, ts: str | None) -> None:
     """A file was shared in the RO's channel (Slack says so twice: `file_shared` and a `message`
     with `files`, in either order, and retries both): note the share's message, queue its intake once."""
-    rules.note_share_ts(ro, file_id, ts)
-    services.tasks.enqueue("files.ingest", ro.id, file_id, user_id, ts, key=f"ingest:{ro.id}:{file_id}")
+    with database.atomic():
+        rules.note_share_ts(ro, file_id, ts)
+        services.tasks.enqueue("files.ingest", ro.id, file_id, user_id, ts, key=f"ingest:{ro.id}:{file_id}")
 
 
-@task("files.ingest")
+def _ingest_gave_up(
+    services: Services, ro_id: int, file_id: str, user_id: str | None = None, ts: str | None = None, *, error: str
+) -> None:
+    """Every attempt failed (Slack or the database down for long): the file is recorded all the
+    same, as far as the event told, so Files lists it and the copy retry job fetches it later."""
+    ro = RepairOrder.get_or_none(RepairOrder.id == ro_id)
+    if ro is not None and RoFile.get_or_none((RoFile.ro == ro) & (RoFile.slack_file_id == file_id)) is None:
+        rules.record(ro, file_id, None, user_id, ts)
+        log.warning("file %s in RO %s recorded without its details after: %s", file_id, ro.ro_number, error)
+
+
+@task("files.ingest", on_give_up=_ingest_gave_up)
 def ingest(services: Services, ro_id: int, file_id: str, user_id: str | None = None, ts: str | None = None) -> RoFile | None:
     """Record the Slack file `file_id` shared in the RO's channel, then copy it.
 

@@ -23,6 +23,7 @@ from peewee import IntegrityError
 
 from media.blob_store import BlobStore
 from media.file_kinds import INLINE_TYPES, normalise_mimetype
+from media.video_probe import description, ffmpeg_exe
 from storage.models import MediaRendition
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,6 @@ class Asset:
     converted: bool = False
 
 
-def ffmpeg_exe() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
 @dataclass(frozen=True)
 class VideoProbe:
     video_codec: str | None
@@ -58,11 +53,9 @@ class VideoProbe:
 
 def probe(path: Path) -> VideoProbe:
     """Codecs of the first video and audio streams, read from ffmpeg's own description."""
-    result = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, text=True, errors="replace", timeout=120
-    )
-    video = re.search(r"Stream #\S+.*?: Video: (\w+)", result.stderr)
-    audio = re.search(r"Stream #\S+.*?: Audio: (\w+)", result.stderr)
+    text = description(path, timeout=120)
+    video = re.search(r"Stream #\S+.*?: Video: (\w+)", text)
+    audio = re.search(r"Stream #\S+.*?: Audio: (\w+)", text)
     return VideoProbe(video.group(1) if video else None, audio.group(1) if audio else None)
 
 

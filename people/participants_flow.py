@@ -8,6 +8,7 @@ back with the reason and nothing is recorded for them.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 
 from blocks import participants_view as views
 from blocks.kit import escape
@@ -34,6 +35,7 @@ from slackapi.directory import PROFILE_TTL
 from slackapi.errors import SlackError, SlackErrorCode
 from slackapi.services import Services
 from storage.models import RepairOrder, StaffUser, utcnow
+from taskqueue.queue import task
 
 log = logging.getLogger(__name__)
 
@@ -173,10 +175,32 @@ def set_participants(services: Services, ro: RepairOrder, wanted: set[str], by: 
     return changes
 
 
-def update_from_modal(services: Services, ro: RepairOrder, selected: list[str], by: str, shown: tuple[str, ...] | None) -> None:
-    """The modal's Update, then a note to whoever pressed it saying what changed."""
+def update_from_modal(
+    services: Services, ro: RepairOrder, selected: list[str], by: str, shown: tuple[str, ...] | None, *, key: str | None = None
+) -> None:
+    """Queue the modal's Update: inviting and removing people takes more Slack calls than its
+    3 seconds allow, and a click answered must not be lost. `key`: the submission (a retried
+    request is the same Update)."""
+    services.tasks.enqueue(
+        "participants.update",
+        ro.id,
+        sorted(set(selected)),
+        by,
+        list(shown) if shown is not None else None,
+        key=key,
+        lane=f"participants:{ro.id}",
+    )
+
+
+@task("participants.update", max_attempts=4)
+def _update_participants(services: Services, ro_id: int, selected: list[str], by: str, shown: list[str] | None) -> None:
+    """The Update, then a note to whoever pressed it saying what changed (a retry finds what is
+    already done and changes only the rest)."""
+    ro = RepairOrder.get_or_none(RepairOrder.id == ro_id)
+    if ro is None:
+        return
     wanted = {u for u in selected if u != services.slack.bot_user_id}
-    changes = set_participants(services, ro, wanted, by, shown)
+    changes = set_participants(services, ro, wanted, by, tuple(shown) if shown is not None else None)
     services.slack.tell(by, ro.channel_id, views.changes_text(ro, changes, services.directory.locale(by)))
 
 
@@ -234,8 +258,18 @@ def invite_url(services: Services) -> str | None:
     return f"https://{domain}.slack.com/admin/invites" if domain else None
 
 
-def request_invitation(services: Services, form: invitations.InvitationForm, requester: str, ro: RepairOrder | None) -> None:
+def request_invitation(
+    services: Services, form: invitations.InvitationForm, requester: str, ro: RepairOrder | None, *, key: str | None = None
+) -> None:
+    """Queue the request (mail and DMs take longer than Slack waits). `key`: the submission."""
+    services.tasks.enqueue("invitations.request", asdict(form), requester, ro.id if ro else None, key=key)
+
+
+@task("invitations.request", max_attempts=1)  # once: a retry would mail the admins twice
+def _request_invitation(services: Services, form: dict, requester: str, ro_id: int | None) -> None:
     """Save the request, email and DM the admins (people.invitation_rules), then tell the requester."""
+    form = invitations.InvitationForm(**form)
+    ro = RepairOrder.get_or_none(RepairOrder.id == ro_id) if ro_id else None
     settings = services.settings
     admins = invitations.admin_ids(settings.admin_slack_user_ids)
     url = invite_url(services) if admins else None

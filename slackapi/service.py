@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from slack_sdk import WebClient
@@ -191,7 +192,7 @@ class SlackService:
     def upload(
         self,
         channel: str,
-        content: bytes,
+        content: bytes | Path,
         filename: str,
         title: str | None = None,
         thread_ts: str | None = None,
@@ -199,9 +200,10 @@ class SlackService:
     ) -> dict:
         """Upload a file into a channel (files_upload_v2: the three-step external upload); the file object."""
         try:
+            source = {"file": str(content)} if isinstance(content, Path) else {"content": content}
             response = self.client.files_upload_v2(
                 channel=channel,
-                content=content,
+                **source,
                 filename=filename,
                 title=title or filename,
                 thread_ts=thread_ts,

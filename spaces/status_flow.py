@@ -8,6 +8,7 @@ from core.i18n import t
 from slackapi.services import Services
 from spaces.publish_flow import Publisher
 from spaces.status_rules import set_status
+from storage.db import database
 from storage.models import RepairOrder
 from taskqueue.queue import task
 
@@ -17,9 +18,10 @@ log = logging.getLogger(__name__)
 def change_status(services: Services, ro: RepairOrder, status: str, user_id: str) -> bool:
     """Save the manual status (False: the RO already had it) and queue showing it in Slack; the
     value holds until the DMS changes that RO again."""
-    if not set_status(ro, status, user_id):
-        return False
-    services.tasks.enqueue("ro.publish", ro.id, user_id, lane=f"ro:{ro.id}")
+    with database.atomic():  # the status and the task that shows it, together
+        if not set_status(ro, status, user_id):
+            return False
+        services.tasks.enqueue("ro.publish", ro.id, user_id, lane=f"ro:{ro.id}")
     return True
 
 

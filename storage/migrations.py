@@ -49,8 +49,32 @@ def _v3_customer_conversation(migrator: SchemaMigrator) -> None:
     )
 
 
+def _v4_merging_videos(migrator: SchemaMigrator) -> None:
+    """Merge jobs, and the sources of a merged video."""
+    from peewee import TextField
+    from playhouse.migrate import migrate as run
+
+    from storage.models import MergeJob
+
+    database.obj.create_tables([MergeJob], safe=True)
+    run(migrator.add_column("ro_file", "derived_from", TextField(null=True)))
+
+
+def _v5_unsure_sends(migrator: SchemaMigrator) -> None:
+    """A send whose last attempt may or may not have reached Twilio."""
+    from peewee import DateTimeField
+    from playhouse.migrate import migrate as run
+
+    run(migrator.add_column("customer_send", "unsure_since", DateTimeField(null=True)))
+
+
 # MIGRATIONS[i] brings a database from version i+1 to i+2. Version 1 is the initial schema.
-MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [_v2_task_queue_and_membership_order, _v3_customer_conversation]
+MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
+    _v2_task_queue_and_membership_order,
+    _v3_customer_conversation,
+    _v4_merging_videos,
+    _v5_unsure_sends,
+]
 LATEST = 1 + len(MIGRATIONS)
 
 

@@ -186,6 +186,8 @@ class RoFile(BaseModel):
     origin = CharField(default="staff", max_length=16)
     # For files the app brought in itself (a customer's MMS media): what they are, once ("<MessageSid>:<n>").
     origin_ref = CharField(null=True, unique=True, max_length=80)
+    # A merged video: the ids of the RO files it was made from, in playing order (JSON).
+    derived_from = TextField(null=True)
     kind = CharField(max_length=16)  # picture | video | document
     name = CharField(default="")
     mimetype = CharField(default="application/octet-stream")
@@ -226,6 +228,9 @@ class CustomerSend(BaseModel):
     # Files and the customer: who revoked the link, and when the status last changed.
     revoked_by = CharField(null=True, max_length=32)
     status_at = DateTimeField(null=True)
+    # When an attempt began that ended without knowing whether Twilio took the text (the queue
+    # gave up on it): a Retry asks Twilio before texting again.
+    unsure_since = DateTimeField(null=True)
 
 
 class CustomerSendFile(BaseModel):
@@ -469,3 +474,28 @@ class SmsMessage(BaseModel):
 
 
 ALL_MODELS += [SmsMessage]
+
+
+# --- Merging videos ------------------------------------------------------------------------------
+
+
+class MergeJob(BaseModel):
+    """One "Merge videos" asked from the Files view: its clips, where it stands, what it made."""
+
+    ro = ForeignKeyField(RepairOrder, backref="merges", on_delete="CASCADE")
+    requested_by = CharField(max_length=32)
+    file_ids = TextField()  # JSON: the RO files ticked (the merge orders them by recording time)
+    # queued | merging | uploading | done | failed
+    status = CharField(default="queued", max_length=16)
+    mode = CharField(null=True, max_length=8)  # copy | encode
+    progress = IntegerField(default=0)  # percent
+    note_ts = CharField(null=True, max_length=32)
+    error = TextField(null=True)
+    failed_clip = CharField(null=True)  # the name of the clip that caused a failure
+    result = ForeignKeyField(RoFile, null=True, on_delete="SET NULL")
+    upload_name = CharField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    finished_at = DateTimeField(null=True)
+
+
+ALL_MODELS += [MergeJob]

@@ -51,6 +51,7 @@ RETRY_BACKOFF = 2.0
 CLAIM_TTL = timedelta(seconds=60)
 LANE_TTL = timedelta(seconds=60)
 LANE_BUSY_DELAY_SECONDS = 1
+MISSING_RECORD_PATIENCE_SECONDS = 300  # a message whose record is not visible this long after: rolled back
 # A queued record whose message should have run by now (its retry delay plus this) was lost.
 LOST_AFTER = timedelta(seconds=30)
 
@@ -176,24 +177,29 @@ class TaskQueue:
         return record, True
 
     def _push(self, record_id: int, delay: float = 0) -> None:
+        pushed_at = time.time()
         try:
             if delay > 0:
-                self._run.schedule(args=(record_id,), delay=delay)
+                self._run.schedule(args=(record_id, pushed_at), delay=delay)
             else:
-                self._run(record_id)
+                self._run(record_id, pushed_at)
         except Exception as exc:  # the record is stored: the next sweep pushes it again
             log.warning("task %s stored but not queued (%s); the sweep will queue it", record_id, type(exc).__name__)
 
     # -- running ------------------------------------------------------------------------------
-    def _execute(self, record_id: int) -> None:
+    def _execute(self, record_id: int, pushed_at: float | None = None) -> None:
         with database.connection_context():
-            self._run_record(record_id)
+            self._run_record(record_id, pushed_at)
 
-    def _run_record(self, record_id: int) -> None:
+    def _run_record(self, record_id: int, pushed_at: float | None = None) -> None:
         record = TaskRecord.get_or_none(TaskRecord.id == record_id)
         if record is None:
-            # huey's message can arrive before the enqueueing transaction is visible (Redis); the
-            # sweep covers a record that never appears.
+            # huey's message can arrive before the enqueueing transaction is visible (Redis, or an
+            # enqueue inside a longer transaction): wait for it, a while. A record that never
+            # appears was rolled back with its transaction: there is no work.
+            if pushed_at is not None and time.time() - pushed_at > MISSING_RECORD_PATIENCE_SECONDS:
+                log.warning("task record %s never appeared (rolled back?): message dropped", record_id)
+                return
             raise RetryTask(delay=1)
         spec = _REGISTRY.get(record.name)
         if spec is None:
@@ -207,6 +213,10 @@ class TaskQueue:
         if record.lane and not leases.acquire(f"lane:{record.lane}", holder, LANE_TTL):
             raise RetryTask(delay=LANE_BUSY_DELAY_SECONDS)  # not an attempt: the lane is busy
         try:
+            if record.lane:  # read again under the lane: the task before it may have changed this one
+                record = TaskRecord.get_by_id(record.id)
+                if record.status in ("done", "failed"):
+                    return
             self._claimed_run(record, spec, holder)
         finally:
             if record.lane:
@@ -221,15 +231,21 @@ class TaskQueue:
         keeper.start()
         try:
             spec.fn(self.context, *args)
-        except RetryTask:
+        except RetryTask as wait:
+            # The task asked to wait (a resource busy): back to the queue, the attempt given back.
+            keeper.stop()
+            later = utcnow() + timedelta(seconds=wait.delay or 1)
+            self._finish(record, holder, "queued", record.last_error, run_after=later, refund=True)
             raise
         except Exception as exc:
             keeper.stop()
             error = f"{type(exc).__name__}: {exc}"[:2000]
             if record.attempts >= record.max_attempts:
                 log.exception("task %s #%s gave up after %s attempts", record.name, record.id, record.attempts)
-                self._finish(record, holder, "failed", error)
+                # The hook first, under our claim: a death between the two leaves the record to the
+                # sweep, which runs the hook again (hooks are idempotent), never to nobody.
                 self._give_up(spec, args, error)
+                self._finish(record, holder, "failed", error)
                 return
             log.warning(
                 "task %s #%s attempt %s failed: %s; retried in %.0fs",
@@ -267,7 +283,12 @@ class TaskQueue:
             and ((record.claim_until and record.claim_until < now) or holder_is_dead(record.claimed_by))
         ):
             # The holder died mid-run (a claim cannot expire while its holder renews it).
-            takeover = (TaskRecord.status == "running") & (TaskRecord.claimed_by == record.claimed_by)
+            # Fenced by the claim as read: a holder that renewed since is alive after all.
+            takeover = (
+                (TaskRecord.status == "running")
+                & (TaskRecord.claimed_by == record.claimed_by)
+                & (TaskRecord.claim_until == record.claim_until)
+            )
             log.warning("task %s #%s: taking over from %s, which stopped", record.name, record.id, record.claimed_by)
         return bool(
             TaskRecord.update(
@@ -278,9 +299,17 @@ class TaskQueue:
         )
 
     def _finish(
-        self, record: TaskRecord, holder: str | None, status: str, error: str | None, run_after: datetime | None = None
+        self,
+        record: TaskRecord,
+        holder: str | None,
+        status: str,
+        error: str | None,
+        run_after: datetime | None = None,
+        refund: bool = False,
     ) -> None:
         fields: dict = {"status": status, "updated_at": utcnow(), "claimed_by": None, "claim_until": None}
+        if refund:
+            fields["attempts"] = TaskRecord.attempts - 1
         if status != "done":
             fields["last_error"] = error  # a task done after retries keeps the reason it was retried
         if status in ("done", "failed"):
@@ -313,9 +342,12 @@ class TaskQueue:
                     continue
             if record.attempts >= record.max_attempts:
                 # Its last attempt died with its worker (or failed without being written down).
+                # Claimed first (one sweeper wins), the hook run, then failed: a sweeper that dies
+                # in between leaves a record the next sweep gives up again.
                 error = record.last_error or "the worker running its last attempt stopped"
-                done = (
-                    TaskRecord.update(status="failed", last_error=error, finished_at=now, claimed_by=None, claim_until=None)
+                holder = holder_id()
+                claimed = (
+                    TaskRecord.update(status="running", claimed_by=holder, claim_until=now + CLAIM_TTL, updated_at=utcnow())
                     .where(
                         (TaskRecord.id == record.id)
                         & (TaskRecord.status == record.status)
@@ -323,8 +355,9 @@ class TaskQueue:
                     )
                     .execute()
                 )
-                if done:
+                if claimed:
                     self._give_up(_REGISTRY.get(record.name), json.loads(record.args), error)
+                    self._finish(record, holder, "failed", error)
                 continue
             if record.status == "queued":
                 # Not again at the next sweep if the workers are only busy: it gets LOST_AFTER more.
@@ -377,8 +410,12 @@ class TaskQueue:
             consumer.stop(graceful=True)
 
     def run_workers(self, workers: int) -> None:
-        """`bot.py worker`: huey's own consumer in the foreground (Ctrl-C stops it gracefully)."""
-        consumer = self.huey.create_consumer(workers=workers, check_worker_health=True, **self._consumer_options())
+        """`bot.py worker`: huey's own consumer in the foreground (SIGTERM stops it gracefully; a
+        second signal, or Ctrl-C, at once: the journal resumes what it cut)."""
+        # SIGTERM (systemd, docker stop) is the graceful stop: running tasks finish first.
+        consumer = self.huey.create_consumer(
+            workers=workers, check_worker_health=True, graceful_signal="TERM", **self._consumer_options()
+        )
         with_connection(self.sweep)()
         consumer.run()
 

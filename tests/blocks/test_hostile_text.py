@@ -19,6 +19,7 @@ from blocks import (
     files_view,
     home_view,
     kit,
+    merge_view,
     notice_view,
     participants_view,
     ro_card_view,
@@ -31,7 +32,7 @@ from customers.send_rules import SendRefused
 from people.invitation_rules import InvitationForm
 from people.notification_rules import Digest, Preferences
 from people.participant_rules import Changes
-from storage.models import CustomerSend, RepairOrder, RoFile, SmsMessage
+from storage.models import CustomerSend, MergeJob, RepairOrder, RoFile, SmsMessage
 from storage.search_index import Page
 
 TZ = ZoneInfo("America/Toronto")
@@ -250,7 +251,6 @@ BUILDERS = {
     "participants_view.invitation_for_admin": lambda: participants_view.invitation_for_admin(
         FORM, "UTECH", hostile_ro(), INVITE, "en-US"
     ),
-    "participants_view.invitation_email": lambda: ("plain-text email: not Slack markup", []),
     "admin_view.admin_modal": lambda: admin_view.admin_modal(
         [StaffPermissions("UTECH", HOSTILE, True, False, False)],
         0,
@@ -279,6 +279,25 @@ BUILDERS = {
     ),
     "conversation_view.attach_modal": lambda: conversation_view.attach_modal(hostile_sms(ro=None), "en-US"),
     "conversation_view.attached_note": lambda: conversation_view.attached_note(hostile_ro(), "fr-CA"),
+    "merge_view.merge_note": lambda: merge_view.merge_note(
+        MergeJob(id=3, ro=7, requested_by="UTECH", status="failed", progress=40, file_ids="[1,2]"),
+        2,
+        locale="fr-CA",
+        error=HOSTILE,
+        clip=HOSTILE,
+    ),
+    "merge_view.merge_note (done)": lambda: merge_view.merge_note(
+        MergeJob(id=3, ro=7, requested_by="UTECH", status="done", progress=100, file_ids="[1,2]"),
+        2,
+        locale="en-US",
+        file_name=HOSTILE,
+        permalink=PERMALINK,
+        seconds=75,
+    ),
+    "merge_view.merge_note (running)": lambda: merge_view.merge_note(
+        MergeJob(id=3, ro=7, requested_by="UTECH", status="merging", progress=40, file_ids="[1,2]"), 2, locale="en-US"
+    ),
+    "merge_view.merging_screen": lambda: merge_view.merging_screen(3, "fr-CA"),
     "customer_info_view.conversation_fields": lambda: customer_info_view.conversation_fields(
         hostile_ro(), "en-US", opted_out=True, conversation_url=PERMALINK
     ),
@@ -303,7 +322,11 @@ def _public_builders() -> set[str]:
     return names
 
 
+# Not Slack markup at all: ids, labels of our own, and the invitation email (plain text, checked
+# by test_an_invitation_email_is_plain_text_with_the_values_as_typed).
 PLAIN_HELPERS = {
+    "participants_view.invitation_email",
+    "merge_view.note_block_id",
     "files_view.page_block_id",
     "ro_card_view.status_label",
     "ro_card_view.title",
@@ -375,3 +398,19 @@ def test_the_middleware_reads_back_every_value_and_metadata_the_views_write(name
             assert element["callback_id"] in METADATA, element["callback_id"]
             if element.get("private_metadata"):
                 decode(element["private_metadata"], METADATA[element["callback_id"]])
+
+
+def _plain_texts(value) -> list[str]:
+    if isinstance(value, dict):
+        found = [value["text"]] if value.get("type") == "plain_text" and isinstance(value.get("text"), str) else []
+        return found + [t for v in value.values() for t in _plain_texts(v)]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _plain_texts(v)]
+    return []
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_plain_text_shows_outside_text_as_typed_not_escaped_twice(name):
+    """Slack shows plain_text literally: "&amp;" there is what the user would read."""
+    escaped = [text for text in _plain_texts(BUILDERS[name]()) if re.search(r"&(amp|lt|gt);", text)]
+    assert escaped == []

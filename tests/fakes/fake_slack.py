@@ -982,12 +982,16 @@ class FakeSlack:
         with self._lock:  # record under the same lock so `calls` order == processing order
             status, payload, headers, drop = self._dispatch(method, args, token, parse_error)
             self.calls.append(Call(method, args, token, 0 if drop else status, payload.get("ok", False), payload.get("error")))
-        if drop:
-            handler.close_connection = True
-        else:
-            _send_json(handler, status, payload, headers)
-        if hold is not None:
-            hold.answered.set()
+        try:
+            if drop:
+                handler.close_connection = True
+            else:
+                _send_json(handler, status, payload, headers)
+        except (BrokenPipeError, ConnectionResetError):
+            handler.close_connection = True  # the caller is gone (killed while it waited): the work is done all the same
+        finally:
+            if hold is not None:
+                hold.answered.set()
 
     def _dispatch(
         self, method: str, args: dict, token: str | None, parse_error: SlackError | None

@@ -441,3 +441,14 @@ def test_a_hostile_file_name_never_becomes_a_path(app, client, fake_slack, tmp_p
     assert (row.copy_status, row.name) == ("stored", name)
     assert not list(tmp_path.rglob("escape.jpg")) and not list(Path("/tmp").glob("escape.jpg"))
     assert _blob(app, row.sha256).is_file()
+
+
+def test_a_file_whose_intake_gave_up_is_recorded_all_the_same_for_the_copy_retry(app, fake_slack):
+    """Every attempt of files.ingest failed (say the database was down for its whole run): the
+    give-up records what the event said, so Files lists it and the retry job copies it later."""
+    ro = make_ro(fake_slack, members=("UTECH",))
+    intake_flow._ingest_gave_up(app.services, ro.id, "F0GAVEUP1", "UTECH", "1796000000.000100", error="OperationalError")
+    intake_flow._ingest_gave_up(app.services, ro.id, "F0GAVEUP1", "UTECH", "1796000000.000100", error="again")  # idempotent
+    [row] = RoFile.select().where(RoFile.slack_file_id == "F0GAVEUP1")
+    assert (row.ro_id, row.uploader_user_id, row.share_ts, row.copy_status) == (ro.id, "UTECH", "1796000000.000100", "failed")
+    assert row.copy_attempts < intake_rules.MAX_COPY_ATTEMPTS, "the retry job will try it"

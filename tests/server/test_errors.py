@@ -56,6 +56,18 @@ def test_a_button_no_listener_knows_is_answered_as_out_of_date(slack, fake_slack
     assert "out of date" in answer["text"] and answer["response_type"] == "ephemeral"
 
 
+def test_a_home_tab_button_no_listener_knows_is_answered_in_a_dm(slack, fake_slack):
+    """The Home tab has no response_url: the answer goes to the person's DM with the app."""
+    from tests.support.people import dms_to
+
+    response = _action(
+        slack, "home.some_old_button", "x", view={"id": "V1", "type": "home"}, container={"type": "view"}, response_url=None
+    )
+    assert response.status_code == 200
+    told = wait_until(lambda: dms_to(fake_slack, "UTECH"), message="the DM")
+    assert "out of date" in told[-1]["text"] and fake_slack.responses == []
+
+
 def test_a_form_no_listener_knows_is_replaced_by_a_notice(slack, fake_slack):
     response = slack.action(
         {

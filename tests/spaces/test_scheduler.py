@@ -72,7 +72,7 @@ def test_feature_jobs_are_scheduled_and_run(services, fake_slack, tmp_path):
     from tests.support.factories import make_ro
 
     jobs = {job.name: job for job in bot.feature_jobs(services)}
-    assert set(jobs) == {"file-copy-retry", "notifications", "prune-event-ids", "task-sweep"}
+    assert set(jobs) == {"file-copy-retry", "notifications", "prune-old-rows", "task-sweep"}
     from people.notification_rules import set_preferences
     from people.unread_rules import record_activity
     from tests.support.people import dms_to
@@ -110,12 +110,23 @@ def test_feature_jobs_are_scheduled_and_run(services, fake_slack, tmp_path):
     assert len(dms) == 1 and "1 nouveau message de <@UTECH>" in dms[0]["text"]
 
 
-def test_old_event_ids_are_pruned_and_recent_ones_kept(services):
-    from storage.models import ProcessedEvent
+def test_old_event_ids_and_finished_tasks_are_pruned_and_recent_ones_kept(services):
+    from storage.models import ProcessedEvent, TaskRecord
 
     jobs = {job.name: job for job in bot.feature_jobs(services)}
     with database.connection_context():
         ProcessedEvent.create(event_id="EvOLD", received_at=utcnow() - timedelta(days=3))
         ProcessedEvent.create(event_id="EvNEW")
-        jobs["prune-event-ids"].func()
+        ago = {name: utcnow() - timedelta(days=days) for name, days in (("old", 30), ("recent", 1), ("ancient", 100))}
+        for key, status, finished in (
+            ("done-old", "done", ago["old"]),
+            ("done-recent", "done", ago["recent"]),
+            ("failed-old", "failed", ago["old"]),
+            ("failed-ancient", "failed", ago["ancient"]),
+            ("queued-old", "queued", None),
+        ):
+            TaskRecord.create(name="test", args="[]", key=key, status=status, finished_at=finished, max_attempts=1)
+        jobs["prune-old-rows"].func()
         assert [e.event_id for e in ProcessedEvent.select()] == ["EvNEW"]
+        kept = {r.key for r in TaskRecord.select()}
+        assert kept == {"done-recent", "failed-old", "queued-old"}, "failed work is kept longer; waiting work always"

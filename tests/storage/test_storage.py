@@ -162,20 +162,22 @@ def test_a_version_1_database_is_brought_to_today(database_url):
     from playhouse.migrate import SchemaMigrator
     from playhouse.migrate import migrate as run
 
-    from storage.models import SmsMessage, TaskRecord
+    from storage.models import MergeJob, SmsMessage, TaskRecord
 
     open_database(database_url)
     migrate()
     with database.connection_context():
         db = database.obj
-        db.drop_tables([TaskRecord, SmsMessage])
+        db.drop_tables([MergeJob, TaskRecord, SmsMessage])
         migrator = SchemaMigrator.from_database(db)
         run(
             migrator.drop_index("ro_file", "ro_file_origin_ref"),
             migrator.drop_column("ro_file", "origin_ref"),
             migrator.drop_column("ro_file", "origin"),
+            migrator.drop_column("ro_file", "derived_from"),
             migrator.drop_column("participant", "membership_us"),
             migrator.drop_column("staff_user", "notify_customer_messages"),
+            migrator.drop_column("customer_send", "unsure_since"),
         )
         SchemaVersion.delete().execute()
         SchemaVersion.create(version=1)
@@ -184,6 +186,8 @@ def test_a_version_1_database_is_brought_to_today(database_url):
     with database.connection_context():
         assert database.table_exists("task_record") and database.table_exists("sms_message")
         assert "membership_us" in {c.name for c in database.get_columns("participant")}
-        assert {"origin", "origin_ref"} <= {c.name for c in database.get_columns("ro_file")}
+        assert {"origin", "origin_ref", "derived_from"} <= {c.name for c in database.get_columns("ro_file")}
+        assert "unsure_since" in {c.name for c in database.get_columns("customer_send")}
+        assert database.table_exists("merge_job")
         assert RepairOrder.select().where(RepairOrder.slack_dirty == False).count() == 0
         assert [v.version for v in SchemaVersion.select().order_by(SchemaVersion.version)] == list(range(1, LATEST + 1))

@@ -19,7 +19,9 @@ import pytest
 
 from blocks import ids
 from blocks.codec import PageRef, RoRef, SendRef
+from media.video_probe import ffmpeg_exe, probe
 from tests.fakes.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, FakeTwilio
+from tests.support.clips import clip
 from tests.support.harness import SlackTestClient, make_env, start_app, wait_until
 
 PUBLIC_URL = "https://shop.example.test"
@@ -58,14 +60,8 @@ def heic_bytes(width: int = 64, height: int = 48) -> bytes:
     return out.getvalue()
 
 
-def ffmpeg() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
 def has_encoder(name: str) -> bool:
-    out = subprocess.run([ffmpeg(), "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
     return any(line.split()[1:2] == [name] for line in out.splitlines() if len(line.split()) > 1)
 
 
@@ -77,32 +73,11 @@ def video_bytes(
     size: str = "160x120",
     audio: bool = False,
 ) -> bytes:
-    """A real little clip (ffmpeg's test pattern)."""
-    out = tmp_path / f"clip-{uuid.uuid4().hex[:6]}.{container}"
-    command = [
-        ffmpeg(),
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        f"testsrc=duration={seconds}:size={size}:rate=15",
-    ]
-    if audio:
-        command += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-c:a", "aac"]
-    command += ["-c:v", codec, "-pix_fmt", "yuv420p"]
-    if codec == "libx265":
-        command += ["-tag:v", "hvc1", "-x265-params", "log-level=error"]
-    command += [str(out)]
-    subprocess.run(command, check=True, capture_output=True, timeout=60)
-    return out.read_bytes()
+    """A real little clip (ffmpeg's test pattern), as bytes."""
+    return clip(tmp_path, codec=codec, container=container, seconds=seconds, size=size, audio=audio, fps=15).read_bytes()
 
 
 def video_codec(data: bytes, tmp_path: Path) -> str | None:
-    from media.transcode import probe
-
     path = tmp_path / f"probe-{uuid.uuid4().hex[:6]}"
     path.write_bytes(data)
     return probe(path).video_codec

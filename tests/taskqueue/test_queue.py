@@ -9,10 +9,12 @@ import time
 from datetime import timedelta
 
 import pytest
+from huey.exceptions import RetryTask
 
 from storage.db import database
 from storage.models import TaskRecord, utcnow
 from taskqueue.queue import TaskQueue, retry_delay, task
+from tests.support.harness import wait_until
 
 CALLS: dict[str, list] = {}
 _LOCK = threading.Lock()
@@ -43,6 +45,13 @@ def _gave_up(context, key, *, error):
 def always_fails(context, key):
     _note(key, "attempt")
     raise ValueError("nope")
+
+
+@task("test.waits_once", max_attempts=1)
+def waits_once(context, key):
+    _note(key, "called")
+    if len(CALLS[key]) == 1:
+        raise RetryTask(delay=1)  # what a task says when what it needs is busy (merge.run's slots)
 
 
 @task("test.slow")
@@ -91,6 +100,14 @@ def test_a_task_that_keeps_failing_gives_up_once_and_says_why(queue):
     assert CALLS["doomed:gave_up"] == [("ValueError: nope",)]
     failed = TaskRecord.get_by_id(record.id)
     assert (failed.status, failed.attempts) == ("failed", 2) and "nope" in failed.last_error
+
+
+def test_a_task_that_asks_to_wait_runs_again_without_spending_an_attempt(queue):
+    record = queue.enqueue("test.waits_once", "patient")
+    wait_until(lambda: TaskRecord.get_by_id(record.id).status == "done", timeout=30, message="the second call")
+    assert len(CALLS["patient"]) == 2
+    done = TaskRecord.get_by_id(record.id)
+    assert (done.status, done.attempts) == ("done", 1), "one attempt allowed, one spent: the wait was not one"
 
 
 def test_the_same_key_is_the_same_work(queue):

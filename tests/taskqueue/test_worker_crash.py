@@ -6,11 +6,7 @@ Real processes (`python bot.py worker`), a real SIGKILL, the fake Twilio holding
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -19,29 +15,7 @@ from storage.models import CustomerSend, TaskRecord
 from tests.support.factories import make_ro
 from tests.support.files import files_env, jpeg_bytes, stored_file
 from tests.support.harness import start_app, wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def worker(env: dict, log: Path) -> subprocess.Popen:
-    """`python bot.py worker`, as an operator starts it."""
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "bot.py"), "worker", "--workers", "1"],
-        cwd=ROOT,
-        env={**os.environ, **env, "DOTENV_PATH": os.devnull},
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)  # huey's graceful stop
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+from tests.support.processes import stop, worker
 
 
 @pytest.fixture
