@@ -14,7 +14,7 @@ done by Twilio's own library (twilio.request_validator).
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
@@ -130,9 +130,10 @@ def _json(response: requests.Response) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def signature_valid(auth_token: str | None, url: str, params: Iterable[tuple[str, str]], given: str | None) -> bool:
+def signature_valid(auth_token: str | None, url: str, params: Mapping[str, str], given: str | None) -> bool:
     """Is `given` (the X-Twilio-Signature header) Twilio's signature of this request? Twilio's own
-    RequestValidator: HMAC-SHA1 of the URL and the sorted parameters, with and without the port."""
+    RequestValidator: HMAC-SHA1 of the URL and the sorted parameters, with and without the port.
+    `params` holds one value a field: the caller refuses repeated fields before asking."""
     if not auth_token or not given:
         return False
     return RequestValidator(auth_token).validate(url, dict(params), given.strip())

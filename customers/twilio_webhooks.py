@@ -1,9 +1,12 @@
 """Twilio's webhooks: `POST /sms/inbound` (a customer's text) and `POST /sms/status` (the delivery
 reports of every text we send: Files sends and conversation replies).
 
-Every Twilio webhook is checked with `twilio_request_valid()`: the signature is computed over the
-URL Twilio called, which is our PUBLIC_URL plus the path (a proxy in front of us changes the
-host we see, not the one Twilio signed).
+Every Twilio webhook goes through `signed_params()`: the signature is computed over the URL Twilio
+called, which is our PUBLIC_URL plus the path (a proxy in front of us changes the host we see, not
+the one Twilio signed), and what is processed is exactly what was checked. Twilio sorts a field's
+values before signing, so the order of a repeated field is not signed: a request with any field
+repeated is refused, else a forger could put their own MessageSid, From or Body in front of a
+genuine request's.
 """
 
 from __future__ import annotations
@@ -27,14 +30,24 @@ def public_request_url(settings: Settings, req: Request) -> str:
     return f"{settings.public_url}{req.path}" + (f"?{query}" if query else "")
 
 
-def twilio_request_valid(settings: Settings, req: Request) -> bool:
-    """Is the current form POST signed by Twilio with our auth token?"""
-    return signature_valid(
-        settings.twilio_auth_token,
-        public_request_url(settings, req),
-        req.form.items(multi=True),
-        req.headers.get("X-Twilio-Signature"),
-    )
+def signed_params(settings: Settings, req: Request) -> dict[str, str] | None:
+    """The form POST's parameters, exactly as Twilio signed them with our auth token; None when the
+    signature is wrong or missing, or a field is repeated (Twilio sends none twice)."""
+    pairs = list(req.form.items(multi=True))
+    params = dict(pairs)
+    if len(params) != len(pairs):
+        log.warning("refused a Twilio webhook with repeated fields: %s", sorted({k for k, _ in pairs if k in params}))
+        return None
+    if not signature_valid(
+        settings.twilio_auth_token, public_request_url(settings, req), params, req.headers.get("X-Twilio-Signature")
+    ):
+        return None
+    return params
+
+
+def _refused(path: str) -> Response:
+    log.warning("rejected an unsigned or wrongly signed %s request", path)
+    return Response("invalid signature\n", status=403, mimetype="text/plain")
 
 
 def create_blueprint(services: Services) -> Blueprint:
@@ -43,13 +56,13 @@ def create_blueprint(services: Services) -> Blueprint:
 
     @bp.post("/sms/status")
     def sms_status() -> Response:
-        if not twilio_request_valid(settings, request):
-            log.warning("rejected an unsigned or wrongly signed /sms/status request")
-            return Response("invalid signature\n", status=403, mimetype="text/plain")
-        send = apply_twilio_status(request.form)
+        params = signed_params(settings, request)
+        if params is None:
+            return _refused(request.path)
+        send = apply_twilio_status(params)
         if send is not None:
             send_flow.status_changed(services, send.id)  # the note is redrawn by a task, not before Twilio's answer
-        reply = conversation_rules.apply_twilio_status(request.form)
+        reply = conversation_rules.apply_twilio_status(params)
         if reply is not None:
             conversation_flow.status_changed(services, reply.id)
         return Response(status=204)
@@ -57,11 +70,11 @@ def create_blueprint(services: Services) -> Blueprint:
     @bp.post("/sms/inbound")
     def sms_inbound() -> Response:
         """A customer's text: stored as a task before Twilio gets its answer (one write), processed once."""
-        if not twilio_request_valid(settings, request):
-            log.warning("rejected an unsigned or wrongly signed /sms/inbound request")
-            return Response("invalid signature\n", status=403, mimetype="text/plain")
+        params = signed_params(settings, request)
+        if params is None:
+            return _refused(request.path)
         try:
-            twiml = conversation_flow.receive(services, request.form.to_dict(flat=True))
+            twiml = conversation_flow.receive(services, params)
         except conversation_rules.BadWebhook as bad:
             return Response(f"{bad}\n", status=400, mimetype="text/plain")
         return Response(twiml, status=200, mimetype="text/xml")

@@ -1,15 +1,15 @@
 """The Bolt app: middleware, then one `register` per feature's listener module.
 
 Listeners parse the payload, call the feature's flow and render; refusals (core.refusals) are
-answered where they are raised; anything else reaches `on_error`, which logs the traceback under
-an error id and tells the user that id, so an admin can find the log line.
+answered where they are raised. Every listener runs inside `listener_guard.guard` (the app is a
+`GuardedApp`): anything else is logged with its traceback under an error id and the user is told
+that id, so an admin can find the log line; `on_error` does the same for middleware.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import secrets
 from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
@@ -18,6 +18,7 @@ from blocks import ids
 from blocks.notice_view import notice_modal
 from core.i18n import t
 from handlers import command_router, request_middleware
+from handlers.listener_guard import GuardedApp, report_failure, tell
 from slackapi.services import Services
 from storage.db import with_connection
 
@@ -34,7 +35,8 @@ class ConnectionPerTaskExecutor(ThreadPoolExecutor):
 
 def build_bolt_app(services: Services) -> App:
     settings = services.settings
-    app = App(
+    app = GuardedApp(
+        services,
         token=settings.slack_bot_token,
         signing_secret=settings.slack_signing_secret,
         client=services.slack.client,
@@ -53,10 +55,7 @@ def build_bolt_app(services: Services) -> App:
 
     @app.error
     def on_error(error, body, respond=None):
-        user_id = request_middleware.user_of(body or {})
-        error_id = secrets.token_hex(4)
-        log.error("listener failed [error id %s]: %s: %s", error_id, type(error).__name__, error, exc_info=error)
-        _tell(respond, body, t("error.with_id", services.directory.locale(user_id), error_id=error_id), services)
+        report_failure(services, error, body, respond)
 
     return app
 
@@ -75,7 +74,7 @@ def _register_fallbacks(app: App, services: Services) -> None:
     def unknown_action(ack, body, respond):
         ack()
         log.info("no listener for action %s", ((body.get("actions") or [{}])[0] or {}).get("action_id"))
-        _tell(respond, body, t("error.stale_state", services.directory.locale(request_middleware.user_of(body))), services)
+        tell(services, respond, body, t("error.stale_state", services.directory.locale(request_middleware.user_of(body))))
 
     @app.view(unknown)
     def unknown_view(ack, body):
@@ -85,20 +84,6 @@ def _register_fallbacks(app: App, services: Services) -> None:
     @app.event(anything)
     def unknown_event(ack):
         ack()
-
-
-def _tell(respond, body, text: str, services: Services) -> None:
-    """Tell the person who clicked or typed: through Slack's response_url when the request has one
-    (a message's button, a command), else in a DM (a modal's or the Home tab's button). Best effort."""
-    if respond is not None and (body or {}).get("response_url"):
-        try:
-            respond(text=text, response_type="ephemeral", replace_original=False)
-            return
-        except Exception:
-            log.warning("could not answer through response_url; trying a DM")
-    user_id = request_middleware.user_of(body or {})
-    if user_id and (body or {}).get("type") in ("block_actions", "view_submission", "shortcut", "message_action"):
-        services.slack.tell(user_id, None, text)
 
 
 def _features() -> list:

@@ -108,3 +108,54 @@ def test_a_refusal_is_in_the_users_language(slack, fake_slack):
     slack.action(payload)
     answer = wait_until(lambda: fake_slack.responses, message="an answer")[-1]
     assert "n'est plus à jour" in answer["text"]  # Marie's is in French
+
+
+def test_a_form_whose_listener_fails_before_its_ack_shows_the_error_id_in_the_modal(slack, fake_slack, running_app, caplog):
+    """No `user` in the submission: the Files form's listener fails (KeyError) before its ack. The
+    guard answers Slack itself, with the error id in the modal, instead of a 500."""
+    from blocks.codec import FilesState
+
+    ro = make_ro(fake_slack, members=("UTECH",))
+    caplog.set_level(logging.ERROR)
+    view = {
+        "id": "V1",
+        "type": "modal",
+        "callback_id": ids.FILES_MODAL,
+        "private_metadata": FilesState(ro.id).encode(),
+        "state": {"values": {}},
+    }
+    response = slack.action({"type": "view_submission", "team": {"id": "T0001"}, "view": view})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["response_action"] == "update"
+    error_id = re.search(r"`([0-9a-f]{8})`", json.dumps(body["view"]["blocks"])).group(1)
+    running_app.settle()
+    [record] = [r for r in caplog.records if error_id in r.getMessage()]
+    assert record.exc_info and record.exc_info[0] is KeyError
+
+
+def test_a_message_handler_that_fails_tells_the_author_and_the_others_still_run(slack, fake_slack, running_app, caplog):
+    """One feature failing on a message logs an error id and tells the author, in the thread; the
+    features after it still see the message."""
+    from handlers.message_fanout import on_message
+
+    ro = make_ro(fake_slack, members=("UTECH",))
+    caplog.set_level(logging.ERROR)
+    seen: list[str] = []
+
+    def failing(event, ro):
+        raise RuntimeError("boom")
+
+    on_message(running_app.bolt_app, failing)
+    on_message(running_app.bolt_app, lambda event, ro: seen.append(event["ts"]))
+    response = slack.event(
+        {"type": "message", "channel": ro.channel_id, "user": "UTECH", "text": "hi", "ts": "1.000100", "thread_ts": "1.000001"}
+    )
+    assert response.status_code == 200
+    running_app.settle()
+    assert seen == ["1.000100"]
+    [note] = [c.args for c in fake_slack.calls_to("chat.postEphemeral") if c.args.get("user") == "UTECH"]
+    assert note["channel"] == ro.channel_id and note["thread_ts"] == "1.000001"
+    error_id = re.search(r"`([0-9a-f]{8})`", note["text"]).group(1)
+    [record] = [r for r in caplog.records if error_id in r.getMessage()]
+    assert record.exc_info and record.exc_info[0] is RuntimeError
