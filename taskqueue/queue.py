@@ -18,7 +18,14 @@ piece is ours, in `TaskRecord`:
 
 Work is therefore run at least once and never twice at the same time; task functions are written
 to be safe to resume (each checks what is already done, e.g. a send asks Twilio before texting).
-Records sharing a `lane` run one at a time (the lane is a lease in the database).
+
+Records sharing a `lane` run one at a time (the lane is a lease in the database). A record that
+finds its lane taken is parked, not retried: its status becomes "waiting" and its message is
+dropped, so a merge queued behind a ten-minute merge costs nothing while it waits. Whoever held
+the lane wakes the lane's oldest waiting record when it lets go (done, failed, given up or asked
+to wait): "queued" again and one message. A holder that died wakes nobody, so `sweep()` also wakes
+the oldest waiting record of every lane whose lease is gone, expired or held by a dead process.
+Parking then trying the lane once more closes the gap where the holder let go in between.
 """
 
 from __future__ import annotations
@@ -42,15 +49,15 @@ from peewee import IntegrityError, fn
 from core.processes import holder_id, holder_is_dead
 from storage import leases
 from storage.db import database, with_connection
-from storage.models import TaskRecord, utcnow
+from storage.models import Lease, TaskRecord, utcnow
 
 log = logging.getLogger(__name__)
 
 RETRY_DELAY_SECONDS = 2.0  # first retry; each next one waits RETRY_BACKOFF times longer
 RETRY_BACKOFF = 2.0
 CLAIM_TTL = timedelta(seconds=60)
-LANE_TTL = timedelta(seconds=60)
-LANE_BUSY_DELAY_SECONDS = 1
+LANE_TTL = timedelta(seconds=60)  # at least: a task's lane lasts as long as its claim
+LANE_BUSY_DELAY_SECONDS = 1  # unused since lanes park their waiters; kept for importers
 MISSING_RECORD_PATIENCE_SECONDS = 300  # a message whose record is not visible this long after: rolled back
 # A queued record whose message should have run by now (its retry delay plus this) was lost.
 LOST_AFTER = timedelta(seconds=30)
@@ -210,24 +217,101 @@ class TaskQueue:
         if record.run_after > utcnow() + timedelta(seconds=1):
             raise RetryTask(delay=max(1, int((record.run_after - utcnow()).total_seconds())))
         holder = holder_id()
-        if record.lane and not leases.acquire(f"lane:{record.lane}", holder, LANE_TTL):
-            raise RetryTask(delay=LANE_BUSY_DELAY_SECONDS)  # not an attempt: the lane is busy
-        try:
-            if record.lane:  # read again under the lane: the task before it may have changed this one
-                record = TaskRecord.get_by_id(record.id)
-                if record.status in ("done", "failed"):
-                    return
+        if not record.lane:
             self._claimed_run(record, spec, holder)
+            return
+        lane_ttl = _lane_ttl(spec)
+        if not leases.acquire(_lane_lease(record.lane), holder, lane_ttl):
+            self._wait_for_lane(record, lane_ttl)
+            return
+        try:
+            # Read again under the lane: the task before it may have changed this one.
+            record = TaskRecord.get_by_id(record.id)
+            if record.status not in ("done", "failed"):
+                self._claimed_run(record, spec, holder)
         finally:
-            if record.lane:
-                leases.release(f"lane:{record.lane}", holder)
+            leases.release(_lane_lease(record.lane), holder)
+            self._wake_next(record.lane)
+
+    # -- lanes --------------------------------------------------------------------------------
+    def _wait_for_lane(self, record: TaskRecord, lane_ttl: timedelta) -> None:
+        """Park the record until its lane's holder lets go; this message ends here."""
+        self._park(record)
+        # The holder may have let go between our try and the park, seeing nobody to wake: try
+        # once more, and if the lane is free now, wake its next record as the holder would have.
+        probe = holder_id()
+        if leases.acquire(_lane_lease(record.lane), probe, lane_ttl):
+            leases.release(_lane_lease(record.lane), probe)
+            self._wake_next(record.lane)
+
+    def _park(self, record: TaskRecord) -> None:
+        now = utcnow()
+        if record.status == "queued":
+            parkable = TaskRecord.status == "queued"
+        elif record.status == "running" and _claim_lost(record, now):
+            # Its worker died mid-run: parked like a queued one, fenced by the claim as read.
+            parkable = (
+                (TaskRecord.status == "running")
+                & (TaskRecord.claimed_by == record.claimed_by)
+                & (TaskRecord.claim_until == record.claim_until)
+            )
+        else:
+            return  # already waiting, or a live holder runs it: this message is a duplicate
+        TaskRecord.update(status="waiting", claimed_by=None, claim_until=None, updated_at=now).where(
+            (TaskRecord.id == record.id) & parkable
+        ).execute()
+
+    def _wake_next(self, lane: str, now: datetime | None = None) -> int:
+        """Queue the lane's oldest waiting record again, with one message; 1 if this call did."""
+        now = now or utcnow()
+        waiting = (
+            TaskRecord.select(TaskRecord.id)
+            .where((TaskRecord.lane == lane) & (TaskRecord.status == "waiting"))
+            .order_by(TaskRecord.id)
+            .first()
+        )
+        if waiting is None:
+            return 0
+        # One waker wins (a holder and a sweeper may both try); run_after now gives the woken
+        # record LOST_AFTER before the sweep counts its message as lost.
+        woken = (
+            TaskRecord.update(status="queued", run_after=now, updated_at=utcnow())
+            .where((TaskRecord.id == waiting.id) & (TaskRecord.status == "waiting"))
+            .execute()
+        )
+        if not woken:
+            return 0
+        self._push(waiting.id)
+        return 1
+
+    def _wake_abandoned_lanes(self, now: datetime) -> int:
+        """Wake the next waiting record of every lane whose holder will not (it died, or its lease
+        lapsed); a lane whose woken record is still on its way is left alone."""
+        woken = 0
+        lanes = [
+            lane
+            for (lane,) in TaskRecord.select(TaskRecord.lane)
+            .where(TaskRecord.status == "waiting")
+            .distinct()
+            .limit(1000)
+            .tuples()
+        ]
+        for lane in lanes:
+            if _lane_held(lane, now):
+                continue
+            on_its_way = TaskRecord.select().where(
+                (TaskRecord.lane == lane) & (TaskRecord.status == "queued") & (TaskRecord.run_after <= now)
+            )
+            if not on_its_way.exists():
+                woken += self._wake_next(lane, now)
+        return woken
 
     def _claimed_run(self, record: TaskRecord, spec: TaskSpec, holder: str) -> None:
         if not self._claim(record, holder, spec.claim_ttl):
             return  # running elsewhere, or done since
         record = TaskRecord.get_by_id(record.id)
         args = json.loads(record.args)
-        keeper = _ClaimKeeper(record.id, holder, spec.claim_ttl, lane=record.lane)
+        keeper = _ClaimKeeper(record.id, holder, spec.claim_ttl, lane=record.lane, lane_ttl=_lane_ttl(spec))
         keeper.start()
         try:
             spec.fn(self.context, *args)
@@ -276,12 +360,9 @@ class TaskQueue:
 
     def _claim(self, record: TaskRecord, holder: str, ttl: timedelta) -> bool:
         now = utcnow()
-        takeover = TaskRecord.status == "queued"
-        if (
-            record.status == "running"
-            and record.claimed_by
-            and ((record.claim_until and record.claim_until < now) or holder_is_dead(record.claimed_by))
-        ):
+        # A waiting record whose message got its lane (a duplicate, a wake raced) runs as well.
+        takeover = TaskRecord.status.in_(("queued", "waiting"))
+        if record.status == "running" and _claim_lost(record, now):
             # The holder died mid-run (a claim cannot expire while its holder renews it).
             # Fenced by the claim as read: a holder that renewed since is alive after all.
             takeover = (
@@ -364,6 +445,7 @@ class TaskQueue:
                 TaskRecord.update(run_after=now).where(TaskRecord.id == record.id).execute()
             self._push(record.id)
             pushed += 1
+        pushed += self._wake_abandoned_lanes(now)
         if pushed:
             log.info("task sweep: %s record(s) queued again", pushed)
         return pushed
@@ -373,11 +455,11 @@ class TaskQueue:
         counts = {status: 0 for status in ("queued", "running", "failed")}
         for status, n in (
             TaskRecord.select(TaskRecord.status, fn.COUNT(TaskRecord.id))
-            .where(TaskRecord.status.in_(list(counts)))
+            .where(TaskRecord.status.in_([*counts, "waiting"]))
             .group_by(TaskRecord.status)
             .tuples()
         ):
-            counts[status] = n
+            counts["queued" if status == "waiting" else status] += n  # waiting for a lane is queued work
         return counts
 
     # -- workers ------------------------------------------------------------------------------
@@ -424,7 +506,7 @@ class TaskQueue:
         deadline = time.monotonic() + timeout
         while True:
             with database.connection_context():
-                busy = TaskRecord.select().where(TaskRecord.status.in_(("queued", "running"))).count()
+                busy = TaskRecord.select().where(TaskRecord.status.in_(("queued", "waiting", "running"))).count()
             if not busy:
                 return
             if time.monotonic() > deadline:
@@ -432,11 +514,33 @@ class TaskQueue:
             time.sleep(0.02)
 
 
+def _lane_lease(lane: str) -> str:
+    return f"lane:{lane}"
+
+
+def _lane_ttl(spec: TaskSpec) -> timedelta:
+    # Renewed with the claim (every third of its TTL): a shorter lane would lapse between renewals.
+    return max(LANE_TTL, spec.claim_ttl)
+
+
+def _claim_lost(record: TaskRecord, now: datetime) -> bool:
+    """A running record whose holder died (a claim cannot expire while its holder renews it)."""
+    return bool(record.claimed_by) and (
+        (record.claim_until is not None and record.claim_until < now) or holder_is_dead(record.claimed_by)
+    )
+
+
+def _lane_held(lane: str, now: datetime) -> bool:
+    """Whether a live holder has the lane: one that will wake its waiters when it lets go."""
+    lease = Lease.get_or_none(Lease.name == _lane_lease(lane))
+    return lease is not None and lease.expires_at >= now and not holder_is_dead(lease.holder)
+
+
 class _ClaimKeeper:
     """Renews a running record's claim (and its lane) while the task runs, so only a dead worker loses it."""
 
-    def __init__(self, record_id: int, holder: str, ttl: timedelta, lane: str | None):
-        self.record_id, self.holder, self.ttl, self.lane = record_id, holder, ttl, lane
+    def __init__(self, record_id: int, holder: str, ttl: timedelta, lane: str | None, lane_ttl: timedelta = LANE_TTL):
+        self.record_id, self.holder, self.ttl, self.lane, self.lane_ttl = record_id, holder, ttl, lane, lane_ttl
         self._done = threading.Event()
         self._thread = threading.Thread(target=with_connection(self._loop), name=f"claim-{record_id}", daemon=True)
 
@@ -463,4 +567,4 @@ class _ClaimKeeper:
                 log.warning("task %s lost its claim; its outcome will be dropped", self.record_id)
                 return
             if self.lane:
-                leases.acquire(f"lane:{self.lane}", self.holder, LANE_TTL)
+                leases.acquire(_lane_lease(self.lane), self.holder, self.lane_ttl)

@@ -10,13 +10,15 @@ from datetime import timedelta
 
 import pytest
 from huey.exceptions import RetryTask
+from huey.signals import SIGNAL_COMPLETE, SIGNAL_ENQUEUED, SIGNAL_ERROR, SIGNAL_EXECUTING, SIGNAL_RETRYING
 
 from storage.db import database
 from storage.models import TaskRecord, utcnow
-from taskqueue.queue import TaskQueue, retry_delay, task
+from taskqueue.queue import LOST_AFTER, TaskQueue, retry_delay, task
 from tests.support.harness import wait_until
 
 CALLS: dict[str, list] = {}
+HOLDS: dict[str, threading.Event] = {}  # a test.held task runs until its key is set
 _LOCK = threading.Lock()
 
 
@@ -54,20 +56,48 @@ def waits_once(context, key):
         raise RetryTask(delay=1)  # what a task says when what it needs is busy (merge.run's slots)
 
 
-@task("test.slow")
-def slow(context, key, seconds):
-    _note(key, "start", time.monotonic())
-    time.sleep(seconds)
-    _note(key, "end", time.monotonic())
+@task("test.held", claim_ttl=timedelta(hours=1))
+def held(context, key):
+    # Caught at an observable point until the test releases it. Its claim (so its lane) lasts an
+    # hour, so a sweep run with the clock moved on minutes still sees a live holder.
+    _note(key, "start")
+    released = HOLDS[key].wait(60)  # a guard: the test releases it long before
+    _note(key, "end")
+    if not released:
+        raise RuntimeError(f"{key} was never released")
+
+
+class Messages:
+    """huey's signals in this process, per task record: how often its message was queued and run."""
+
+    def __init__(self, huey):
+        self.seen: list[tuple[str, int]] = []
+        huey.signal()(self._saw)
+
+    def _saw(self, signal, task, *args, **kwargs):
+        if task.args:
+            with _LOCK:
+                self.seen.append((signal, task.args[0]))
+
+    def count(self, record_id: int, *signals: str) -> int:
+        with _LOCK:
+            return sum(1 for signal, seen_id in self.seen if seen_id == record_id and signal in signals)
+
+    def runs_ended(self, record_id: int) -> int:
+        """Executions of the record's message that returned (done, retried or failed)."""
+        return self.count(record_id, SIGNAL_COMPLETE, SIGNAL_RETRYING, SIGNAL_ERROR)
 
 
 @pytest.fixture
 def queue(db):
     CALLS.clear()
+    HOLDS.clear()
     tasks = TaskQueue(poll_seconds=0.1, retry_seconds=0.05)
     tasks.context = "the context"
     tasks.start_workers(3)
     yield tasks
+    for hold in list(HOLDS.values()):  # a failed test leaves no task held for stop_workers to wait out
+        hold.set()
     tasks.stop_workers()
 
 
@@ -121,16 +151,55 @@ def test_the_same_key_is_the_same_work(queue):
 
 
 def test_a_lane_runs_one_task_at_a_time_and_other_lanes_meanwhile(queue):
-    for _ in range(3):
-        queue.enqueue("test.slow", "lane-a", 0.3, lane="ro:1")
-    queue.enqueue("test.slow", "lane-b", 0.3, lane="ro:2")
+    messages = Messages(queue.huey)
+    HOLDS["lane-a"] = threading.Event()
+    lane_a = [queue.enqueue("test.held", "lane-a", lane="ro:1") for _ in range(3)]
+    other = queue.enqueue("test.echo", "lane-b", lane="ro:2")
+
+    def starts() -> int:
+        with _LOCK:
+            return sum(1 for (kind,) in CALLS.get("lane-a", []) if kind == "start")
+
+    # Every lane-a task has been tried: a held one cannot have ended, so each either started
+    # (and holds) or came back from its attempt without starting.
+    wait_until(
+        lambda: starts() + sum(1 for r in lane_a if messages.runs_ended(r.id)) >= len(lane_a),
+        timeout=30,
+        message="every task of the lane tried",
+    )
+    assert starts() == 1, "one task of the lane runs while the first is held"
+    wait_until(lambda: TaskRecord.get_by_id(other.id).status == "done", timeout=30, message="the other lane's task")
+    assert starts() == 1, "another lane does not wait for this one"
+
+    HOLDS["lane-a"].set()
     queue.wait_idle(timeout=60)
-    starts = [t for kind, t in CALLS["lane-a"] if kind == "start"]
-    ends = [t for kind, t in CALLS["lane-a"] if kind == "end"]
-    spans = sorted(zip(sorted(starts), sorted(ends)))
-    assert len(spans) == 3 and all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:])), spans
-    b_start = next(t for kind, t in CALLS["lane-b"] if kind == "start")
-    assert b_start < spans[-1][0], "another lane does not wait for this one"
+    assert CALLS["lane-a"] == [("start",), ("end",)] * 3, "each began after the one before ended"
+
+
+def test_a_task_waiting_for_its_lane_holds_one_message_and_does_not_poll(queue):
+    messages = Messages(queue.huey)
+    HOLDS["holder"] = threading.Event()
+    queue.enqueue("test.held", "holder", lane="ro:7")
+    wait_until(lambda: CALLS.get("holder"), timeout=30, message="the first task holding the lane")
+    waiting = queue.enqueue("test.echo", "waiting", lane="ro:7")
+    wait_until(lambda: messages.runs_ended(waiting.id), timeout=30, message="the second task trying the lane")
+
+    later = utcnow()
+    for _ in range(4):  # two minutes of sweeps, the holder alive all along
+        later += LOST_AFTER + timedelta(seconds=1)
+        queue.sweep(now=later)
+    assert messages.count(waiting.id, SIGNAL_ENQUEUED) == 1, "one message for a task that waits for its lane"
+    assert messages.count(waiting.id, SIGNAL_EXECUTING) == 1, "no lease attempt after the first"
+    in_huey = [t for t in queue.huey.pending() + queue.huey.scheduled() if t.args and t.args[0] == waiting.id]
+    assert in_huey == [], "nothing polls for it while it waits"
+    assert "echo" not in CALLS
+
+    HOLDS["holder"].set()
+    queue.wait_idle(timeout=60)
+    assert CALLS["echo"] == [("waiting", "the context")], "run once, after the holder"
+    done = TaskRecord.get_by_id(waiting.id)
+    assert (done.status, done.attempts) == ("done", 1)
+    assert messages.count(waiting.id, SIGNAL_ENQUEUED) == 2, "woken once by the holder's end"
 
 
 def test_work_stored_but_never_handed_to_huey_is_queued_by_the_sweep(db):
