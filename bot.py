@@ -103,6 +103,7 @@ def feature_jobs(services) -> list:
     """Timed jobs beyond the DMS sync and the midnight rollover (run by the scheduler that leads)."""
     from apscheduler.triggers.interval import IntervalTrigger
 
+    from customers.conversation_flow import repost_waiting
     from people.home_flow import flush_notifications
     from server.scheduler import Job
     from storage.housekeeping import prune_old_rows
@@ -120,6 +121,8 @@ def feature_jobs(services) -> list:
         # Notification DMs are batched per RO; the minute tick sends those that are due.
         Job("notifications", lambda: flush_notifications(services), IntervalTrigger(minutes=1, timezone=tz)),
         Job("prune-old-rows", prune_old_rows, IntervalTrigger(hours=1, timezone=tz)),
+        # Customer texts whose post to Slack gave up (they keep their RO) are posted when Slack answers again.
+        Job("customer-texts-repost", lambda: repost_waiting(services), IntervalTrigger(minutes=5, timezone=tz)),
         # Work whose worker died (or whose message was lost) is queued again.
         Job("task-sweep", services.tasks.sweep, IntervalTrigger(seconds=30, timezone=tz)),
     ]

@@ -1,5 +1,6 @@
 """Block Kit for the customer conversation: the thread's first message, each text the customer
-sends (shown as text, never as markup), the note under each staff reply (status, segments, Retry),
+sends (shown as text, never as markup, and `verbatim`: a URL a customer sends is not made a link
+wherever it is shown), the note under each staff reply (status, segments, Retry),
 consent notes, the admins' "Unmatched texts" on App Home, and the DM for a new customer text."""
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def inbound(
     head = f"{customer_label(ro, message.phone)} · {when(message.created_at, tz, locale)}"
     pieces = kit.chunks(f"{head}\n{quoted}", kit.SECTION_TEXT)
     blocks = [
-        kit.section(piece, block_id=inbound_block_id(message.provider_sid or str(message.id)) if n == 0 else None)
+        kit.verbatim_section(piece, block_id=inbound_block_id(message.provider_sid or str(message.id)) if n == 0 else None)
         for n, piece in enumerate(pieces)
     ]
     notes = []
@@ -101,13 +102,16 @@ def reply_note(message: SmsMessage, ro: RepairOrder, locale: str | None, *, can_
     return kit.message(text, blocks)
 
 
-def customer_message_dm(ro: RepairOrder, message: SmsMessage, thread_url: str | None, locale: str | None) -> str:
+def customer_message_dm(
+    ro: RepairOrder, message: SmsMessage, thread_url: str | None, locale: str | None
+) -> tuple[str, list[dict]]:
     """The DM at once for a new customer text (the "new customer message" setting)."""
     preview = kit.escape(kit.cut(message.body.strip(), PREVIEW_CHARS)) or t("conversation.no_text", locale)
     where = kit.link(thread_url, t("conversation.open_thread", locale)) if thread_url else kit.channel(ro.channel_id)
-    return t(
+    text = t(
         "conversation.dm", locale, customer=customer_label(ro, message.phone), ro=ro_number(ro, locale), text=preview, where=where
     )
+    return kit.message(text, [kit.verbatim_section(text)])
 
 
 def unmatched_section(messages: list[SmsMessage], page: int, pages: int, *, locale: str | None, tz: ZoneInfo) -> list[dict]:
@@ -123,11 +127,13 @@ def unmatched_section(messages: list[SmsMessage], page: int, pages: int, *, loca
         ref = SmsRef(message.id).encode()
         preview = kit.escape(kit.cut(message.body.strip(), PREVIEW_CHARS)) or t("conversation.no_text", locale)
         blocks.append(
-            kit.section(
+            kit.verbatim_section(
                 f"*{kit.phone(message.phone)}* · {when(message.created_at, tz, locale)}\n> {preview}",
                 block_id=f"unmatched_{message.id}",
             )
         )
+        if message.status == "received" and message.ro_id:  # its RO is known; its post has not happened yet
+            blocks.append(kit.context(t("conversation.unmatched.not_posted", locale, ro=_ro_ref(message.ro, locale))))
         blocks += kit.actions(
             [
                 kit.button(t("conversation.unmatched.attach", locale), ids.CONVERSATION_ATTACH, ref, style="primary"),
@@ -143,7 +149,7 @@ def unmatched_section(messages: list[SmsMessage], page: int, pages: int, *, loca
 def attach_modal(message: SmsMessage, locale: str | None, error: str | None = None) -> dict:
     preview = kit.escape(kit.cut(message.body.strip(), PREVIEW_CHARS)) or t("conversation.no_text", locale)
     blocks = [
-        kit.section(f"*{kit.phone(message.phone)}*\n> {preview}"),
+        kit.verbatim_section(f"*{kit.phone(message.phone)}*\n> {preview}"),
         {
             "type": "input",
             "block_id": ATTACH_BLOCK,

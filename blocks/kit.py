@@ -75,6 +75,20 @@ def mrkdwn(text: str, limit: int = SECTION_TEXT) -> dict:
     return {"type": "mrkdwn", "text": cut_markup(text or " ", limit) or " "}
 
 
+def verbatim(text: str, limit: int = SECTION_TEXT) -> dict:
+    """A mrkdwn object Slack does not preprocess: a URL, a channel name or an address in the text is
+    not turned into a link (our own markup, written with the helpers below, still works). For text
+    from outside (a customer's SMS), escaped with `escape` like any other."""
+    return {**mrkdwn(text, limit), "verbatim": True}
+
+
+def verbatim_section(text: str, *, block_id: str | None = None) -> dict:
+    """A section whose text is `verbatim`: outside text shown as written, never auto-linked."""
+    block = section(text, block_id=block_id)
+    block["text"] = verbatim(text)
+    return block
+
+
 def user(user_id: str | None) -> str:
     """A live mention of a Slack user we hold the id of; anything that is not an id is shown escaped."""
     if user_id and _USER_ID.match(user_id):

@@ -68,6 +68,8 @@ class Settings:
     send_mms: bool = True
     # Files and the customer: how long the mail server may take to answer (connect, each reply).
     smtp_timeout_seconds: float = 20.0
+    # How long Twilio may take to answer a send or a lookup; a send it has not answered by then is "unsure".
+    twilio_timeout_seconds: float = 20.0
     # The task queue: in the database unless REDIS_URL is set; worker threads per process.
     redis_url: str | None = None
     queue_workers: int = 3
@@ -252,6 +254,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_slack: bool =
         sync_lookback_days=r.int("SYNC_LOOKBACK_DAYS", 14, 0, 3650),
         send_mms=r.bool("SEND_MMS", True),
         smtp_timeout_seconds=float(r.int("SMTP_TIMEOUT_SECONDS", 20, 1, 600)),
+        twilio_timeout_seconds=r.int("TWILIO_TIMEOUT_MS", 20_000, 10, 600_000) / 1000,
         redis_url=r.url("REDIS_URL", None, schemes=("redis", "rediss", "unix")),
         queue_workers=r.int("QUEUE_WORKERS", 3, 1, 64),
         queue_poll_seconds=r.int("QUEUE_POLL_MS", 1000, 10, 60_000) / 1000,

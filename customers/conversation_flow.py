@@ -18,7 +18,6 @@ import logging
 import re
 from datetime import timedelta
 
-from huey.exceptions import RetryTask
 from twilio.twiml.messaging_response import MessagingResponse
 
 from blocks import conversation_view as views
@@ -43,6 +42,7 @@ from taskqueue.queue import task
 
 log = logging.getLogger(__name__)
 THREAD_LEASE_TTL = timedelta(seconds=60)
+REPOST_FOR = timedelta(days=1)  # a text whose post gave up is tried again by the timed job this long
 _EXTENSIONS = {
     "image/jpeg": "jpg",
     "image/png": "png",
@@ -81,15 +81,26 @@ def _keyword_answer(body: str, services: Services) -> str | None:
     return None
 
 
-def _unmatched_after_failures(services: Services, params: dict, *, error: str) -> None:
-    """The text could not reach its RO's thread (no channel yet, Slack refusing): admins get it."""
-    sid = params.get("MessageSid") or params.get("SmsSid")
-    SmsMessage.update(status="unmatched", ro=None, error=error[:255]).where(
-        (SmsMessage.provider_sid == sid) & (SmsMessage.status == "received")
+def _post_gave_up(message_ids: list[int], error: str) -> None:
+    """Posting kept failing (a minute of Slack trouble, a channel the sync is still making). What a
+    service advisor expects: the customer's text is never lost, nor moved away from their RO. So a
+    text keeps its RO, and nothing already done is undone (a post made stays made, its ts kept); it
+    stays "received" with the error, shown to admins on App Home as not posted yet, and the timed
+    job `repost_waiting` posts it when Slack answers again (an admin may also attach it again, to
+    post it at once or move it). Only a text that never had an RO goes to the unmatched list."""
+    waiting = SmsMessage.id.in_(message_ids) & (SmsMessage.status == "received")
+    SmsMessage.update(error=error[:255]).where(waiting & SmsMessage.ro.is_null(False)).execute()
+    SmsMessage.update(status="unmatched", error=error[:255], status_at=utcnow()).where(
+        waiting & SmsMessage.ro.is_null()
     ).execute()
 
 
-@task("sms.inbound", max_attempts=6, on_give_up=_unmatched_after_failures)
+def _inbound_gave_up(services: Services, params: dict, *, error: str) -> None:
+    sid = params.get("MessageSid") or params.get("SmsSid")
+    _post_gave_up([m.id for m in SmsMessage.select(SmsMessage.id).where(SmsMessage.provider_sid == sid)], error)
+
+
+@task("sms.inbound", max_attempts=6, on_give_up=_inbound_gave_up)
 def process_inbound(services: Services, params: dict) -> None:
     message = rules.record_inbound(rules.read_inbound(params))
     if message.status in ("posted", "unmatched", "dismissed"):
@@ -105,13 +116,36 @@ def process_inbound(services: Services, params: dict) -> None:
     post(services, message, ro, others)
 
 
-def _unmatched_post_failed(services: Services, message_ids: list[int], *, error: str) -> None:
-    SmsMessage.update(status="unmatched", ro=None, error=error[:255]).where(
-        SmsMessage.id.in_(message_ids) & (SmsMessage.status == "received")
-    ).execute()
+def _attached_gave_up(services: Services, message_ids: list[int], *, error: str) -> None:
+    _post_gave_up(message_ids, error)
 
 
-@task("sms.post", max_attempts=6, on_give_up=_unmatched_post_failed)
+def queue_post(services: Services, message_ids: list[int], phone: str) -> None:
+    """Post texts that have an RO in its conversation: a new task each time (a task that gave up
+    is never reused, so an admin's second attach or a later repost does run)."""
+    prefix = f"sms-post:{message_ids[0]}:"
+    attempt = TaskRecord.select().where(TaskRecord.key.startswith(prefix)).count()
+    services.tasks.enqueue("sms.post", message_ids, key=f"{prefix}{attempt}", lane=f"sms:{phone}")
+
+
+def repost_waiting(services: Services) -> int:
+    """The timed job: texts whose post gave up (they keep their RO) are posted again, those of the
+    last REPOST_FOR; older ones stay listed for admins. How many were queued."""
+    waiting = list(
+        SmsMessage.select().where(
+            (SmsMessage.direction == "in")
+            & (SmsMessage.status == "received")
+            & SmsMessage.ro.is_null(False)
+            & SmsMessage.error.is_null(False)
+            & (SmsMessage.created_at > utcnow() - REPOST_FOR)
+        )
+    )
+    for message in waiting:
+        queue_post(services, [message.id], message.phone)
+    return len(waiting)
+
+
+@task("sms.post", max_attempts=6, on_give_up=_attached_gave_up)
 def post_attached(services: Services, message_ids: list[int]) -> None:
     """Texts an admin attached to an RO: posted in its conversation like any other, oldest first."""
     for message_id in message_ids:
@@ -140,7 +174,7 @@ def post(services: Services, message: SmsMessage, ro: RepairOrder, others: list[
         _bring_media(services, message, ro, thread_ts, n, url, content_type, locale)
     if record_activity(ro.id, CUSTOMER, CUSTOMER_MESSAGE, (message.provider_sid or str(message.id))[:32]):
         _notify(services, ro, message, thread_ts)
-    rules.set_status(message, "posted")
+    rules.set_status(message, "posted", error=None)
 
 
 def ensure_thread(services: Services, ro: RepairOrder) -> str:
@@ -243,7 +277,7 @@ def _notify(services: Services, ro: RepairOrder, message: SmsMessage, thread_ts:
     url = services.slack.permalink(ro.channel_id, message.slack_ts) if wanting and message.slack_ts else None
     for user_id in wanting:
         try:
-            services.slack.post(user_id, views.customer_message_dm(ro, message, url, services.directory.locale(user_id)))
+            services.slack.post(user_id, *views.customer_message_dm(ro, message, url, services.directory.locale(user_id)))
         except SlackError as exc:
             log.warning("customer-text DM to %s failed: %s", user_id, exc.raw_code)
 
@@ -266,12 +300,12 @@ def attach(services: Services, message_id: int, ro_number: str, admin: str) -> R
     if ro is None:
         raise Refusal("conversation.attach.not_found", number=ro_number.strip())
     moved = rules.attach(message_id, ro, admin, services.settings)
-    services.tasks.enqueue("sms.post", [m.id for m in moved], key=f"sms-post:{moved[0].id}", lane=f"sms:{moved[0].phone}")
+    queue_post(services, [m.id for m in moved], moved[0].phone)
     return ro
 
 
 def dismiss(services: Services, message_id: int, admin: str) -> None:
-    """An admin dismisses an unmatched text (kept, no longer listed). Raises Refusal."""
+    """An admin dismisses an unmatched text, or one not posted yet (kept, no longer listed). Raises Refusal."""
     rules.dismiss(message_id, admin, services.settings)
 
 
@@ -290,7 +324,7 @@ def on_message(services: Services, event: dict, ro: RepairOrder | None) -> None:
     if subtype == "message_deleted":
         _edited(services, ro, event.get("previous_message") or {}, "conversation.deleted")
         return
-    if subtype not in (None, "thread_broadcast") or event.get("thread_ts") != ro.conversation_ts:
+    if subtype not in (None, "thread_broadcast", "file_share") or event.get("thread_ts") != ro.conversation_ts:
         return
     author = human_author(event, services.slack.bot_user_id)
     ts = str(event.get("ts") or "")
@@ -298,7 +332,11 @@ def on_message(services: Services, event: dict, ro: RepairOrder | None) -> None:
     if author is None or not ts or sms_rules.is_internal(text):
         return
     try:
-        reply = rules.create_reply(ro, author, _plain(text), ts, services.settings)
+        if subtype == "file_share" or event.get("files"):
+            # Replies go out as SMS text only (no MMS from the thread): a photo, its caption with it,
+            # is refused out loud rather than texted in part or dropped; Files › Send shares photos.
+            raise rules.ReplyRefused("files")
+        reply = rules.create_reply(ro, author, _plain(services, text), ts, services.settings)
     except rules.ReplyRefused as refused:
         services.slack.tell(
             author, ro.channel_id, kit.refusal_text(refused, services.directory.locale(author)), thread_ts=ro.conversation_ts
@@ -307,14 +345,21 @@ def on_message(services: Services, event: dict, ro: RepairOrder | None) -> None:
     services.tasks.enqueue("sms.reply", reply.id, key=f"sms-reply:{reply.id}:0", lane=f"sms-out:{reply.id}")
 
 
-def _plain(text: str) -> str:
-    """Slack message text as the customer should read it: mentions, channels and links without markup."""
-    text = re.sub(r"<@([UW][A-Z0-9]+)(\|[^>]*)?>", lambda m: (m.group(2) or "|@" + m.group(1))[1:], text)
-    text = re.sub(r"<#C[A-Z0-9]+\|([^>]*)>", r"#\1", text)
-    text = re.sub(r"<(https?://[^|>]+)\|([^>]+)>", r"\2 (\1)", text)
-    text = re.sub(r"<(https?://[^>]+)>", r"\1", text)
-    text = re.sub(r"<!(here|channel|everyone)[^>]*>", r"@\1", text)
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+def _plain(services: Services, text: str) -> str:
+    """Slack message text as the customer should read it (rules.plain_text): a mention is the
+    person's name from the staff directory, a channel its name."""
+
+    def user_name(user_id: str) -> str | None:
+        if not re.fullmatch(r"[UW][A-Z0-9]+", user_id):
+            return None
+        person = services.directory.get(user_id)
+        return (person.real_name or person.name or "").strip() or None
+
+    def channel_name(channel_id: str) -> str | None:
+        known = RepairOrder.get_or_none(RepairOrder.channel_id == channel_id)
+        return known.channel_name if known else None
+
+    return rules.plain_text(text, user_name, channel_name)
 
 
 def _edited(services: Services, ro: RepairOrder, message: dict, key: str) -> None:
@@ -336,14 +381,27 @@ def retry(services: Services, message_id: int, user_id: str) -> None:
 def _reply_gave_up(services: Services, message_id: int, *, error: str) -> None:
     message = SmsMessage.get_or_none(SmsMessage.id == message_id)
     if message is not None and message.status in ("queued", "sending"):
-        rules.set_status(message, "failed", error="sms_unreachable")
+        # An attempt under way when the queue gave up may have reached Twilio: a Retry asks first.
+        unsure = (message.unsure_since or message.status_at) if message.status == "sending" else message.unsure_since
+        rules.set_status(message, "failed", error="sms_unreachable", unsure_since=unsure)
         redraw_note(services, message_id)
         _tell_author(services, message)
 
 
+class ReplyUnsure(Exception):
+    """A reply's attempt may have reached Twilio and Twilio cannot say (yet): try later, asking first."""
+
+
 @task("sms.reply", max_attempts=6, on_give_up=_reply_gave_up)
 def deliver_reply(services: Services, message_id: int) -> None:
-    """Text one staff reply to the customer, once."""
+    """Text one staff reply to the customer, once.
+
+    The certainty rules of Files sends (customers.twilio_gateway): only a failure Twilio answered,
+    or a connection refused, is sure. A reply found "sending" is an attempt that died on the way or
+    timed out waiting for Twilio's answer (it raised ReplyUnsure, so the queue runs it again); one
+    queued again by Retry after such an attempt carries `unsure_since`. Either way Twilio is asked
+    first (this reply's exact body, not a sid any reply already has): if it took the text, the
+    reply is sent, never texted twice."""
     message = SmsMessage.get_or_none(SmsMessage.id == message_id)
     if message is None:
         return
@@ -354,34 +412,64 @@ def deliver_reply(services: Services, message_id: int) -> None:
         .execute()
     )
     message = SmsMessage.get_by_id(message.id)
-    if not claimed:
-        if message.status != "sending":
-            return
-        # An attempt died on the way: if Twilio took that text, it is sent; never text it twice.
-        try:
-            sid = twilio_gateway.find_sent(settings, message.phone, message.body, message.status_at)
-        except SmsError as exc:
-            raise RetryTask(delay=5) from exc
+    if claimed:
+        unsure_since = message.unsure_since
+    elif message.status != "sending":
+        return
+    else:
+        unsure_since = message.unsure_since or message.status_at
+    if unsure_since is not None:
+        sid = _reply_sent_meanwhile(settings, message, unsure_since)
         if sid:
-            rules.set_status(message, "sent", provider_sid=sid)
+            log.info("reply %s: an earlier attempt had reached Twilio (%s)", message.id, sid)
+            _reply_sent(message, sid)
             redraw_note(services, message.id)
             return
     redraw_note(services, message.id)
     if is_opted_out(message.phone):
-        rules.set_status(message, "failed", error="opted_out")
+        rules.set_status(message, "failed", error="opted_out", unsure_since=None)
     else:
         try:
             receipt = twilio_gateway.send_message(
                 settings, message.phone, message.body, status_callback=f"{settings.public_url}/sms/status"
             )
-            rules.set_status(message, "sent", provider_sid=receipt.sid, error=None)
         except SmsError as exc:
+            if exc.unsure:  # Twilio may have taken it: stays "sending", the next attempt asks first
+                since = unsure_since or message.status_at
+                SmsMessage.update(unsure_since=since).where(SmsMessage.id == message.id).execute()
+                raise ReplyUnsure(exc.code) from None
             if exc.opted_out:
                 record_opt_out(message.phone)
             error = "opted_out" if exc.opted_out else f"sms_{exc.code}" + (f":{exc.provider_code}" if exc.provider_code else "")
-            rules.set_status(message, "failed", error=error)
+            rules.set_status(message, "failed", error=error, unsure_since=None)
+        else:
+            _reply_sent(message, receipt.sid)
     redraw_note(services, message.id)
     _tell_author(services, message)
+
+
+def _reply_sent_meanwhile(settings, message: SmsMessage, since) -> str | None:
+    """The sid of this reply's text that an attempt begun at `since` got to Twilio, if one did:
+    exactly its body, and not a sid any reply to this number already has (an earlier identical
+    "Ok" is another reply's; this reply's earlier attempts are in its own history). Raises
+    ReplyUnsure when Twilio cannot say: the queue tries again, never guessing."""
+    known: set[str] = set()
+    for other in SmsMessage.select(SmsMessage.provider_sid, SmsMessage.earlier_sids).where(
+        (SmsMessage.phone == message.phone) & (SmsMessage.direction == "out")
+    ):
+        known.update(([other.provider_sid] if other.provider_sid else []) + (other.earlier_sids or "").split())
+    try:
+        return twilio_gateway.find_sent(settings, message.phone, None, since, known, body=message.body)
+    except SmsError as exc:
+        raise ReplyUnsure(exc.code) from None
+
+
+def _reply_sent(message: SmsMessage, sid: str) -> None:
+    """Recorded as sent as `sid`; the sid of an earlier attempt (reported undelivered) stays in its history."""
+    earlier = (message.earlier_sids or "").split()
+    if message.provider_sid and message.provider_sid != sid and message.provider_sid not in earlier:
+        earlier.append(message.provider_sid)
+    rules.set_status(message, "sent", provider_sid=sid, error=None, unsure_since=None, earlier_sids=" ".join(earlier))
 
 
 def status_changed(services: Services, message_id: int) -> None:

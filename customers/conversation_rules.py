@@ -9,11 +9,13 @@ recently changed RO of that number; with none, it is unmatched and waits for an 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from peewee import IntegrityError
+from peewee import JOIN, IntegrityError
 
 from core.config import Settings
 from core.i18n import t
@@ -28,7 +30,8 @@ MAX_MEDIA = 10  # Twilio delivers at most 10 media per MMS
 
 
 class ReplyRefused(Refusal):
-    """A reply that is not texted; `reason`: no_permission, opted_out, too_long, no_mobile, sms_off, empty."""
+    """A reply that is not texted; `reason`: no_permission, opted_out, too_long, no_mobile, sms_off,
+    empty, files (a photo or file posted in the thread: replies are texted as SMS only)."""
 
     def __init__(self, reason: str, **detail: object):
         super().__init__(f"conversation.refused.{reason}", **detail)
@@ -126,9 +129,34 @@ def set_status(message: SmsMessage, status: str, **fields: object) -> None:
 # -- unmatched texts ------------------------------------------------------------------------------
 
 
+# A text with an RO that is not in its thread yet: an admin attached it (its post is on the way), or
+# posting it kept failing (its error kept). Admins see it with the unmatched ones until it is posted.
+_NOT_POSTED = (
+    (SmsMessage.status == "received")
+    & SmsMessage.ro.is_null(False)
+    & SmsMessage.slack_ts.is_null()
+    & (SmsMessage.handled_by.is_null(False) | SmsMessage.error.is_null(False))
+)
+
+
+def is_not_posted(message: SmsMessage) -> bool:
+    """Has the text an RO but is not in its thread yet (see _NOT_POSTED)?"""
+    return (
+        message.status == "received"
+        and message.ro_id is not None
+        and not message.slack_ts
+        and bool(message.handled_by or message.error)
+    )
+
+
 def unmatched_page(page: int, per_page: int) -> tuple[list[SmsMessage], int, int]:
-    """(one page of unmatched texts, newest first; the page; how many pages)."""
-    query = SmsMessage.select().where((SmsMessage.direction == "in") & (SmsMessage.status == "unmatched"))
+    """(one page of the texts waiting for an admin, newest first: unmatched, or with an RO but not
+    posted yet; the page; how many pages)."""
+    query = (
+        SmsMessage.select(SmsMessage, RepairOrder)
+        .join(RepairOrder, JOIN.LEFT_OUTER, on=(SmsMessage.ro == RepairOrder.id))
+        .where((SmsMessage.direction == "in") & ((SmsMessage.status == "unmatched") | _NOT_POSTED))
+    )
     total = query.count()
     pages = max(1, -(-total // per_page))
     page = min(max(page, 0), pages - 1)
@@ -138,14 +166,22 @@ def unmatched_page(page: int, per_page: int) -> tuple[list[SmsMessage], int, int
 
 def attach(message_id: int, ro: RepairOrder, admin: str, settings: Settings) -> list[SmsMessage]:
     """An admin attaches an unmatched text to an RO: it and every other unmatched text from that
-    number move to the RO (oldest first), to be posted in its conversation. Raises Refusal."""
+    number move to the RO (oldest first), to be posted in its conversation. A text with an RO but
+    not posted yet (its post kept failing) is attached again: to the same RO (posted again) or to
+    another one. A text already in a thread never moves. Raises Refusal."""
     if not permission_rules.is_admin(admin, settings):
         raise Refusal("admin.only_admins")
     message = SmsMessage.get_or_none(SmsMessage.id == message_id)
-    if message is None or message.status != "unmatched":
+    if message is None or not (message.status == "unmatched" or is_not_posted(message)):
         raise Refusal("conversation.unmatched.gone")
-    same_number = (SmsMessage.direction == "in") & (SmsMessage.status == "unmatched") & (SmsMessage.phone == message.phone)
+    same_number = (
+        (SmsMessage.direction == "in")
+        & ((SmsMessage.status == "unmatched") | ((SmsMessage.id == message.id) & _NOT_POSTED))
+        & (SmsMessage.phone == message.phone)
+    )
     moved = list(SmsMessage.select().where(same_number).order_by(SmsMessage.created_at, SmsMessage.id))
+    if not moved:
+        raise Refusal("conversation.unmatched.gone")
     SmsMessage.update(ro=ro.id, status="received", handled_by=admin, status_at=utcnow()).where(
         same_number & SmsMessage.id.in_([m.id for m in moved])
     ).execute()
@@ -157,7 +193,9 @@ def dismiss(message_id: int, admin: str, settings: Settings) -> None:
         raise Refusal("admin.only_admins")
     done = (
         SmsMessage.update(status="dismissed", handled_by=admin, status_at=utcnow())
-        .where((SmsMessage.id == message_id) & (SmsMessage.status == "unmatched"))
+        .where(
+            (SmsMessage.id == message_id) & (SmsMessage.direction == "in") & ((SmsMessage.status == "unmatched") | _NOT_POSTED)
+        )
         .execute()
     )
     if not done:
@@ -171,7 +209,83 @@ def signed(ro: RepairOrder, text: str, settings: Settings) -> str:
     """The reply as the customer reads it: signed with the shop's name when the shop wants it."""
     if not settings.sms_signature:
         return text
-    return f"{text}\n{t('conversation.signature', ro.language, shop=settings.shop_name)}"
+    return f"{text}\n{signature_for(text, ro.language, settings.shop_name)}"
+
+
+def _is_gsm7(text: str) -> bool:
+    return sms_rules.segments(text)[0] == "GSM-7"
+
+
+_TO_GSM7 = str.maketrans(
+    {"—": "-", "–": "-", "‒": "-", "’": "'", "‘": "'", "“": '"', "”": '"', "«": '"', "»": '"', "\u00a0": " "}
+)
+
+
+def signature_for(text: str, language: str | None, shop: str) -> str:
+    """The signature under a reply. A reply that fits GSM-7 stays GSM-7 (160 characters a segment,
+    not UCS-2's 70): a signature character outside GSM-7 (a dash, an accent the alphabet lacks, in
+    the catalog or the shop's name) is folded to its nearest GSM-7 character. A reply that needs
+    UCS-2 anyway keeps the signature as written."""
+    signature = t("conversation.signature", language, shop=shop)
+    if not _is_gsm7(text) or _is_gsm7(signature):
+        return signature
+    folded = "".join(
+        c if _is_gsm7(c) else "".join(d for d in unicodedata.normalize("NFKD", c) if not unicodedata.combining(d))
+        for c in signature.translate(_TO_GSM7)
+    )
+    return folded if _is_gsm7(folded) else signature
+
+
+# -- Slack's markup as the customer reads it ----------------------------------------------------------
+
+_MARKUP = re.compile(r"<([^<>]*)>|&(amp|lt|gt);")
+_ENTITIES = {"amp": "&", "lt": "<", "gt": ">"}
+_BROADCASTS = {"here", "channel", "everyone"}
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"&(amp|lt|gt);", lambda m: _ENTITIES[m.group(1)], text)
+
+
+def plain_text(text: str, user_name: Callable[[str], str | None], channel_name: Callable[[str], str | None] | None = None) -> str:
+    """Slack message text as a customer reads it in a text: a mention is the person's name (looked
+    up with `user_name(user_id)`, else the label Slack gave, else "@id"), a channel "#name", a user
+    group its handle, @here stays "@here", a link "label (url)" (just the address when the label is
+    the address), an email or phone link its label, and &amp; &lt; &gt; the characters they stand for.
+    What someone typed that looks like markup is escaped by Slack, and stays as typed."""
+
+    def read(match: re.Match) -> str:
+        if match.group(2):
+            return _ENTITIES[match.group(2)]
+        target, _, label = match.group(1).partition("|")
+        label = _unescape(label)
+        if target.startswith("@"):
+            return user_name(target[1:]) or label or target
+        if target.startswith("#"):
+            name = label or (channel_name(target[1:]) if channel_name else None) or target[1:]
+            return "#" + name.lstrip("#")
+        if target.startswith("!"):
+            word = target[1:]
+            if word.startswith("subteam^"):
+                return label or "@" + word.split("^", 1)[1]
+            if word in _BROADCASTS:
+                return label or "@" + word
+            return label
+        address = _unescape(target)
+        for scheme in ("mailto:", "tel:"):
+            if address.lower().startswith(scheme):
+                address = address[len(scheme) :]
+                same = label and (label == address or _digits(label) and _digits(address).endswith(_digits(label)))
+                return label if same else (f"{label} ({address})" if label else address)
+        if not label or label in (address, re.sub(r"^https?://", "", address).rstrip("/")):
+            return label or address
+        return f"{label} ({address})"
+
+    return _MARKUP.sub(read, text)
+
+
+def _digits(text: str) -> str:
+    return "".join(c for c in text if c.isdigit())
 
 
 def create_reply(ro: RepairOrder, author: str, text: str, ts: str, settings: Settings) -> SmsMessage:

@@ -181,10 +181,12 @@ def stored_asset(f: RoFile) -> Asset:
 def deliver(send_id: int, settings: Settings, *, allow_mms: bool = True) -> CustomerSend:
     """Deliver a queued send once (claimed atomically); returns it with its new status.
 
-    A send found "sending" is an attempt that died on the way (the task queue runs this again
-    only when the worker running it stopped); a send queued again by Retry after such an attempt
-    carries `unsure_since`. Either way, if Twilio took that text, it is recorded as sent, never
-    texted twice. Once the gateway has taken the message, recording it is left outside any
+    A send found "sending" is an attempt that died on the way or timed out waiting for Twilio's
+    answer (the task queue runs this again only when the worker running it stopped, or when the
+    attempt raised DeliveryUnsure); a send queued again by Retry after such an attempt carries
+    `unsure_since`. Either way, if Twilio took that text, it is recorded as sent, never texted
+    twice (twilio_gateway's certainty rules: only a failure Twilio answered or a connection
+    refused is sure). Once the gateway has taken the message, recording it is left outside any
     catch-all: a database error there fails the task, whose next attempt asks the gateway."""
     claimed = (
         CustomerSend.update(status="sending", status_at=utcnow())
@@ -197,7 +199,7 @@ def deliver(send_id: int, settings: Settings, *, allow_mms: bool = True) -> Cust
     elif send.status != "sending" or send.revoked_at is not None:
         return send
     else:
-        unsure_since = send.status_at or send.created_at
+        unsure_since = send.unsure_since or send.status_at or send.created_at
     if unsure_since is not None and send.method in ("sms", "mms"):
         sid = _sent_meanwhile(send, settings, unsure_since)
         if sid:
@@ -230,6 +232,9 @@ def deliver(send_id: int, settings: Settings, *, allow_mms: bool = True) -> Cust
                 settings, send.destination, subject, text, _email_html(values), from_name=settings.shop_name
             )
     except SmsError as exc:
+        if exc.unsure:  # Twilio may have taken it: the next attempt (the queue's, or Retry's) asks first
+            _unsure(send, unsure_since or send.status_at or utcnow(), f"sms_{exc.code}")
+            raise DeliveryUnsure(exc.code) from None
         if exc.opted_out:
             record_opt_out(send.destination)
             return _attempted(send, "opted_out", error="opted_out")
@@ -259,7 +264,16 @@ def _sent_meanwhile(send: CustomerSend, settings: Settings, since: datetime) -> 
 
 
 class DeliveryUnsure(Exception):
-    """An interrupted attempt may have reached the gateway and the gateway cannot say: try later."""
+    """An attempt may have reached the gateway and the gateway cannot say (yet): try later, asking first."""
+
+
+def _unsure(send: CustomerSend, since: datetime, error: str) -> None:
+    """This attempt may have reached Twilio: the send stays "sending", unsure since `since` (the
+    earliest attempt that may have), and its history says so."""
+    with database.atomic():
+        CustomerSend.update(unsure_since=since).where(CustomerSend.id == send.id).execute()
+        send.unsure_since = since
+        _history(send, "attempt", status="unsure", error=error)
 
 
 def give_up(send_id: int, error: str) -> CustomerSend | None:
@@ -268,7 +282,7 @@ def give_up(send_id: int, error: str) -> CustomerSend | None:
     if send is None or send.status not in ("queued", "sending"):
         return send
     # An attempt under way when the queue gave up may have reached Twilio: a Retry asks first.
-    unsure = (send.status_at or send.created_at) if send.status == "sending" else send.unsure_since
+    unsure = (send.unsure_since or send.status_at or send.created_at) if send.status == "sending" else send.unsure_since
     return _attempted(send, "failed", error=error, unsure_since=unsure)
 
 

@@ -6,6 +6,11 @@ Every failure comes out as SmsError with a code the product branches on:
 - `unreachable`: network error, timeout or 5xx — worth retrying;
 - `auth`: 401/403, our credentials are wrong;
 - `rejected`: any other 4xx (invalid number, not a mobile…), with Twilio's numeric code.
+A failure is sure (nothing was texted) when Twilio answered it, or when the request never left:
+a refused connection, a connect time-out. Any other network failure (a read time-out, a dropped
+connection, an answer that is not Twilio's) is `unsure`: Twilio may have taken the text. Before
+any new attempt, automatic or pressed, the caller then asks Twilio (`find_sent`) and never texts
+twice; Files sends and staff replies follow these same rules.
 
 `signature_valid` is the one check for every webhook Twilio calls (`/sms/status`, `/sms/inbound`),
 done by Twilio's own library (twilio.request_validator).
@@ -21,20 +26,24 @@ from email.utils import parsedate_to_datetime
 
 import requests
 from twilio.request_validator import RequestValidator
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from core.config import Settings
 
 log = logging.getLogger(__name__)
 OPTED_OUT_CODE = 21610
-TIMEOUT = (5, 20)
+CONNECT_TIMEOUT = 5.0
 CLOCK_SKEW = timedelta(minutes=2)  # between our clock and Twilio's, when telling one attempt's text from another's
 
 
 class SmsError(Exception):
-    def __init__(self, code: str, provider_code: int | None = None):
+    def __init__(self, code: str, provider_code: int | None = None, *, unsure: bool = False):
         self.code = code
         self.provider_code = provider_code
-        super().__init__(f"SMS {code}" + (f" (Twilio {provider_code})" if provider_code else ""))
+        self.unsure = unsure  # Twilio may have taken the text: look it up before texting again
+        super().__init__(
+            f"SMS {code}" + (f" (Twilio {provider_code})" if provider_code else "") + (" (unsure)" if unsure else "")
+        )
 
     @property
     def opted_out(self) -> bool:
@@ -60,13 +69,15 @@ def send_message(
     if status_callback:
         form.append(("StatusCallback", status_callback))
     try:
-        response = requests.post(url, data=form, auth=(sid, settings.twilio_auth_token or ""), timeout=TIMEOUT)
+        response = requests.post(url, data=form, auth=(sid, settings.twilio_auth_token or ""), timeout=_timeout(settings))
     except requests.RequestException as exc:
-        log.warning("SMS gateway unreachable: %s", type(exc).__name__)
-        raise SmsError("unreachable") from None
-    if response.status_code >= 500:
-        raise SmsError("unreachable")
+        unsure = not _never_sent(exc)
+        log.warning("SMS gateway unreachable: %s%s", type(exc).__name__, " (the text may have gone)" if unsure else "")
+        raise SmsError("unreachable", unsure=unsure) from None
     payload = _json(response)
+    if response.status_code >= 500:
+        # Twilio's own error answer says it did not take the text; a proxy's (no Twilio code) does not.
+        raise SmsError("unreachable", unsure=not isinstance(payload.get("code"), int))
     if response.status_code in (401, 403):
         raise SmsError("auth", payload.get("code"))
     if response.status_code >= 400:
@@ -75,23 +86,48 @@ def send_message(
             raise SmsError("opted_out", code)
         raise SmsError("rejected", code if isinstance(code, int) else None)
     if not payload.get("sid"):
-        raise SmsError("unreachable")  # a 2xx that is not Twilio's answer: treat as not sent
+        raise SmsError("unreachable", unsure=True)  # a 2xx that is not Twilio's answer: it may have gone
     return SmsReceipt(str(payload["sid"]), str(payload.get("status") or "queued"))
 
 
-def find_sent(settings: Settings, to: str, marker: str, since: datetime, known: Collection[str] = frozenset()) -> str | None:
-    """The sid of a message we sent to `to`, created at `since` or after (give or take the clocks'
-    skew), whose body contains `marker` and whose sid is not in `known`, else None.
+def _never_sent(exc: requests.RequestException) -> bool:
+    """The request never reached Twilio: the connection was refused (or the name unknown), or not
+    made in time. Anything else (read time-out, connection dropped mid-way) may have reached it."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.ConnectionError) or isinstance(exc, requests.exceptions.SSLError):
+        return False
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+    return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
 
-    A send interrupted after Twilio took it (the worker killed while waiting for the answer) must
-    not text the customer twice: before sending again, the resumed attempt asks Twilio. Raises
-    SmsError("unreachable") when Twilio cannot say, so the caller retries instead of guessing."""
+
+def find_sent(
+    settings: Settings,
+    to: str,
+    marker: str | None,
+    since: datetime,
+    known: Collection[str] = frozenset(),
+    *,
+    body: str | None = None,
+) -> str | None:
+    """The sid of a message we sent to `to`, created at `since` or after (give or take the clocks'
+    skew), whose sid is not in `known` (every sid already recorded for another text or attempt)
+    and whose body contains `marker` (a token only this text carries) and/or is exactly `body`,
+    else None. Never a part of a body: an earlier "Ok" is not "Ok, see you at 3".
+
+    A send interrupted after Twilio took it (a read time-out, the worker killed while waiting for
+    the answer) must not text the customer twice: before sending again, the next attempt asks
+    Twilio. Raises SmsError("unreachable") when Twilio cannot say, so the caller retries instead
+    of guessing."""
+    if marker is None and body is None:
+        raise ValueError("find_sent needs a marker or a body to tell this text from others")
     sid = settings.twilio_account_sid or ""
     url: str | None = f"{settings.twilio_api_url}/2010-04-01/Accounts/{sid}/Messages.json"
     params: dict | None = {"To": to, "DateSent>": (since - timedelta(days=1)).strftime("%Y-%m-%d"), "PageSize": 100}
     for _ in range(10):  # ten pages of 100 to one number in two days is more than any shop sends
         try:
-            response = requests.get(url, params=params, auth=(sid, settings.twilio_auth_token or ""), timeout=TIMEOUT)
+            response = requests.get(url, params=params, auth=(sid, settings.twilio_auth_token or ""), timeout=_timeout(settings))
         except requests.RequestException:
             raise SmsError("unreachable") from None
         if response.status_code != 200:
@@ -100,7 +136,7 @@ def find_sent(settings: Settings, to: str, marker: str, since: datetime, known: 
             )
         page = _json(response)
         for message in page.get("messages") or []:
-            if not isinstance(message, dict) or marker not in str(message.get("body") or ""):
+            if not isinstance(message, dict) or not _same_text(str(message.get("body") or ""), marker, body):
                 continue
             if str(message.get("sid")) in known or not _created_since(message, since):
                 continue  # an earlier attempt's text (its history has it), not this one's
@@ -110,6 +146,17 @@ def find_sent(settings: Settings, to: str, marker: str, since: datetime, known: 
             return None
         url, params = f"{settings.twilio_api_url}{next_uri}", None
     return None
+
+
+def _same_text(listed: str, marker: str | None, body: str | None) -> bool:
+    if marker is not None and marker not in listed:
+        return False
+    return body is None or listed.strip() == body.strip()  # Twilio may trim the ends; nothing else
+
+
+def _timeout(settings: Settings) -> tuple[float, float]:
+    """(connect, read): TWILIO_TIMEOUT_MS bounds both."""
+    return min(CONNECT_TIMEOUT, settings.twilio_timeout_seconds), settings.twilio_timeout_seconds
 
 
 def _created_since(message: dict, since: datetime) -> bool:

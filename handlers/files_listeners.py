@@ -109,7 +109,13 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
     def merge_pressed(ack, body, context):
         view, user_id = body["view"], body["user"]["id"]
         locale = services.directory.locale(user_id)
-        screen = merge_ticked(context["ro"], ticked_state(context["state"], view), user_id, locale)
+        ro, state = context["ro"], ticked_state(context["state"], view)
+        try:
+            # This modal's view id and the ticks make the press: a double click finds the first job.
+            job = merge_flow.start_merge(services, ro, user_id, sorted(state.selected), view_id=view.get("id"))
+            screen = merge_view.merging_screen(len(json.loads(job.file_ids)), locale)
+        except Refusal as refused:
+            screen = files_flow.files_modal(services, ro, state, user_id, locale, notice=kit.refusal_text(refused, locale))
         ack()  # after the merge is queued: a click Slack saw answered is never lost
         services.slack.update_view(view["id"], screen)
 

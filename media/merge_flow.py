@@ -8,10 +8,21 @@ videos… 40 %"), joins the clips in recording order (media.video_merge), checks
 it, uploads it to the channel, and records it as a file derived from its sources. Temporary files
 live in one folder per job, emptied at every start (a killed attempt leaves nothing that counts)
 and removed at the end; a half-written video is never posted.
+
+Once, whatever happens:
+- a press of Merge is one job: the Files modal's view id and the ticked files make the job's
+  `request_key` (a unique index), so a double click finds the first job instead of a second video;
+- the merged video's file row and the job's "done" are one transaction; an attempt that finds the
+  video already recorded (by a worker that died after recording it) finishes the job as done,
+  without ffmpeg and without a second upload;
+- the ffmpeg a dead worker left running is stopped before its slot's next merge starts (its pid,
+  start time and worker are on the job; media.video_merge checks it is still that ffmpeg), so no
+  more than MERGE_CONCURRENCY run: Linux kills it with its worker anyway, other systems do not.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -20,13 +31,16 @@ from datetime import timedelta
 from pathlib import Path
 
 from huey.exceptions import RetryTask
+from peewee import IntegrityError
 
 from blocks import kit
 from blocks import merge_view as views
 from core.i18n import t
+from core.processes import holder_is_dead
 from media import merge_rules as rules
 from media.blob_store import BlobStore
-from media.video_merge import MergeFailed, merge, probe_clips
+from media.video_merge import FfmpegRun, MergeFailed, merge, probe_clips, stop_ffmpeg
+from media.video_probe import ProbeFailed, probe
 from slackapi.errors import SlackError
 from slackapi.services import Services
 from storage import leases
@@ -40,16 +54,36 @@ SLOT_TTL = timedelta(seconds=60)
 PROGRESS_EVERY_SECONDS = 2.0
 
 
-def start_merge(services: Services, ro: RepairOrder, user_id: str, file_ids: list[int]) -> MergeJob:
-    """Queue a merge of the ticked videos. Raises rules.MergeRefused (nothing is queued)."""
+def request_key(view_id: str, file_ids: list[int]) -> str:
+    """One press of Merge: this Files modal (Slack's view id, the same for the life of the modal)
+    and this set of ticked files, in any order."""
+    ticked = ",".join(str(i) for i in sorted({int(i) for i in file_ids}))
+    return f"{view_id[:64]}:{hashlib.sha256(ticked.encode()).hexdigest()[:40]}"
+
+
+def start_merge(services: Services, ro: RepairOrder, user_id: str, file_ids: list[int], view_id: str | None = None) -> MergeJob:
+    """Queue a merge of the ticked videos. Raises rules.MergeRefused (nothing is queued). With the
+    modal's `view_id`, the same press again (a double click, Slack's retry) returns the job the
+    first one queued, checked or not, and queues nothing."""
+    key = request_key(view_id, file_ids) if view_id else None
+    if key is not None:
+        pressed = MergeJob.get_or_none(MergeJob.request_key == key)
+        if pressed is not None:
+            return pressed
     files = rules.check(ro, file_ids, services.settings)
-    with database.atomic():  # the job and its task together, or neither
-        job = MergeJob.create(ro=ro.id, requested_by=user_id, file_ids=json.dumps([f.id for f in files]))
-        services.tasks.enqueue("merge.run", job.id, key=f"merge:{job.id}", lane=f"merge:{ro.id}")
+    try:
+        with database.atomic():  # the job and its task together, or neither
+            job = MergeJob.create(ro=ro.id, requested_by=user_id, file_ids=json.dumps([f.id for f in files]), request_key=key)
+            services.tasks.enqueue("merge.run", job.id, key=f"merge:{job.id}", lane=f"merge:{ro.id}")
+    except IntegrityError:
+        if key is None:
+            raise
+        return MergeJob.get(MergeJob.request_key == key)  # the other press, in another thread, won
     return job
 
 
 def _gave_up(services: Services, job_id: int, *, error: str) -> None:
+    stop_orphans()  # its last attempt's worker may have died with ffmpeg running
     job = MergeJob.get_or_none(MergeJob.id == job_id)
     if job is not None and job.status not in ("done", "failed"):
         _fail(services, job, "internal", None)
@@ -58,27 +92,70 @@ def _gave_up(services: Services, job_id: int, *, error: str) -> None:
 @task("merge.run", max_attempts=3, claim_ttl=timedelta(minutes=2), on_give_up=_gave_up)
 def run_merge(services: Services, job_id: int) -> None:
     job = MergeJob.get_or_none(MergeJob.id == job_id)
-    if job is None or job.status in ("done", "failed"):
+    if job is None or job.status == "failed":
+        return
+    ro = RepairOrder.get_by_id(job.ro_id)
+    if job.status != "done" and _recorded_before(job, ro):
+        job = MergeJob.get_by_id(job.id)
+    if job.status == "done":  # made and recorded before a crash: only the note may be missing
+        if not job.note_ts:
+            job.note_ts = _posted_note(services, ro, job)
+        _finish_note(services, job, ro, len(json.loads(job.file_ids)))
         return
     for slot in range(services.settings.merge_concurrency):
         try:
-            with leases.held(f"merge-slot:{slot}", SLOT_TTL):
-                _run(services, job)
+            with leases.held(f"merge-slot:{slot}", SLOT_TTL) as holder:
+                stop_orphans()
+                _run(services, job, holder)
             return
         except leases.LeaseBusy:
             continue
     raise RetryTask(delay=3)  # every slot is busy: wait for one, without spending an attempt
 
 
-def _run(services: Services, job: MergeJob) -> None:
+def stop_orphans() -> int:
+    """Stop every ffmpeg whose worker died on this machine (killed, OOM) and that still runs: a
+    slot taken over at once from a dead holder must not run two merges. A recorded pid that is no
+    longer that ffmpeg is left alone. Returns how many records of dead workers were cleared."""
+    cleared = 0
+    for job in MergeJob.select().where(MergeJob.ffmpeg_pid.is_null(False)):
+        if not holder_is_dead(job.ffmpeg_holder):  # alive, or on another machine (whose kernel kills it)
+            continue
+        if not stop_ffmpeg(FfmpegRun(job.ffmpeg_pid, job.ffmpeg_started or 0)):
+            continue  # logged; the next takeover tries again
+        cleared += 1
+        MergeJob.update(ffmpeg_pid=None, ffmpeg_started=None, ffmpeg_holder=None).where(
+            (MergeJob.id == job.id) & (MergeJob.ffmpeg_pid == job.ffmpeg_pid) & (MergeJob.ffmpeg_started == job.ffmpeg_started)
+        ).execute()
+    return cleared
+
+
+def _recorded_before(job: MergeJob, ro: RepairOrder) -> bool:
+    """The merged video of `job`, recorded by an attempt that died before it marked the job done
+    (or by a version that wrote the two apart): the job is marked done with it. True if so."""
+    if not job.upload_name:
+        return False
+    result = (
+        RoFile.select()
+        .where((RoFile.ro == ro.id) & (RoFile.origin == MERGED_FILE) & (RoFile.name == job.upload_name))
+        .order_by(RoFile.id)
+        .first()
+    )
+    if result is None:
+        return False
+    MergeJob.update(status="done", progress=100, result=result.id, finished_at=utcnow()).where(
+        (MergeJob.id == job.id) & (MergeJob.status != "done")
+    ).execute()
+    log.info("merge %s in RO %s was recorded before a crash: done", job.id, ro.ro_number)
+    return True
+
+
+def _run(services: Services, job: MergeJob, holder: str) -> None:
     settings = services.settings
     ro = RepairOrder.get_by_id(job.ro_id)
     ids = json.loads(job.file_ids)
     files = {f.id: f for f in RoFile.select().where(RoFile.id.in_(ids))}
     rows = [files[i] for i in ids if i in files]
-    if job.result_id:  # made and recorded before a crash: only the note may be missing
-        _finish_note(services, job, ro, len(rows))
-        return
     if job.status != "queued" and not job.note_ts:  # an attempt before this one may have posted it
         job.note_ts = _posted_note(services, ro, job)
         MergeJob.update(note_ts=job.note_ts).where(MergeJob.id == job.id).execute()
@@ -114,13 +191,22 @@ def _run(services: Services, job: MergeJob) -> None:
                 _draw(services, job, ro, len(rows))
                 last_drawn[0] = time.monotonic()
 
+        def started(ffmpeg: FfmpegRun) -> None:  # for whoever takes over if this worker dies
+            MergeJob.update(ffmpeg_pid=ffmpeg.pid, ffmpeg_started=ffmpeg.started_ms, ffmpeg_holder=holder).where(
+                MergeJob.id == job.id
+            ).execute()
+
         out = work / "merged.mp4"
         try:
-            plan = merge([clip for _, clip in ordered], out, work, progress)
+            plan = merge([clip for _, clip in ordered], out, work, progress, on_start=started)
         except MergeFailed as failed:
             culprit = ordered[failed.clip][0].name if failed.clip is not None else None
             _fail(services, job, failed.code, culprit)
             return
+        finally:
+            MergeJob.update(ffmpeg_pid=None, ffmpeg_started=None, ffmpeg_holder=None).where(
+                (MergeJob.id == job.id) & (MergeJob.ffmpeg_holder == holder)
+            ).execute()
         try:
             sha, size = store.put_file(out)
         except OSError:
@@ -129,9 +215,8 @@ def _run(services: Services, job: MergeJob) -> None:
         name = f"RO-{ro.ro_number}-{t('merge.file_word', ro.language)}-{job.id}.mp4"[:120]
         MergeJob.update(status="uploading", mode=plan.mode, upload_name=name).where(MergeJob.id == job.id).execute()
         uploaded = _uploaded_before(services, ro, name) or services.slack.upload(ro.channel_id, out, name)
-        result = RoFile.create(
-            ro=ro.id,
-            slack_file_id=str(uploaded.get("id") or f"merge{job.id}")[:32],
+        slack_file_id = str(uploaded.get("id") or f"merge{job.id}")[:32]
+        made = dict(
             uploader_user_id=job.requested_by,
             origin=MERGED_FILE,
             derived_from=json.dumps([row.id for row, _ in ordered]),
@@ -143,9 +228,17 @@ def _run(services: Services, job: MergeJob) -> None:
             copy_status="stored",
             permalink=uploaded.get("permalink") or None,
         )
-        MergeJob.update(status="done", progress=100, result=result.id, mode=plan.mode, finished_at=utcnow()).where(
-            MergeJob.id == job.id
-        ).execute()
+        with database.atomic():  # the video's row and the job's "done": both, or neither
+            try:
+                with database.atomic():  # a savepoint: PostgreSQL's transaction survives the conflict
+                    result = RoFile.create(ro=ro.id, slack_file_id=slack_file_id, **made)
+            except IntegrityError:  # our upload, recorded already (by the intake, when files.info failed it)
+                same = (RoFile.ro == ro.id) & (RoFile.slack_file_id == slack_file_id)
+                RoFile.update(**made).where(same).execute()
+                result = RoFile.get(same)
+            MergeJob.update(status="done", progress=100, result=result.id, mode=plan.mode, finished_at=utcnow()).where(
+                MergeJob.id == job.id
+            ).execute()
         _finish_note(services, MergeJob.get_by_id(job.id), ro, len(rows), seconds=plan.duration)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -189,7 +282,14 @@ def _draw(services: Services, job: MergeJob, ro: RepairOrder, count: int, **extr
 
 
 def _finish_note(services: Services, job: MergeJob, ro: RepairOrder, count: int, seconds: float | None = None) -> None:
-    result = RoFile.get_by_id(job.result_id)
+    result = RoFile.get_or_none(RoFile.id == job.result_id)
+    if result is None:  # removed from the RO since: nothing to show
+        return
+    if seconds is None:  # drawn again after a crash: the length is the stored video's
+        try:
+            seconds = probe(BlobStore(services.settings.media_dir).path_for(result.sha256)).duration
+        except (ProbeFailed, OSError, TypeError):
+            seconds = None
     _draw(services, job, ro, count, file_name=result.name, permalink=result.permalink, seconds=seconds)
 
 

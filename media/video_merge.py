@@ -15,20 +15,32 @@ Two ways, chosen per set of clips:
 A clip that differs only by its rotation tag, or that lacks audio, must not be stream-copied: ffmpeg
 exits 0 and the result plays sideways or loses sync. Clips are described by media.video_probe; no
 frame goes through Python.
+
+ffmpeg never outlives the worker that started it: it runs in a process group of its own, asks the
+kernel (Linux's PR_SET_PDEATHSIG) to be killed when the thread that started it dies, and `merge`
+reports its pid and start time (`on_start`) so that whoever takes a dead worker's merge over can
+stop it (`stop_ffmpeg`) where the kernel could not (another OS, a death between fork and prctl) —
+only if that pid is still that ffmpeg, never a process that got its recycled pid.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import os
 import re
+import signal
 import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+
+import psutil
 
 from media.video_probe import Clip, ProbeFailed, ffmpeg_exe, probe
 
@@ -99,10 +111,17 @@ def _even(value: float) -> int:
 
 
 def merge(
-    clips: list[Clip], out: Path, work: Path, on_progress: Callable[[float], None] | None = None, timeout: float = 3600
+    clips: list[Clip],
+    out: Path,
+    work: Path,
+    on_progress: Callable[[float], None] | None = None,
+    timeout: float = 3600,
+    on_start: Callable[[FfmpegRun], None] | None = None,
 ) -> Plan:
     """Join `clips`, in this order, into `out`. `work` is a folder for temporary files (the caller
-    removes it). Raises MergeFailed; `out` is complete when this returns, absent otherwise."""
+    removes it). Raises MergeFailed; `out` is complete when this returns, absent otherwise.
+    `on_start` is told which ffmpeg runs, once it runs (to record it: see stop_ffmpeg); if it
+    raises, ffmpeg is stopped and the error goes up."""
     if len(clips) < 2:
         raise MergeFailed("too_few")
     chosen = plan(clips)
@@ -175,7 +194,7 @@ def merge(
         "mp4",
         str(partial),
     ]
-    _run(command, [clip.path for clip in clips], work / "ffmpeg.log", chosen.duration, on_progress, timeout)
+    _run(command, [clip.path for clip in clips], work / "ffmpeg.log", chosen.duration, on_progress, timeout, on_start)
     try:
         written = probe(partial)
     except ProbeFailed as failed:
@@ -223,6 +242,120 @@ def filter_graph(clips: list[Clip], chosen: Plan) -> str:
 _DAMAGE = ("partial file", "Decoding error", "Invalid data found when processing input", "Error while decoding")
 
 
+# -- ffmpeg's life: tied to its worker's ------------------------------------------------------------
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    """libc's prctl, looked up once, here in the parent (Linux only; None elsewhere): between fork
+    and exec the child only calls it, it loads nothing."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl
+
+
+_PRCTL = _load_prctl()
+
+
+def _dies_with_parent(parent_pid: int) -> Callable[[], None] | None:
+    """A preexec_fn: the child gets SIGKILL when the thread that started it dies (a worker killed
+    with SIGKILL, by the OOM killer…). None where the kernel cannot do that: the takeover's
+    stop_ffmpeg is then the only guard."""
+    prctl = _PRCTL
+    if prctl is None:
+        return None
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before prctl: no signal will come
+            os._exit(137)
+
+    return preexec
+
+
+def start_ffmpeg(command: list[str], **popen: object) -> subprocess.Popen:
+    """Popen for ffmpeg: a process group (session) of its own, killed with the thread that started it."""
+    return subprocess.Popen(command, start_new_session=True, preexec_fn=_dies_with_parent(os.getpid()), **popen)
+
+
+@dataclass(frozen=True)
+class FfmpegRun:
+    """A running ffmpeg, as another process can find it again: its pid, and its start time (psutil's
+    create_time, in ms), which tells it from a later process that got the same pid."""
+
+    pid: int
+    started_ms: int
+
+
+def _started_ms(process: psutil.Process) -> int:
+    return int(process.create_time() * 1000)
+
+
+def ffmpeg_process(run: FfmpegRun) -> psutil.Process | None:
+    """The process, if `run` is still running and is still that ffmpeg (same start time, an ffmpeg
+    binary): never another program that got its pid."""
+    try:
+        process = psutil.Process(run.pid)
+        if process.status() == psutil.STATUS_ZOMBIE or abs(_started_ms(process) - run.started_ms) > 10:
+            return None
+        program = (process.cmdline() or [""])[0]
+        if "ffmpeg" not in os.path.basename(program).lower() and "ffmpeg" not in process.name().lower():
+            return None
+        return process
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied, ValueError):
+        return None
+
+
+def _gone(process: psutil.Process) -> bool:
+    try:
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE  # a zombie runs no more
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return True
+
+
+def stop_ffmpeg(run: FfmpegRun, timeout: float = 10.0) -> bool:
+    """Kill the ffmpeg `run` names, its process group with it, if it is still that ffmpeg; True
+    once it is gone (or was gone, or is another program now, left alone)."""
+    process = ffmpeg_process(run)
+    if process is None:
+        return True
+    try:
+        if hasattr(os, "killpg") and os.getpgid(run.pid) == run.pid:  # its own group, as start_ffmpeg made it
+            os.killpg(run.pid, signal.SIGKILL)
+        else:
+            process.kill()  # psutil checks it is still the same process first
+    except (ProcessLookupError, psutil.NoSuchProcess, psutil.ZombieProcess):
+        return True
+    except (PermissionError, psutil.AccessDenied):
+        log.error("ffmpeg %s could not be stopped: not ours to kill", run.pid)
+        return False
+    deadline = time.monotonic() + timeout
+    while not _gone(process):
+        if time.monotonic() > deadline:
+            log.error("ffmpeg %s still runs %.0f s after SIGKILL", run.pid, timeout)
+            return False
+        time.sleep(0.02)
+    log.warning("ffmpeg %s, left running by a worker that died, stopped", run.pid)
+    return True
+
+
+def _kill(process: subprocess.Popen) -> None:
+    """Our own ffmpeg, and its group (not once it is reaped: its pid may be another's by then)."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, AttributeError):
+        process.kill()
+
+
 def _run(
     command: list[str],
     sources: list[Path],
@@ -230,21 +363,29 @@ def _run(
     duration: float,
     on_progress: Callable[[float], None] | None,
     timeout: float,
+    on_start: Callable[[FfmpegRun], None] | None = None,
 ) -> None:
     """Run ffmpeg, following its progress; its messages go to a file (a pipe left unread would
     stall it). Raises MergeFailed naming the clip at fault when ffmpeg names one."""
     with open(log_path, "w+", encoding="utf-8", errors="replace") as messages:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=messages, text=True, errors="replace")
+        process = start_ffmpeg(command, stdout=subprocess.PIPE, stderr=messages, text=True, errors="replace")
         timed_out = threading.Event()
 
         def stop() -> None:
             timed_out.set()
-            process.kill()
+            _kill(process)
 
         # A watchdog, not a task: it only kills an ffmpeg that outlived its time (it may hang silent).
         watchdog = threading.Timer(timeout, stop)
         watchdog.start()
         try:
+            if on_start is not None:
+                try:
+                    started = _started_ms(psutil.Process(process.pid))
+                except psutil.Error:  # gone already (it failed at once): nothing left to find again
+                    started = None
+                if started is not None:
+                    on_start(FfmpegRun(process.pid, started))
             assert process.stdout is not None
             for line in process.stdout:
                 key, _, value = line.strip().partition("=")
@@ -254,7 +395,7 @@ def _run(
         finally:
             watchdog.cancel()
             if process.poll() is None:
-                process.kill()
+                _kill(process)
                 process.wait()
         messages.seek(0)
         error = messages.read().strip().splitlines()
@@ -284,8 +425,16 @@ def _damaged_clip(sources: list[Path]) -> int | None:
     """The first clip whose media cannot be read to its end (read, not decoded: quick)."""
     for index, path in enumerate(sources):
         command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path), "-map", "0", "-c", "copy"]
-        result = subprocess.run([*command, "-f", "null", "-"], capture_output=True, text=True, errors="replace", timeout=120)
-        if result.returncode != 0 or any(sign in result.stderr for sign in _DAMAGE):
+        reader = start_ffmpeg(
+            [*command, "-f", "null", "-"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace"
+        )
+        try:
+            _, stderr = reader.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            _kill(reader)
+            reader.wait()
+            return index
+        if reader.returncode != 0 or any(sign in stderr for sign in _DAMAGE):
             return index
     return None
 

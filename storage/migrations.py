@@ -68,12 +68,43 @@ def _v5_unsure_sends(migrator: SchemaMigrator) -> None:
     run(migrator.add_column("customer_send", "unsure_since", DateTimeField(null=True)))
 
 
+def _v6_merge_presses_and_ffmpeg(migrator: SchemaMigrator) -> None:
+    """A merge job's press (one job per press of Merge) and the ffmpeg working on it. (A database
+    older than v4 got merge_job from today's model, with these columns already: skipped.)"""
+    from peewee import BigIntegerField, CharField, IntegerField
+    from playhouse.migrate import migrate as run
+
+    have = {c.name for c in database.obj.get_columns("merge_job")}
+    columns = {
+        "request_key": CharField(null=True, max_length=191),
+        "ffmpeg_pid": IntegerField(null=True),
+        "ffmpeg_started": BigIntegerField(null=True),
+        "ffmpeg_holder": CharField(null=True, max_length=128),
+    }
+    run(*(migrator.add_column("merge_job", name, field) for name, field in columns.items() if name not in have))
+    if "merge_job_request_key" not in {i.name for i in database.obj.get_indexes("merge_job")}:
+        run(migrator.add_index("merge_job", ("request_key",), True))
+
+
+def _v7_unsure_replies(migrator: SchemaMigrator) -> None:
+    """A staff reply whose last attempt may or may not have reached Twilio, and its earlier sids.
+    (A database older than v3 got sms_message from today's model, with these columns already.)"""
+    from peewee import DateTimeField, TextField
+    from playhouse.migrate import migrate as run
+
+    have = {c.name for c in database.obj.get_columns("sms_message")}
+    columns = {"unsure_since": DateTimeField(null=True), "earlier_sids": TextField(default="")}
+    run(*(migrator.add_column("sms_message", name, field) for name, field in columns.items() if name not in have))
+
+
 # MIGRATIONS[i] brings a database from version i+1 to i+2. Version 1 is the initial schema.
 MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _v2_task_queue_and_membership_order,
     _v3_customer_conversation,
     _v4_merging_videos,
     _v5_unsure_sends,
+    _v6_merge_presses_and_ffmpeg,
+    _v7_unsure_replies,
 ]
 LATEST = 1 + len(MIGRATIONS)
 

@@ -424,7 +424,7 @@ class TaskRecord(BaseModel):
     key = CharField(null=True, unique=True, max_length=191)
     # Records of one lane run one at a time (a send's note redraws, one merge per RO).
     lane = CharField(null=True, max_length=64)
-    status = CharField(default="queued", max_length=16)  # queued | running | done | failed
+    status = CharField(default="queued", max_length=16)  # queued | waiting (for its lane) | running | done | failed
     attempts = IntegerField(default=0)
     max_attempts = IntegerField(default=5)
     run_after = DateTimeField(default=utcnow)
@@ -468,6 +468,10 @@ class SmsMessage(BaseModel):
     created_at = DateTimeField(default=utcnow)
     status_at = DateTimeField(default=utcnow)
     handled_by = CharField(null=True, max_length=32)  # unmatched: the admin who attached or dismissed it
+    # out: an attempt that may or may not have reached Twilio (a time-out, a worker killed on the
+    # way) began then; the next attempt, automatic or Retry, asks Twilio before texting again.
+    unsure_since = DateTimeField(null=True)
+    earlier_sids = TextField(default="")  # out: the sids of this reply's earlier attempts, space-separated
 
     class Meta:
         indexes = ((("ro", "slack_ts"), True), (("status", "created_at"), False), (("ro", "created_at"), False))
@@ -496,6 +500,15 @@ class MergeJob(BaseModel):
     upload_name = CharField(null=True)
     created_at = DateTimeField(default=utcnow)
     finished_at = DateTimeField(null=True)
+    # One press of Merge: the Files modal (its view id) and the ticked files. A second press of the
+    # same (a double click) finds this job instead of making another merged video.
+    request_key = CharField(null=True, unique=True, max_length=191)
+    # The ffmpeg working on it: pid, start time (ms, tells it from a process that got the pid
+    # later) and the holder id of the worker that started it. Whoever takes over from a dead
+    # worker stops it (media.merge_flow), so no more than MERGE_CONCURRENCY ever run.
+    ffmpeg_pid = IntegerField(null=True)
+    ffmpeg_started = BigIntegerField(null=True)
+    ffmpeg_holder = CharField(null=True, max_length=128)
 
 
 ALL_MODELS += [MergeJob]

@@ -277,6 +277,9 @@ BUILDERS = {
     "conversation_view.unmatched_section": lambda: conversation_view.unmatched_section(
         [hostile_sms(ro=None)], 0, 2, locale="fr-CA", tz=TZ
     ),
+    "conversation_view.unmatched_section (not posted)": lambda: conversation_view.unmatched_section(
+        [hostile_sms(ro=hostile_ro(), handled_by="UADVISOR", error=HOSTILE)], 0, 1, locale="en-US", tz=TZ
+    ),
     "conversation_view.attach_modal": lambda: conversation_view.attach_modal(hostile_sms(ro=None), "en-US"),
     "conversation_view.attached_note": lambda: conversation_view.attached_note(hostile_ro(), "fr-CA"),
     "merge_view.merge_note": lambda: merge_view.merge_note(

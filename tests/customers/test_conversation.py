@@ -281,11 +281,11 @@ def test_a_reply_in_the_thread_is_texted_signed_and_followed_to_delivered(app, c
     text_in(app, twilio, "Is it ready?")
     reply(app, client, ro, "Oui, à 16 h. <@UTECH> l'a lavée")
     [sms] = twilio.messages
-    assert sms["To"] == CUSTOMER and sms["Body"] == "Oui, à 16 h. @UTECH l'a lavée\n— Garage Tremblay"
+    assert sms["To"] == CUSTOMER and sms["Body"] == "Oui, à 16 h. Luc Martin l'a lavée\n- Garage Tremblay"
     out = SmsMessage.get(SmsMessage.direction == "out")
-    assert (out.status, out.provider_sid, out.author_user_id, out.encoding) == ("sent", sms["sid"], "UADVISOR", "UCS-2")
+    assert (out.status, out.provider_sid, out.author_user_id, out.encoding) == ("sent", sms["sid"], "UADVISOR", "GSM-7")
     note = next(m for m in thread_of(fake_slack, ro) if m["ts"] == out.note_ts)
-    assert "UCS-2" in note["text"] and "1 segment" in note["text"]
+    assert "GSM-7" in note["text"] and "1 segment" in note["text"]
     assert twilio.status_callback(app.url, PUBLIC_URL, sms["sid"], "delivered").status_code == 204
     app.settle()
     note = next(m for m in fake_slack.messages[ro.channel_id] if m["ts"] == out.note_ts)
@@ -555,3 +555,145 @@ def test_customer_info_shows_consent_language_and_the_conversation(app, client, 
     text = str(view["blocks"])
     assert "refused" in text and "Français" in text and "open the conversation" in text
     assert SmsOptOut.get().source == "keyword"
+
+
+# -- texts never lost (posting keeps failing, re-attach, photos in the thread) ------------------------
+
+
+def attach_by_form(client, message_id: int, ro_number: str, user: str = "UADVISOR"):
+    return client.action(
+        {
+            "type": "view_submission",
+            "user": {"id": user},
+            "team": {"id": "T0001"},
+            "view": {
+                "id": "V1",
+                "type": "modal",
+                "callback_id": ids.CONVERSATION_ATTACH_MODAL,
+                "private_metadata": SmsRef(message_id).encode(),
+                "state": {"values": {"attach_ro": {"value": {"type": "plain_text_input", "value": ro_number}}}},
+            },
+        }
+    )
+
+
+def run_timed_job(app, name: str) -> None:
+    import bot
+
+    jobs = {job.name: job for job in bot.feature_jobs(app.services)}
+    jobs[name].func()
+    app.settle()
+
+
+def test_a_text_whose_post_keeps_failing_keeps_its_ro_is_listed_and_is_posted_later(admin_app, fake_slack, twilio):
+    client = SlackTestClient(admin_app.url, fake_slack)
+    ro = make_ro(fake_slack, owner="UADVISOR", members=("UTECH",), mobile_phone=CUSTOMER)
+    fake_slack.fail_with("conversations.history", "internal_error", times=6)  # every attempt of the task fails
+    twilio.inbound(admin_app.url, PUBLIC_URL, CUSTOMER, "Is my car ready? Slack is down")
+    admin_app.settle()
+    message = SmsMessage.get()
+    assert (message.status, message.ro_id, message.slack_ts) == ("received", ro.id, None), "still the RO's, not unmatched"
+    home = str(open_home(admin_app, client, fake_slack)["blocks"])
+    assert "Slack is down" in home and ro.ro_number in home, "admins see it, not yet posted, with its RO"
+    run_timed_job(admin_app, "customer-texts-repost")
+    message = SmsMessage.get()
+    assert (message.status, message.ro_id, message.error) == ("posted", ro.id, None)
+    assert sum("Slack is down" in t for t in texts_in_thread(fake_slack, ro)) == 1
+    assert "Slack is down" not in str(open_home(admin_app, client, fake_slack)["blocks"])
+
+
+def test_a_text_already_posted_is_never_sent_back_to_unmatched(admin_app, fake_slack, twilio):
+    """The post is made but what follows (bringing in its photo) keeps failing: the text
+    stays in its RO's thread; giving up undoes nothing."""
+    ro = make_ro(fake_slack, owner="UADVISOR", members=("UTECH",), mobile_phone=CUSTOMER)
+    url = twilio.add_media(jpeg_bytes(), "image/jpeg")
+    fake_slack.fail_with("files.getUploadURLExternal", "internal_error", times=6)
+    twilio.inbound(admin_app.url, PUBLIC_URL, CUSTOMER, "Photo of the dent", media=[(url, "image/jpeg")])
+    admin_app.settle()
+    message = SmsMessage.get()
+    assert message.ro_id == ro.id and message.slack_ts and message.status in ("received", "posted")
+    assert sum("Photo of the dent" in t for t in texts_in_thread(fake_slack, ro)) == 1
+
+
+def test_reattaching_a_text_whose_post_failed_posts_it_once(admin_app, fake_slack, twilio):
+    client = SlackTestClient(admin_app.url, fake_slack)
+    ro = make_ro(fake_slack, owner="UADVISOR", mobile_phone="+15145550000")
+    twilio.inbound(admin_app.url, PUBLIC_URL, "+14385550199", "C'est Julie, la femme de Jean")
+    admin_app.settle()
+    message = SmsMessage.get()
+    fake_slack.fail_with("conversations.history", "internal_error", times=6)
+    attach_by_form(client, message.id, ro.ro_number)
+    admin_app.settle()
+    message = SmsMessage.get()
+    assert (message.status, message.ro_id) == ("received", ro.id)
+    home = str(open_home(admin_app, client, fake_slack)["blocks"])
+    assert "C'est Julie" in home, "listed until it is really posted"
+    attach_by_form(client, message.id, ro.ro_number)
+    admin_app.settle()
+    assert SmsMessage.get().status == "posted"
+    assert sum("C'est Julie" in t for t in texts_in_thread(fake_slack, ro)) == 1
+    assert "C'est Julie" not in str(open_home(admin_app, client, fake_slack)["blocks"])
+
+
+def test_a_photo_posted_in_the_thread_is_not_texted_and_its_author_is_told(app, client, fake_slack, twilio, ro):
+    from tests.support.files import slack_file
+
+    text_in(app, twilio, "Can I see the part?")
+    file_id = slack_file(fake_slack, ro.channel_id, "part.jpg", jpeg_bytes(), "image/jpeg", user="UADVISOR")
+    reply(app, client, ro, "Voici la pièce usée", subtype="file_share", files=[{"id": file_id}], upload=True)
+    assert twilio.messages == [] and SmsMessage.select().where(SmsMessage.direction == "out").count() == 0
+    told = ephemerals(fake_slack, "UADVISOR")
+    assert any("photo" in t.lower() for t in told), told
+
+
+def test_an_internal_photo_in_the_thread_stays_in_slack_without_a_note(app, client, fake_slack, twilio, ro):
+    from tests.support.files import slack_file
+
+    text_in(app, twilio, "Hi")
+    file_id = slack_file(fake_slack, ro.channel_id, "part.jpg", jpeg_bytes(), "image/jpeg", user="UADVISOR")
+    reply(app, client, ro, "(interne) the old part", subtype="file_share", files=[{"id": file_id}], upload=True)
+    assert twilio.messages == [] and not any("photo" in t.lower() for t in ephemerals(fake_slack, "UADVISOR"))
+
+
+# -- what customers and staff read ---------------------------------------------------------------------
+
+
+def test_a_plain_reply_with_the_default_signature_is_one_gsm7_segment(app, client, fake_slack, twilio, ro):
+    text_in(app, twilio, "Is it ready?")
+    reply(app, client, ro, "Your car is ready, you can pick it up at 4 pm.")
+    [sms] = twilio.messages
+    assert sms["Body"] == "Your car is ready, you can pick it up at 4 pm.\n- Garage Tremblay"
+    out = SmsMessage.get(SmsMessage.direction == "out")
+    assert (out.encoding, out.segments) == ("GSM-7", 1)
+
+
+def test_slack_markup_in_a_reply_reaches_the_customer_as_plain_words(app, client, fake_slack, twilio, ro):
+    text_in(app, twilio, "Who do I talk to?")
+    reply(
+        app,
+        client,
+        ro,
+        "<@UTECH> will call you. Write to <mailto:service@garage.example|service@garage.example> or "
+        "<tel:+15145550100|514-555-0100>, see <https://garage.example/rdv|our page> &amp; <https://garage.example> "
+        "&lt;3 <!here> <#C0SERVICE|service> <!subteam^S0TECHS|@techs>",
+    )
+    [sms] = twilio.messages
+    assert sms["Body"] == (
+        "Luc Martin will call you. Write to service@garage.example or 514-555-0100, see our page "
+        "(https://garage.example/rdv) & https://garage.example <3 @here #service @techs\n- Garage Tremblay"
+    )
+
+
+def test_a_customer_text_is_shown_verbatim_so_its_links_are_not_made_clickable(admin_app, fake_slack, twilio):
+    client = SlackTestClient(admin_app.url, fake_slack)
+    ro = make_ro(fake_slack, owner="UADVISOR", members=("UTECH",), mobile_phone=CUSTOMER)
+    twilio.inbound(admin_app.url, PUBLIC_URL, CUSTOMER, "pay here https://evil.example/pay now")
+    admin_app.settle()
+    [section] = [b for m in thread_of(fake_slack, ro) for b in m.get("blocks") or [] if b.get("type") == "section"]
+    assert section["text"]["verbatim"] is True and "https://evil.example/pay now" in section["text"]["text"]
+    assert "<https://evil.example" not in section["text"]["text"]
+    twilio.inbound(admin_app.url, PUBLIC_URL, "+14385550199", "unknown https://evil.example/x")
+    admin_app.settle()
+    home = open_home(admin_app, client, fake_slack)
+    [listed] = [b for b in home["blocks"] if b.get("block_id", "").startswith("unmatched_") and "evil" in str(b)]
+    assert listed["text"]["verbatim"] is True and "<https://" not in listed["text"]["text"]

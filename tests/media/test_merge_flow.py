@@ -4,6 +4,7 @@ the Web API calls it makes to the fake Slack, small real clips, the result probe
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,12 +12,13 @@ import pytest
 from blocks import ids
 from media.blob_store import BlobStore
 from media.video_probe import probe
+from storage.db import database
 from storage.models import MergeJob, RoFile, StaffUser, TaskRecord
 from storage.values import MERGED_FILE
 from tests.support.clips import clip, dominant, frame, mean_colour
 from tests.support.factories import make_ro
-from tests.support.files import jpeg_bytes, open_files, press_page, stored_file, submit, with_ticks
-from tests.support.harness import SlackTestClient, wait_until
+from tests.support.files import files_env, jpeg_bytes, open_files, press_page, stored_file, submit, with_ticks
+from tests.support.harness import SlackTestClient, start_app, wait_until
 from tests.support.people import answer, dms_to
 
 
@@ -35,20 +37,23 @@ def _button(view: dict, action_id: str) -> dict | None:
     )
 
 
+def merge_click(view: dict, user: str = "UADVISOR") -> dict:
+    """What Slack sends when "Merge videos" is pressed in the Files modal."""
+    return {
+        "type": "block_actions",
+        "user": {"id": user},
+        "team": {"id": "T0001"},
+        "api_app_id": "A0001",
+        "view": view,
+        "container": {"type": "view", "view_id": view["id"]},
+        "actions": [{"type": "button", "action_id": ids.MERGE_START, "block_id": "files_merge", "value": "merge"}],
+    }
+
+
 def press_merge(client: SlackTestClient, fake_slack, view: dict, user: str = "UADVISOR") -> dict:
     """Press "Merge videos" in the Files modal; the screen the modal is updated to."""
     before = len(fake_slack.calls_to("views.update"))
-    response = client.action(
-        {
-            "type": "block_actions",
-            "user": {"id": user},
-            "team": {"id": "T0001"},
-            "api_app_id": "A0001",
-            "view": view,
-            "container": {"type": "view", "view_id": view["id"]},
-            "actions": [{"type": "button", "action_id": ids.MERGE_START, "block_id": "files_merge", "value": "merge"}],
-        }
-    )
+    response = client.action(merge_click(view, user))
     assert response.status_code == 200, response.text
     [call] = fake_slack.wait_for("views.update", before + 1)[before:]
     return call.args["view"] if isinstance(call.args["view"], dict) else json.loads(call.args["view"])
@@ -232,24 +237,136 @@ def test_a_clip_removed_from_storage_after_the_merge_was_queued_fails_cleanly(ap
     assert fake_slack.uploads == []
 
 
-def test_slash_ro_answers_while_a_merge_runs_and_merges_of_one_ro_run_one_at_a_time(app, client, fake_slack, tmp_path):
+def test_slash_ro_answers_while_a_merge_runs_and_merges_of_one_ro_run_one_at_a_time(
+    fake_slack, sqlite_url, tmp_path, twilio, smtp
+):
+    # Room for three merges at once and three workers: nothing but the RO's lane can keep its second merge back.
+    running = start_app(files_env(fake_slack, sqlite_url, tmp_path, twilio, smtp, MERGE_CONCURRENCY="3"), workers=3)
+    try:
+        client = SlackTestClient(running.url, fake_slack)
+        ro, other = make_ro(fake_slack, members=("UTECH",)), make_ro(fake_slack, members=("UTECH",))
+        clips = [stored_clip(running, ro, tmp_path, f"c{n}.mp4", minutes_ago=n) for n in range(3)]
+        others = [stored_clip(running, other, tmp_path, f"o{n}.mp4", minutes_ago=n) for n in range(2)]
+        hold = fake_slack.hold("files.getUploadURLExternal", seconds=60)  # the first merge, held in its upload
+        view = open_files(client, fake_slack, ro)
+        press_merge(client, fake_slack, with_ticks(view, [clips[0].id, clips[1].id]))
+        assert hold.arrived.wait(30), "the first merge reached its upload"
+        [first] = MergeJob.select()
+        assert first.status == "uploading"
+
+        press_merge(client, fake_slack, with_ticks(view, [clips[1].id, clips[2].id]))
+        second = MergeJob.get(MergeJob.id != first.id)
+        # Queued after the RO's second merge, another RO's merge runs to its end while the first is
+        # held: workers and slots were free for the second all along, and it has not started.
+        press_merge(client, fake_slack, with_ticks(open_files(client, fake_slack, other), [c.id for c in others]))
+        control = MergeJob.get(MergeJob.id.not_in([first.id, second.id]))
+        assert finished(control.id).status == "done"
+        assert MergeJob.get_by_id(first.id).status == "uploading" and not hold.answered.is_set()
+        assert MergeJob.get_by_id(second.id).status == "queued", "the RO's other merge waits for the first"
+        assert TaskRecord.get(TaskRecord.key == f"merge:{second.id}").attempts == 0, "waiting for the lane spends no attempt"
+        assert not [n for n in notes(fake_slack, ro) if f"merge_note_{second.id}" in json.dumps(n)], "no note yet"
+
+        assert client.command("/ro help", channel_id=ro.channel_id).status_code == 200
+        assert "/ro" in answer(fake_slack)["text"], "/ro answers while a merge holds a worker"
+
+        hold.release()
+        assert finished(first.id).status == "done" and finished(second.id).status == "done"
+        assert len(fake_slack.uploads) == 3
+    finally:
+        running.stop()
+
+
+def test_a_double_click_on_merge_makes_one_merged_video(fake_slack, database_url, tmp_path, twilio, smtp):
+    app = start_app(files_env(fake_slack, database_url, tmp_path, twilio, smtp))
+    try:
+        _double_click(app, SlackTestClient(app.url, fake_slack), fake_slack, tmp_path)
+    finally:
+        app.stop()
+
+
+def _double_click(app, client, fake_slack, tmp_path) -> None:
     ro = make_ro(fake_slack, members=("UTECH",))
-    clips = [stored_clip(app, ro, tmp_path, f"c{n}.mp4", minutes_ago=n) for n in range(3)]
-    hold = fake_slack.hold("files.getUploadURLExternal", seconds=30)
-    view = open_files(client, fake_slack, ro)
-    press_merge(client, fake_slack, with_ticks(view, [clips[0].id, clips[1].id]))
-    press_merge(client, fake_slack, with_ticks(view, [clips[1].id, clips[2].id]))
-    assert hold.arrived.wait(30), "the first merge reached its upload"
-    first, second = sorted(MergeJob.select(), key=lambda job: job.status != "uploading")
-    assert first.status == "uploading", "one merge reached its upload"
+    clips = [stored_clip(app, ro, tmp_path, f"c{n}.mp4", minutes_ago=n) for n in range(2)]
+    view = with_ticks(open_files(client, fake_slack, ro), [c.id for c in clips])
+    before = len(fake_slack.calls_to("views.update"))
+    start = threading.Barrier(2)
+    answers: list = []
 
-    assert client.command("/ro help", channel_id=ro.channel_id).status_code == 200
-    assert "/ro" in answer(fake_slack)["text"], "/ro answers while a merge holds a worker"
-    assert MergeJob.get_by_id(second.id).status == "queued", "the RO's other merge waits for the first"
+    def press() -> None:
+        start.wait(5)
+        answers.append(client.action(merge_click(view)))
 
-    hold.release()
-    assert finished(first.id).status == "done" and finished(second.id).status == "done"
-    assert len(fake_slack.uploads) == 2
+    presses = [threading.Thread(target=press) for _ in range(2)]
+    for thread in presses:
+        thread.start()
+    for thread in presses:
+        thread.join(30)
+    assert [r.status_code for r in answers] == [200, 200]
+    screens = fake_slack.wait_for("views.update", before + 2)[before:]
+    assert all("Fusion de 2" in json.dumps(c.args["view"], ensure_ascii=False) for c in screens), "both presses answered"
+    [job] = MergeJob.select()
+    assert TaskRecord.select().where(TaskRecord.name == "merge.run").count() == 1
+    assert finished(job.id).status == "done"
+    app.services.tasks.wait_idle(30)
+    assert len(fake_slack.uploads) == 1, "one merged video in the channel"
+    assert RoFile.select().where(RoFile.origin == MERGED_FILE).count() == 1
+    assert len(notes(fake_slack, ro)) == 1
+
+    # Another choice of videos in the same modal is another merge.
+    third = stored_clip(app, ro, tmp_path, "c2.mp4", minutes_ago=3)
+    press_merge(client, fake_slack, with_ticks(open_files(client, fake_slack, ro), [clips[0].id, third.id]))
+    assert MergeJob.select().count() == 2
+
+
+def test_a_merge_whose_video_was_recorded_before_a_crash_finishes_as_done_without_a_second_upload(
+    app, client, fake_slack, tmp_path
+):
+    """As a worker that died between recording the merged video and marking its job done leaves it."""
+    ro = make_ro(fake_slack, members=("UTECH",))
+    clips = [stored_clip(app, ro, tmp_path, f"c{n}.mp4", minutes_ago=n) for n in range(2)]
+    made = stored_clip(app, ro, tmp_path, "made.mp4", seconds=2)
+    name = f"RO-{ro.ro_number}-video-77.mp4"
+    RoFile.update(origin=MERGED_FILE, name=name, derived_from=json.dumps([c.id for c in clips])).where(
+        RoFile.id == made.id
+    ).execute()
+    job = MergeJob.create(
+        ro=ro.id, requested_by="UADVISOR", file_ids=json.dumps([c.id for c in clips]), status="uploading", upload_name=name
+    )
+    app.services.tasks.enqueue("merge.run", job.id, key=f"merge:{job.id}", lane=f"merge:{ro.id}")
+    job = finished(job.id)
+    assert (job.status, job.result_id, job.error) == ("done", made.id, None)
+    assert TaskRecord.get(TaskRecord.key == f"merge:{job.id}").status == "done"
+    assert fake_slack.uploads == [], "no second video"
+    assert RoFile.select().where(RoFile.origin == MERGED_FILE).count() == 1
+    [note] = notes(fake_slack, ro)
+    assert "✅" in note["text"] and name in note["text"] and "2 s" in note["text"]
+
+
+def test_the_merged_video_and_the_jobs_done_are_written_together(app, client, fake_slack, tmp_path):
+    """The job's "done" fails on the first attempt (a trigger in the database): the merged video's
+    row goes with it, and the next attempt finishes the merge with the video already uploaded."""
+    ro = make_ro(fake_slack, members=("UTECH",))
+    clips = [stored_clip(app, ro, tmp_path, f"c{n}.mp4", minutes_ago=n) for n in range(2)]
+    database.obj.execute_sql(
+        "CREATE TRIGGER done_fails_once BEFORE UPDATE OF status ON merge_job "
+        "WHEN NEW.status = 'done' AND (SELECT attempts FROM task_record WHERE key = 'merge:' || NEW.id) = 1 "
+        "BEGIN SELECT RAISE(ABORT, 'the database failed'); END"
+    )
+    redrawn = fake_slack.hold("chat.update", seconds=60)  # the next attempt's first redraw of the note
+    press_merge(client, fake_slack, with_ticks(open_files(client, fake_slack, ro), [c.id for c in clips]))
+    assert redrawn.arrived.wait(60), "a second attempt"
+    [job] = MergeJob.select()
+    assert TaskRecord.get(TaskRecord.key == f"merge:{job.id}").attempts == 2
+    assert len(fake_slack.uploads) == 1, "the first attempt uploaded"
+    assert RoFile.select().where(RoFile.origin == MERGED_FILE).count() == 0, "its row went with the failed 'done'"
+    assert job.status != "done" and job.result_id is None
+    redrawn.release()
+    job = finished(job.id)
+    assert job.status == "done", job.error
+    assert len(fake_slack.uploads) == 1, "found in the channel, not uploaded again"
+    [result] = RoFile.select().where(RoFile.origin == MERGED_FILE)
+    assert job.result_id == result.id and result.slack_file_id == fake_slack.uploads[0]["id"]
+    assert "✅" in notes(fake_slack, ro)[0]["text"]
 
 
 def test_progress_is_reported_while_ffmpeg_works(tmp_path):
