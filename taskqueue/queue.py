@@ -25,7 +25,10 @@ dropped, so a merge queued behind a ten-minute merge costs nothing while it wait
 the lane wakes the lane's oldest waiting record when it lets go (done, failed, given up or asked
 to wait): "queued" again and one message. A holder that died wakes nobody, so `sweep()` also wakes
 the oldest waiting record of every lane whose lease is gone, expired or held by a dead process.
-Parking then trying the lane once more closes the gap where the holder let go in between.
+Parking then trying the lane once more closes the gap where the holder let go in between. A lane
+also keeps its order: a record that gets the lane while an older one of the lane is due and not
+yet run parks and lets the older one go first (a customer's two texts reach the thread in the
+order they came, whichever worker picked its message up first).
 """
 
 from __future__ import annotations
@@ -224,6 +227,14 @@ class TaskQueue:
         if not leases.acquire(_lane_lease(record.lane), holder, lane_ttl):
             self._wait_for_lane(record, lane_ttl)
             return
+        if self._older_in_lane(record):
+            # A lane keeps its order (a customer's two texts, in the order they came): the older
+            # record runs first, and wakes this one when it lets the lane go.
+            self._park(record)
+            leases.release(_lane_lease(record.lane), holder)
+            if self._older_in_lane(record, statuses=("waiting",)):
+                self._wake_next(record.lane)
+            return
         try:
             # Read again under the lane: the task before it may have changed this one.
             record = TaskRecord.get_by_id(record.id)
@@ -234,6 +245,20 @@ class TaskQueue:
             self._wake_next(record.lane)
 
     # -- lanes --------------------------------------------------------------------------------
+    def _older_in_lane(self, record: TaskRecord, statuses: tuple[str, ...] = ("queued", "waiting")) -> bool:
+        """Is an older record of the record's lane due and not yet run? (One retrying later, with
+        its run_after ahead, does not hold the lane's later work back.)"""
+        return (
+            TaskRecord.select(TaskRecord.id)
+            .where(
+                (TaskRecord.lane == record.lane)
+                & (TaskRecord.id < record.id)
+                & TaskRecord.status.in_(statuses)
+                & (TaskRecord.run_after <= utcnow())
+            )
+            .exists()
+        )
+
     def _wait_for_lane(self, record: TaskRecord, lane_ttl: timedelta) -> None:
         """Park the record until its lane's holder lets go; this message ends here."""
         self._park(record)

@@ -202,6 +202,32 @@ def test_a_task_waiting_for_its_lane_holds_one_message_and_does_not_poll(queue):
     assert messages.count(waiting.id, SIGNAL_ENQUEUED) == 2, "woken once by the holder's end"
 
 
+def test_a_lane_runs_its_records_in_the_order_they_were_queued(db):
+    """The later record's message is picked up first (another worker was quicker): it parks, the
+    older one runs, then wakes it. Messages are handed to the worker entry point in that order."""
+    CALLS.clear()
+    tasks = TaskQueue(poll_seconds=0.1, retry_seconds=0.05)
+    first = tasks.enqueue("test.echo", "first text", lane="sms:+15145550142")
+    second = tasks.enqueue("test.echo", "second text", lane="sms:+15145550142")
+    tasks._run_record(second.id)
+    assert "echo" not in CALLS and TaskRecord.get_by_id(second.id).status == "waiting"
+    tasks._run_record(first.id)
+    assert TaskRecord.get_by_id(second.id).status == "queued", "woken by the older one's end"
+    tasks._run_record(second.id)
+    assert [value for value, _ in CALLS["echo"]] == ["first text", "second text"]
+    assert {TaskRecord.get_by_id(r.id).status for r in (first, second)} == {"done"}
+
+
+def test_a_retry_scheduled_later_does_not_hold_its_lane_back(db):
+    CALLS.clear()
+    tasks = TaskQueue(poll_seconds=0.1, retry_seconds=0.05)
+    later = tasks.enqueue("test.echo", "retrying later", lane="ro:9")
+    TaskRecord.update(run_after=utcnow() + timedelta(minutes=5)).where(TaskRecord.id == later.id).execute()
+    now = tasks.enqueue("test.echo", "now", lane="ro:9")
+    tasks._run_record(now.id)
+    assert [value for value, _ in CALLS["echo"]] == ["now"]
+
+
 def test_work_stored_but_never_handed_to_huey_is_queued_by_the_sweep(db):
     CALLS.clear()
     tasks = TaskQueue(poll_seconds=0.1, retry_seconds=0.05)
