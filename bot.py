@@ -6,6 +6,7 @@
     python bot.py scheduler   DMS sync and timed jobs only
     python bot.py sync [--dry-run]
     python bot.py reindex     rebuild the search keys of every RO
+    python bot.py migrate     bring the database to today's schema (a SQLite file is copied beside itself first)
     python bot.py check       configuration, database, Slack, DMS and the task queue, line by line
 
 gunicorn can serve `bot:create_app()` directly (run `worker` processes beside it).
@@ -266,6 +267,31 @@ def cmd_reindex(args) -> int:
     return 0
 
 
+def cmd_migrate(args) -> int:
+    """Run the schema migrations now; print the version and where the SQLite file was copied first."""
+    from storage.db import is_postgres, open_database
+    from storage.migrations import MigrationError, upgrade
+
+    settings = _settings(require_slack=False)
+    open_database(settings.database_url)
+    try:
+        result = upgrade()
+    except MigrationError as exc:
+        print(f"Migration failed: {exc}", file=sys.stderr)
+        return 1
+    if result.from_version == 0:
+        print(f"Database created at schema version {result.version}.")
+    elif result.from_version == result.version:
+        print(f"Database already at schema version {result.version}; nothing to migrate.")
+    else:
+        print(f"Database migrated from schema version {result.from_version} to schema version {result.version}.")
+        if result.backup:
+            print(f"Backup of the version {result.from_version} database: {result.backup}")
+        elif is_postgres():
+            print("No backup made by the bot on PostgreSQL (use pg_dump before upgrading).")
+    return 0
+
+
 def cmd_check(args) -> int:
     from server.checks import run_checks
 
@@ -279,6 +305,7 @@ COMMANDS = {
     "scheduler": cmd_scheduler,
     "sync": cmd_sync,
     "reindex": cmd_reindex,
+    "migrate": cmd_migrate,
     "check": cmd_check,
 }
 

@@ -9,6 +9,7 @@ from .records import FetchResult
 
 DEFAULT_TIMEOUT_SECONDS = 15.0
 DEFAULT_TIMEZONE = "America/Toronto"
+DEFAULT_LOOKBACK_DAYS = 14
 
 
 class Connector(Protocol):
@@ -49,6 +50,7 @@ def make_connector(settings: object) -> Connector:
         if missing:
             raise ValueError(f"DMS=tekmetric needs {', '.join(missing)}")
         timeout = getattr(settings, "dms_timeout_seconds", None) or DEFAULT_TIMEOUT_SECONDS
+        lookback = getattr(settings, "sync_lookback_days", None)
         return TekmetricConnector(
             required["TEKMETRIC_URL"],
             required["TEKMETRIC_CLIENT_ID"],
@@ -56,6 +58,8 @@ def make_connector(settings: object) -> Connector:
             required["TEKMETRIC_SHOP_ID"],
             tz,
             timeout=float(timeout),
+            # The first read starts this many days back, like the sync engine's look-back window.
+            lookback_days=float(lookback if lookback is not None else DEFAULT_LOOKBACK_DAYS),
         )
     raise ValueError(f"unknown DMS {kind!r}: set DMS to 'file' or 'tekmetric'")
 

@@ -6,8 +6,11 @@ language (fr|en), vehicle_year, vehicle_make, vehicle_model, vin, advisor_email.
 Empty means unknown; extra keys are ignored; header case, spaces and hyphens do not matter.
 
 Per-row problems (no ro_number, a date or phone that does not parse, an unknown status,
-a duplicate ro_number) reject that row and the rest goes on. Problems with the file itself
-raise, so the caller never sees a partial snapshot.
+a duplicate ro_number, more or fewer fields than the header) reject that row and the rest goes
+on. Problems with the file itself raise, so the caller never sees a partial snapshot. DMS exports
+are often written while we read them, so a feed that changed size during the read, or whose last
+line has no line end (the writer is still at it, or it was cut), is not read: nothing changes and
+the next sync tries again.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 from core.logsafe import mask_phone
@@ -41,6 +45,7 @@ log = logging.getLogger(__name__)
 SOURCE = "file"
 _DELIMITERS = (",", ";", "\t", "|")
 _TIME_KEYS = ("appointment_at", "promised_at", "closed_at")
+_FIELD_COUNT = "\x00field count"  # marks a row whose field count is wrong (no header key can hold a NUL)
 
 
 class RowError(ValueError):
@@ -50,13 +55,14 @@ class RowError(ValueError):
 class FileFeedConnector:
     source = SOURCE
 
-    def __init__(self, path: str | Path, tz: ZoneInfo) -> None:
+    def __init__(self, path: str | Path, tz: ZoneInfo, opener: Callable[[Path], BinaryIO] = lambda p: p.open("rb")) -> None:
         self.path = Path(path)
         self.tz = tz
+        self.opener = opener  # how the file is opened: a test hands in a writer that is still at it
 
     def fetch(self, since: str | None = None) -> FetchResult:
         """The whole feed as it is now; `since` is ignored (a file has no history)."""
-        rows = list(read_rows(self.path))
+        rows = list(read_rows(self.path, self.opener))
         records, rejected = rows_to_records(rows, self.tz)
         return FetchResult(records=records, rejected=rejected, snapshot=True, watermark=None)
 
@@ -68,17 +74,28 @@ class FileFeedConnector:
 # --- reading the file -------------------------------------------------------
 
 
-def read_rows(path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+def read_rows(path: Path, opener: Callable[[Path], BinaryIO] = lambda p: p.open("rb")) -> Iterator[tuple[str, dict[str, str]]]:
     """(ref, row) pairs with normalised keys and string values; raises for an unreadable file."""
-    text = _read_text(path)
+    text = _read_text(path, opener)
     if _looks_like_json(path, text):
         return _json_rows(path, text)
     return _csv_rows(path, text)
 
 
-def _read_text(path: Path) -> str:
+def _read_bytes(path: Path, opener: Callable[[Path], BinaryIO]) -> bytes:
+    """The file's bytes, if its size and time stayed the same while we read it."""
+    before = path.stat()
+    with opener(path) as handle:
+        data = handle.read()
+    after = path.stat()
+    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or len(data) != after.st_size:
+        raise DmsUnavailable(f"DMS feed {path} changed while it was read (being written?), so it was not read")
+    return data
+
+
+def _read_text(path: Path, opener: Callable[[Path], BinaryIO]) -> str:
     try:
-        data = path.read_bytes()
+        data = _read_bytes(path, opener)
     except FileNotFoundError:
         raise DmsUnavailable(f"DMS feed file {path} does not exist (yet); check DMS_FILE") from None
     except IsADirectoryError:
@@ -130,9 +147,18 @@ def _csv_rows(path: Path, text: str) -> Iterator[tuple[str, dict[str, str]]]:
         header = [_normalise_key(name) for name in next((r for r in reader if r), [])]
         if "ro_number" not in header:
             raise DmsBadData(f"DMS feed {path} has no ro_number column (columns: {', '.join(header)})")
+        if not text.endswith(("\n", "\r")):
+            raise DmsUnavailable(
+                f"DMS feed {path} ends in the middle of a line (no line end after the last row): "
+                "it is being written or was cut, so it was not read"
+            )
         rows = []
         for values in reader:
             if not any(v.strip() for v in values):
+                continue
+            if len(values) != len(header):
+                # A row cut short (or with a stray delimiter) would blank or shift its RO's fields.
+                rows.append((f"row {reader.line_num}", {_FIELD_COUNT: f"{len(values)} fields, the header has {len(header)}"}))
                 continue
             rows.append((f"row {reader.line_num}", {k: v for k, v in zip(header, values) if k}))
     except csv.Error as exc:
@@ -182,6 +208,8 @@ def rows_to_records(
 
 
 def row_to_record(row: Mapping[str, str], tz: ZoneInfo) -> DmsRecord:
+    if _FIELD_COUNT in row:
+        raise RowError(row[_FIELD_COUNT])
     ro_number = clean(row.get("ro_number"))
     if ro_number is None:
         raise RowError("missing ro_number")

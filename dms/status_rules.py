@@ -1,6 +1,7 @@
 """Status rules, in the shop's time zone.
 
-closed in the DMS → completed; appointment today or earlier (or no appointment: the car is in
+closed in the DMS, or deleted / cancelled there → completed (a removed RO leaves the
+in-progress lists and is never rolled over at midnight); appointment today or earlier (or no appointment: the car is in
 the shop) → in progress; appointment tomorrow or later → upcoming. A manual status holds until
 the DMS changes that RO again.
 """
@@ -28,8 +29,8 @@ def parse_status(text: str) -> str | None:
     return None
 
 
-def computed_status(closed: bool, appointment_at: datetime | None, now: datetime, tz: ZoneInfo) -> str:
-    if closed:
+def computed_status(closed: bool, appointment_at: datetime | None, now: datetime, tz: ZoneInfo, *, removed: bool = False) -> str:
+    if closed or removed:
         return COMPLETED
     if appointment_at is None:
         return IN_PROGRESS

@@ -1,8 +1,9 @@
 """The sync engine: DMS records → the RO table, idempotently, before anything talks to Slack.
 
 An RO is keyed by (source, external id) or by one of its aliases. A record whose fingerprint
-has not changed is skipped outright; a changed one updates the row, recomputes the status
-(a manual status yields to a DMS change) and marks the RO for Slack. Nothing is deleted: a row
+has not changed is skipped outright; a changed one updates the row, recomputes the status and
+marks the RO for Slack. A status a person set holds until the DMS closes or reopens the RO or
+moves its appointment to another day: a corrected phone number must not reopen a completed RO. Nothing is deleted: a row
 that disappears from the feed stays as it was (only "closed" completes an RO).
 """
 
@@ -17,11 +18,11 @@ from zoneinfo import ZoneInfo
 from core.text import fold_text
 from dms.connector import Connector
 from dms.errors import DmsError
-from dms.records import DmsRecord, Rejected
+from dms.records import DmsRecord, Rejected, Removal
 from dms.status_rules import computed_status
 from storage import search_index as search
 from storage.db import database
-from storage.models import RepairOrder, RoAlias, StatusChange, SyncState, to_utc_naive, utcnow
+from storage.models import RepairOrder, RoAlias, StatusChange, SyncState, from_utc_naive, to_utc_naive, utcnow
 from storage.values import IN_PROGRESS, UPCOMING
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class SyncReport:
     status_changes: int = 0
     old_closed: int = 0  # closed before the look-back window when first seen: no space for history
     error: str | None = None
+    removed: list[str] = field(default_factory=list)  # RO numbers deleted / cancelled in the DMS
+    incomplete: str | None = None  # the DMS read stopped early; the next sync goes on from there
 
     def summary(self) -> str:
         if self.error:
@@ -49,6 +52,10 @@ class SyncReport:
         )
         if self.old_closed:
             text += f", {self.old_closed} closed before the look-back window ignored"
+        if self.removed:
+            text += f", {len(self.removed)} deleted or cancelled in the DMS (completed)"
+        if self.incomplete:
+            text += f"; DMS read stopped early ({self.incomplete}), the next sync goes on from there"
         return text
 
 
@@ -112,32 +119,41 @@ class SyncEngine:
             log.warning("DMS sync failed, nothing changed: %s", report.error)
             return report
         report.rejected = list(result.rejected)
+        report.old_closed += result.old_closed
+        report.incomplete = result.incomplete
         for reject in result.rejected:
             log.info("DMS record %s skipped: %s", reject.ref, reject.reason)
         # One query for every fingerprint we hold: an unchanged record then costs a dict lookup.
         known = dict(
             RepairOrder.select(RepairOrder.external_id, RepairOrder.fingerprint).where(RepairOrder.source == source).tuples()
         )
-        for start in range(0, len(result.records), BATCH):
+        # A refresh (the connector re-reading what it may have missed) updates spaces, never creates one.
+        items = [*((r, True) for r in result.records), *((r, False) for r in result.refresh)]
+        for start in range(0, len(items), BATCH):
             with database.atomic():
                 touched: list[int] = []
-                for record in result.records[start : start + BATCH]:
+                for record, may_create in items[start : start + BATCH]:
                     fingerprint = record.fingerprint()
                     if known.get(record.external_id) == fingerprint:
                         report.unchanged += 1
                         continue
-                    ro_id = self._apply(record, fingerprint, now, report)
+                    ro_id = self._apply(record, fingerprint, now, report, may_create)
                     if ro_id is not None:
                         touched.append(ro_id)
                 # Search keys follow the RO in the same transaction: a found RO is a current one.
                 search.index_many(RepairOrder.select().where(RepairOrder.id.in_(touched)))
+        with database.atomic():
+            touched = [ro_id for ro_id in (self._remove(r, now, report) for r in result.removed) if ro_id is not None]
+            search.index_many(RepairOrder.select().where(RepairOrder.id.in_(touched)))
         report.status_changes += roll_over(self.tz, now)
         SyncState.update(watermark=result.watermark or state.watermark, last_success_at=utcnow(), last_error=None).where(
             SyncState.source == source
         ).execute()
         return report
 
-    def _apply(self, record: DmsRecord, fingerprint: str, now: datetime, report: SyncReport) -> int | None:
+    def _apply(
+        self, record: DmsRecord, fingerprint: str, now: datetime, report: SyncReport, may_create: bool = True
+    ) -> int | None:
         """Create or update the record's RO; its id when something was written."""
         if len(record.external_id) > MAX_EXTERNAL_ID or len(record.ro_number) > MAX_RO_NUMBER:
             # An id cannot be cut like a model name: a cut id would not find its RO next time.
@@ -148,6 +164,8 @@ class SyncEngine:
         status = computed_status(record.closed, record.appointment_at, now, self.tz)
         if ro is None and record.closed and self._before_lookback(record, now):
             report.old_closed += 1
+            return None
+        if ro is None and not may_create:
             return None
         if ro is None:
             ro = RepairOrder.create(
@@ -164,7 +182,13 @@ class SyncEngine:
             report.unchanged += 1
             return None
         else:
-            changes = {**fields, "updated_at": utcnow(), "slack_dirty": True, "status_manual": False}
+            changes = {**fields, "updated_at": utcnow(), "slack_dirty": True}
+            for column in record.unknown_columns():
+                changes.pop(column, None)  # the connector could not read it this time: the stored value stays
+            if ro.status_manual and not self._moves_status(ro, record):
+                status = ro.status  # the person's choice holds
+            else:
+                changes["status_manual"] = False
             if ro.external_id != record.external_id:
                 if ro.external_id not in record.aliases:
                     # An older identity of a space that has moved on (the appointment after its RO
@@ -183,6 +207,42 @@ class SyncEngine:
         for alias in record.aliases:
             RoAlias.insert(source=record.source, alias=alias, ro=ro.id).on_conflict_ignore().execute()
         return ro.id
+
+    def _remove(self, removal: Removal, now: datetime, report: SyncReport) -> int | None:
+        """An RO deleted (or an appointment cancelled) in the DMS: its space is completed, with a
+        note saying why, once. Only the space that is still that record's: an appointment's space
+        taken over by its RO follows the RO, not the cancelled appointment."""
+        ro = RepairOrder.get_or_none((RepairOrder.source == removal.source) & (RepairOrder.external_id == removal.external_id))
+        if ro is None or ro.fingerprint == removal.marker:
+            return None
+        status = computed_status(True, None, now, self.tz, removed=True)
+        at = utcnow()
+        RepairOrder.update(
+            dms_closed=True,
+            closed_at=to_utc_naive(removal.at) or at,
+            fingerprint=removal.marker,
+            status=status,
+            status_manual=False,
+            status_changed_at=at,
+            updated_at=at,
+            slack_dirty=True,
+        ).where(RepairOrder.id == ro.id).execute()
+        # The note says why even when the status was already completed (old status None: "Status: Completed").
+        old = ro.status if ro.status != status else None
+        StatusChange.create(ro=ro, old_status=old, new_status=status, source=f"dms_{removal.reason}")
+        report.status_changes += int(old is not None)
+        report.removed.append(ro.ro_number)
+        return ro.id
+
+    def _moves_status(self, ro: RepairOrder, record: DmsRecord) -> bool:
+        """Does this DMS change say something about the RO's status: closed or reopened, or the
+        appointment moved to another day (in the shop's time zone)?"""
+        if bool(ro.dms_closed) != record.closed:
+            return True
+        return self._local_day(from_utc_naive(ro.appointment_at)) != self._local_day(record.appointment_at)
+
+    def _local_day(self, moment: datetime | None):
+        return moment.astimezone(self.tz).date() if moment is not None else None
 
     def _before_lookback(self, record: DmsRecord, now: datetime) -> bool:
         last = record.closed_at or record.promised_at or record.appointment_at

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -24,6 +25,16 @@ TOKEN_PATH = "/api/v1/oauth/token"
 PAGE_SIZE = 100  # Tekmetric's maximum; larger values are silently capped
 MAX_PAGES = 2000  # a server that never says `last` must not keep us paging forever
 CREDENTIALS_HINT = "check TEKMETRIC_CLIENT_ID / TEKMETRIC_CLIENT_SECRET"
+
+
+class DmsForbidden(DmsAuthError):
+    """HTTP 403 on one path: this app may not read that object (an employee, a customer...)."""
+
+
+@dataclass(frozen=True)
+class Page:
+    content: list[dict]
+    last: bool  # no page after this one
 
 
 class TekmetricClient:
@@ -78,21 +89,28 @@ class TekmetricClient:
         self._raise_for_status(response, path)
         return _decode_json(response, path)
 
+    def get_page(self, path: str, params: Mapping[str, object], page: int = 0) -> Page:
+        """One page (``PAGE_SIZE`` items) of a Spring-style paged list."""
+        data = self.get_json(path, {**params, "page": page, "size": PAGE_SIZE})
+        if not isinstance(data, dict) or not isinstance(data.get("content"), list):
+            raise DmsBadData(f"Tekmetric answered {path} without a `content` list; is TEKMETRIC_URL right?")
+        content = data["content"]
+        if not all(isinstance(item, dict) for item in content):
+            raise DmsBadData(f"Tekmetric answered {path} with a non-object item in `content`")
+        total_pages = data.get("totalPages")
+        last = data.get("last") is True or not content or (isinstance(total_pages, int) and page + 1 >= total_pages)
+        return Page(content, last)
+
     def iter_pages(self, path: str, params: Mapping[str, object]) -> Iterator[dict]:
-        """Every item of a Spring-style paged list, page 0 onwards, ``PAGE_SIZE`` at a time."""
+        """Every item of a small Spring-style paged list, page 0 onwards (a vehicle's appointments).
+
+        Page numbers shift when the list changes between two reads; long lists that must not
+        lose an item are read by ``dms.tekmetric`` with a moving date filter instead.
+        """
         for page in range(MAX_PAGES):
-            data = self.get_json(path, {**params, "page": page, "size": PAGE_SIZE})
-            if not isinstance(data, dict) or not isinstance(data.get("content"), list):
-                raise DmsBadData(f"Tekmetric answered {path} without a `content` list; is TEKMETRIC_URL right?")
-            content = data["content"]
-            for item in content:
-                if not isinstance(item, dict):
-                    raise DmsBadData(f"Tekmetric answered {path} with a non-object item in `content`")
-                yield item
-            total_pages = data.get("totalPages")
-            if data.get("last") is True or not content:
-                return
-            if isinstance(total_pages, int) and page + 1 >= total_pages:
+            found = self.get_page(path, params, page)
+            yield from found.content
+            if found.last:
                 return
         raise DmsBadData(f"Tekmetric kept paging {path} past {MAX_PAGES} pages")
 
@@ -161,7 +179,7 @@ class TekmetricClient:
         if status >= 500:
             raise DmsUnavailable(f"Tekmetric failed on {path} (HTTP {status})")
         if status == 403:
-            raise DmsAuthError(
+            raise DmsForbidden(
                 f"Tekmetric denied access to {path} (HTTP 403): this app is not authorised for the shop; "
                 "check TEKMETRIC_SHOP_ID and ask the shop to grant access"
             )

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from core.logsafe import mask_phone
 
 from .normalize import clean, parse_email, parse_phone, parse_time, parse_vin, parse_year
-from .records import DmsRecord, Rejected
+from .records import DmsRecord, Rejected, Removal
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,15 @@ class Party:
     customer: Mapping[str, Any] | None = None
     vehicle: Mapping[str, Any] | None = None
     advisor: Mapping[str, Any] | None = None
+    unknown: tuple[str, ...] = ()  # "customer" / "vehicle" / "advisor": the lookup was refused
+
+
+# What a refused lookup leaves unknown (DmsRecord field names).
+UNKNOWN_FIELDS = {
+    "customer": ("customer_first_name", "customer_last_name", "mobile_phone", "email"),
+    "vehicle": ("vehicle_year", "vehicle_make", "vehicle_model", "vin"),
+    "advisor": ("advisor_email",),
+}
 
 
 def ro_ref(ro: Mapping[str, Any]) -> str:
@@ -83,6 +92,37 @@ def repair_order_rejection(ro: Mapping[str, Any]) -> Rejected | None:
         return Rejected(ro_ref(ro), f"RO {clean(ro.get('repairOrderNumber')) or '?'} deleted in Tekmetric")
     if clean(ro.get("repairOrderNumber")) is None:
         return Rejected(ro_ref(ro), "no repairOrderNumber")
+    return None
+
+
+def repair_order_removal(ro: Mapping[str, Any], tz: ZoneInfo) -> Removal | None:
+    """A deleted RO (status 7 or a deletedDate): its space is closed, not left open."""
+    if ro.get("id") in (None, "") or not (ro_status_id(ro) == RO_DELETED or ro.get("deletedDate")):
+        return None
+    return Removal(SOURCE, ro_ref(ro), clean(ro.get("repairOrderNumber")), "deleted", _removed_at(ro, tz))
+
+
+def appointment_removal(appointment: Mapping[str, Any], tz: ZoneInfo) -> Removal | None:
+    """A deleted or cancelled appointment: its space (while it is still the appointment's) is closed."""
+    if appointment.get("id") in (None, ""):
+        return None
+    if appointment.get("deletedDate"):
+        reason = "deleted"
+    elif appointment_status(appointment) in APPOINTMENT_CANCELLED:
+        reason = "cancelled"
+    else:
+        return None
+    return Removal(SOURCE, appointment_ref(appointment), f"A{appointment.get('id')}", reason, _removed_at(appointment, tz))
+
+
+def _removed_at(item: Mapping[str, Any], tz: ZoneInfo) -> datetime | None:
+    for key in ("deletedDate", "updatedDate"):
+        try:
+            value = tek_time(item.get(key), tz)
+        except ValueError:
+            continue
+        if value is not None:
+            return value
     return None
 
 
@@ -223,6 +263,7 @@ def _record(
         vin=parse_vin(vehicle.get("vin")),
         advisor_email=_first_email((party.advisor or {}).get("email")),
         aliases=aliases,
+        unknown=tuple(name for part in party.unknown for name in UNKNOWN_FIELDS[part]),
     )
 
 

@@ -1,4 +1,5 @@
-"""RO space listeners: `/ro status`, `/ro info`, the card's status select and Customer info button."""
+"""RO space listeners: `/ro status`, `/ro info`, the card's status select and Customer info button,
+and `channel_deleted` (an RO whose channel was deleted is recorded without one)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dms.status_rules import parse_status
 from handlers.command_router import CommandContext, CommandRouter
 from slackapi.errors import SlackError
 from slackapi.services import Services
+from spaces.publish_flow import forget_channel
 from spaces.status_flow import change_status
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,12 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
             services.slack.open_view(body["trigger_id"], modal)
         except SlackError as exc:  # an expired trigger: the person just presses again
             log.info("could not open Customer info: %s", exc.raw_code)
+
+    @app.event("channel_deleted")
+    def channel_deleted(event, context):
+        ro = context.get("ro")
+        if ro is not None and forget_channel(ro.id, event.get("channel")):
+            log.info("RO %s: its channel was deleted; recorded without channel", ro.ro_number)
 
     @app.action(ids.RO_CONVERSATION)
     def conversation_link(ack):

@@ -17,7 +17,7 @@ from storage.search_index import QueryTooShort, find
 def register(app: App, services: Services, router: CommandRouter) -> None:
     def search_command(ctx: CommandContext) -> None:
         try:
-            page = find(ctx.args, limit=views.LIST_LIMIT)
+            page = find(ctx.args, member=services.directory.listing_scope(ctx.user_id), limit=views.LIST_LIMIT)
         except QueryTooShort:
             ctx.say("people.search.hint")
             return
@@ -30,7 +30,8 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
             if ctx.args and status is None:
                 ctx.say("people.list.bad_status", sub="mine" if mine else "all", text=ctx.args[:50])
                 return
-            page = find(None, status=status, member=ctx.user_id if mine else None, limit=views.LIST_LIMIT)
+            member = ctx.user_id if mine else services.directory.listing_scope(ctx.user_id)
+            page = find(None, status=status, member=member, limit=views.LIST_LIMIT)
             empty = t("people.home.empty_mine" if mine else "people.home.empty_all", ctx.locale)
             ctx.reply(*views.ro_list(views.list_title(mine, status, ctx.locale), page, ctx.locale, "people.list.more", empty))
 

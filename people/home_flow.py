@@ -35,7 +35,7 @@ def publish_home(services: Services, user_id: str, state: HomeState, locale: str
         page = find(
             state.query or None,
             status=state.status,
-            member=user_id if state.tab == "mine" else None,
+            member=user_id if state.tab == "mine" else services.directory.listing_scope(user_id),
             limit=views.PAGE_SIZE,
             offset=state.page * views.PAGE_SIZE,
         )

@@ -7,6 +7,7 @@ back with the reason and nothing is recorded for them.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import asdict
 
@@ -33,6 +34,7 @@ from people.participant_rules import (
 )
 from slackapi.directory import PROFILE_TTL
 from slackapi.errors import SlackError, SlackErrorCode
+from slackapi.service import INVITE_BATCH
 from slackapi.services import Services
 from storage.models import RepairOrder, StaffUser, utcnow
 from taskqueue.queue import task
@@ -214,7 +216,9 @@ def open_modal(services: Services, trigger_id: str, ro: RepairOrder, user_id: st
 
 
 def on_message(services: Services, event: dict, ro: RepairOrder | None) -> None:
-    """A written message (or an edit) in an RO channel: everyone it newly mentions takes part."""
+    """A written message (or an edit) in an RO channel: everyone it newly mentions takes part.
+    People mentioned by name are added now; user groups (hundreds of people, many Slack calls)
+    are a task (participants.groups)."""
     if ro is None:
         return
     found = new_mentions(event)
@@ -224,13 +228,90 @@ def on_message(services: Services, event: dict, ro: RepairOrder | None) -> None:
     author = found.author(bot)
     if author is None:
         return
-    members, unreadable = expand_groups(services, found.groups)
-    people = [u for u in dict.fromkeys(found.users + members) if u != bot]
+    if found.groups:
+        groups = list(dict.fromkeys(found.groups))
+        # One task per message and groups: Slack's retry of the event, or a worker's, adds no second one.
+        digest = hashlib.sha256(",".join(sorted(groups)).encode()).hexdigest()[:16]
+        services.tasks.enqueue(
+            "participants.groups",
+            ro.id,
+            groups,
+            author,
+            found.thread_ts,
+            key=f"mention-groups:{ro.id}:{found.message.get('ts')}:{digest}",
+            lane=f"participants:{ro.id}",
+        )
+    people = [u for u in found.users if u != bot]
+    if not people:
+        return
     changes = add_people(services, ro, people, author)
-    locale = services.directory.locale(author)
-    lines = views.refusal_lines(changes.refused, locale) + views.refusal_lines(unreadable, locale, group=True)
+    lines = views.refusal_lines(changes.refused, services.directory.locale(author))
     if lines:
         services.slack.tell(author, ro.channel_id, "\n".join(lines), found.thread_ts)
+
+
+@task("participants.groups", max_attempts=5)
+def _add_groups(services: Services, ro_id: int, group_ids: list[str], author: str, thread_ts: str | None) -> None:
+    """Invite the members of mentioned user groups, INVITE_BATCH a call, and record them; then a
+    note to the author about whoever could not be added. Resumable: members recorded as
+    participants by an interrupted run are not invited again, and a batch Slack carried out
+    before the crash answers "already in channel" for each, which records them."""
+    ro = RepairOrder.get_or_none(RepairOrder.id == ro_id)
+    if ro is None:
+        return
+    members, unreadable = expand_groups(services, group_ids)
+    refused: list[tuple[str, str]] = []
+    if ro.channel_id:
+        refused = _invite_members(services, ro, members, author)
+    else:
+        refused = [(u, NO_CHANNEL) for u in members]
+    locale = services.directory.locale(author)
+    lines = views.refusal_lines(refused, locale) + views.refusal_lines(unreadable, locale, group=True)
+    if lines:
+        services.slack.tell(author, ro.channel_id, "\n".join(lines), thread_ts)
+
+
+def _invite_members(services: Services, ro: RepairOrder, members: list[str], author: str) -> list[tuple[str, str]]:
+    """Invite and record group members not in the RO yet; [(user, reason)] for those refused."""
+    bot = services.slack.bot_user_id
+    present = set(active_participants(ro.id))
+    todo = [u for u in dict.fromkeys(members) if u != bot and u not in present]
+    refused = [(u, reason) for u, reason in _known_refusals(todo).items()]
+    todo = [u for u in todo if u not in dict(refused)]
+    for start in range(0, len(todo), INVITE_BATCH):
+        batch = todo[start : start + INVITE_BATCH]
+        try:
+            errors = services.slack.invite_many(ro.channel_id, batch)
+        except SlackError as exc:
+            reason = failure_reason(exc)
+            if reason == UNAVAILABLE:
+                raise  # Slack did not answer: the task tries again, from what is recorded
+            refused.extend((u, reason) for u in todo[start:])
+            break
+        not_added = {}
+        for error in errors:
+            code = str(error.get("error") or "")
+            if code != SlackErrorCode.ALREADY_IN_CHANNEL.value:
+                not_added[str(error.get("user"))] = failure_reason(SlackError("conversations.invite", code))
+        for user_id in batch:
+            if user_id in not_added:
+                refused.append((user_id, not_added[user_id]))
+            else:
+                record_joined(ro, user_id, added_by=author)
+    return refused
+
+
+def _known_refusals(user_ids: list[str]) -> dict[str, str]:
+    """Bots and deactivated accounts the directory already knows (no Slack call per member)."""
+    found: dict[str, str] = {}
+    for start in range(0, len(user_ids), 500):
+        rows = StaffUser.select(StaffUser.slack_user_id, StaffUser.deleted, StaffUser.is_bot).where(
+            StaffUser.slack_user_id.in_(user_ids[start : start + 500])
+            & ((StaffUser.deleted == True) | (StaffUser.is_bot == True))
+        )
+        for row in rows:
+            found[row.slack_user_id] = DEACTIVATED if row.deleted else BOT
+    return found
 
 
 def member_joined(services: Services, ro: RepairOrder, user_id: str, inviter: str | None, event_ts: object) -> None:

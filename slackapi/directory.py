@@ -46,6 +46,7 @@ class Directory:
             "email": ((profile.get("profile") or {}).get("email") or "").lower() or None,
             "is_bot": bool(profile.get("is_bot")) or user_id == "USLACKBOT",
             "deleted": bool(profile.get("deleted")),
+            "is_guest": bool(profile.get("is_restricted") or profile.get("is_ultra_restricted")),
         }
         if profile.get("locale"):
             # Only users.info with include_locale carries the locale: only that counts as a full fetch.
@@ -58,6 +59,15 @@ class Directory:
             except IntegrityError:  # another thread created it first
                 StaffUser.update(**fields).where(StaffUser.slack_user_id == user_id).execute()
         return StaffUser.get(StaffUser.slack_user_id == user_id)
+
+    def listing_scope(self, user_id: str | None) -> str | None:
+        """Whose ROs a listing or search by `user_id` may show: None = every RO; a user id = only
+        the ROs that user owns or takes part in. Guests get their own, and so does anyone Slack
+        could not tell us about (a listing holds customers' names and phones: fail closed)."""
+        if not user_id:
+            return "?"  # nobody: a member no RO has
+        user = self.get(user_id)
+        return user_id if user.is_guest or user.profile_fetched_at is None else None
 
     def locale(self, user_id: str | None) -> str:
         if not user_id:

@@ -48,6 +48,11 @@ class SlackError(Exception):
         else:
             super().__init__(f"Slack {method} failed: {code}")
 
+    @property
+    def unanswered(self) -> bool:
+        """No answer came (refused, timed out, cut): Slack may or may not have done it."""
+        return "exception" in self.detail
+
     @classmethod
     def from_api_error(cls, method: str, error: SlackApiError) -> SlackError:
         data = getattr(error.response, "data", None) or {}

@@ -18,6 +18,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slackapi.errors import SlackError, SlackErrorCode
 
 log = logging.getLogger(__name__)
+# conversations.invite takes at most this many user ids per call.
+INVITE_BATCH = 1000
 
 
 class SlackService:
@@ -91,6 +93,22 @@ class SlackService:
             if not cursor:
                 return
 
+    def iter_member_channels(self, types: str = "public_channel") -> Iterator[dict]:
+        """The live (unarchived) channels the bot is a member of (users.conversations, all pages):
+        the RO channels, not the whole workspace."""
+        cursor = None
+        while True:
+            page = self.call(
+                "users.conversations", types=types, limit=200, exclude_archived=True, **({"cursor": cursor} if cursor else {})
+            )
+            yield from page.get("channels", [])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return
+
+    def rename_channel(self, channel_id: str, name: str) -> dict:
+        return self.call("conversations.rename", channel=channel_id, name=name)["channel"]
+
     def channel_members(self, channel_id: str) -> set[str]:
         members: set[str] = set()
         cursor = None
@@ -105,6 +123,21 @@ class SlackService:
         users = ",".join(user_ids)
         if users:
             self.call("conversations.invite", channel=channel_id, users=users)
+
+    def invite_many(self, channel_id: str, user_ids: list[str]) -> list[dict]:
+        """Invite up to INVITE_BATCH users in one call, the valid ones even when some are not
+        (`force`); [{"user", "error"}] for the ones Slack did not add (already in, deactivated…).
+        A SlackError only when the call itself failed (no per-user answer)."""
+        if len(user_ids) > INVITE_BATCH:
+            raise ValueError(f"conversations.invite takes at most {INVITE_BATCH} users")
+        try:
+            response = self.call("conversations.invite", channel=channel_id, users=",".join(user_ids), force=True)
+        except SlackError as exc:
+            errors = exc.detail.get("errors")
+            if isinstance(errors, list) and errors:
+                return [e for e in errors if isinstance(e, dict)]  # none of them could be added
+            raise
+        return [e for e in response.get("errors") or [] if isinstance(e, dict)]
 
     def kick(self, channel_id: str, user_id: str) -> None:
         self.call("conversations.kick", channel=channel_id, user=user_id)

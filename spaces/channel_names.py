@@ -27,3 +27,10 @@ def channel_name(ro_number: str, last_name: str, attempt: int = 1) -> str:
     if slug and room > 0:
         base = f"{base}-{slug[:room].rstrip('-')}"
     return base + suffix
+
+
+def carries_number(name: str, ro_number: str) -> bool:
+    """Whether a channel name is one of this RO number's (`ro-<number>`, then `-…` or nothing):
+    an appointment's space (`ro-a1234-…`) no longer is once its RO number is written."""
+    prefix = channel_name(ro_number, "")
+    return name == prefix or name.startswith(prefix + "-")

@@ -15,9 +15,10 @@ from datetime import datetime, time, timedelta
 from blocks import ro_card_view as ro_card
 from slackapi.errors import SlackError, SlackErrorCode
 from slackapi.services import Services
-from spaces.channel_names import channel_name
+from spaces.channel_names import carries_number, channel_name
 from storage import leases as lease
 from storage.models import Participant, RepairOrder, StaffUser, StatusChange, to_utc_naive, utcnow
+from storage.values import COMPLETED
 
 log = logging.getLogger(__name__)
 MAX_NAME_ATTEMPTS = 50
@@ -25,6 +26,20 @@ MAX_NAME_ATTEMPTS = 50
 RO_CLAIM_TTL = timedelta(seconds=60)
 # Passes over one RO changed again while it was being published; beyond that, the next run's turn.
 MAX_ROUNDS = 3
+# conversations.create calls for one name when the answer never comes (the client leaves it to us).
+CREATE_ATTEMPTS = 3
+# conversations.rename answers that no later try would change.
+_RENAME_REFUSALS = {
+    "not_authorized",
+    "restricted_action",
+    "not_in_channel",
+    "method_not_supported_for_channel_type",
+    "invalid_name",
+    "invalid_name_maxlength",
+    "invalid_name_punctuation",
+    "invalid_name_required",
+    "invalid_name_specials",
+}
 
 
 @dataclass
@@ -42,7 +57,6 @@ class Publisher:
         self.slack = services.slack
         self.directory = services.directory
         self.tz = services.settings.shop_timezone
-        self._channels_by_name: dict[str, dict] | None = None
 
     def publish_pending(self, now: datetime | None = None, limit: int | None = None) -> PublishReport:
         """Publish every dirty RO: today's and coming appointments first, soonest first (they are
@@ -103,17 +117,40 @@ class Publisher:
         try:
             self._publish(ro, report)
         except SlackError as exc:
+            if exc.code is SlackErrorCode.IS_INACTIVE and ro.channel_id and self._deleted(ro.channel_id):
+                exc = SlackError(exc.method, SlackErrorCode.CHANNEL_NOT_FOUND.value)
+            if exc.code is SlackErrorCode.CHANNEL_NOT_FOUND and ro.channel_id:
+                # Someone deleted the channel: the RO has none now (forget_channel says what follows).
+                log.info("RO %s: channel %s was deleted", ro.ro_number, ro.channel_id)
+                forget_channel(ro.id, ro.channel_id)
+                return
             if exc.code not in (SlackErrorCode.IS_ARCHIVED, SlackErrorCode.IS_INACTIVE):
                 raise
             # Staff archived the channel on purpose: leave it archived and quiet.
             log.info("RO %s: channel archived, Slack left as it is", ro.ro_number)
             self._mark_clean(ro)
 
+    def _deleted(self, channel_id: str) -> bool:
+        """chat.update answers is_inactive for an archived channel and for a deleted one: which?"""
+        try:
+            self.slack.channel_info(channel_id)
+        except SlackError as exc:
+            return exc.code is SlackErrorCode.CHANNEL_NOT_FOUND
+        return False
+
     def _publish(self, ro: RepairOrder, report: PublishReport) -> None:
         created = False
         if not ro.channel_id:
+            if ro.channel_gone_at and ro.status == COMPLETED:
+                # Its channel was deleted after the work was done: no new one for a finished RO
+                # (reopening it brings one back).
+                self._mark_clean(ro)
+                return
             created = self._ensure_channel(ro)
             report.channels_created += int(created)
+            RepairOrder.update(channel_gone_at=None).where(RepairOrder.id == ro.id).execute()
+        else:
+            self._ensure_name(ro)
         self._ensure_owner(ro)
         locale = self._card_locale(ro)
         text, blocks = ro_card.card(ro, self.tz, locale, self._conversation_url(ro))
@@ -134,17 +171,36 @@ class Publisher:
             else:
                 ro.card_ts = self.slack.post(ro.channel_id, text, blocks)["ts"]
                 report.cards_posted += 1
-            RepairOrder.update(card_ts=ro.card_ts).where(RepairOrder.id == ro.id).execute()
-            self.slack.pin(ro.channel_id, ro.card_ts)
+            ro.card_pinned = False
+            RepairOrder.update(card_ts=ro.card_ts, card_pinned=False).where(RepairOrder.id == ro.id).execute()
             # A fresh card already shows the current status: no note for what came before it.
             StatusChange.update(announced=True).where(StatusChange.ro == ro.id).execute()
         report.cards_updated += int(updated)
+        pin_failure = self._ensure_pinned(ro)
         new_topic = ro_card.topic(ro, self.tz, locale)
         if new_topic != ro.topic:
             self.slack.set_topic(ro.channel_id, new_topic)
             RepairOrder.update(topic=new_topic).where(RepairOrder.id == ro.id).execute()
         report.notes_posted += self.announce_status_changes(ro, locale)
+        if pin_failure is not None:
+            raise pin_failure  # the RO stays dirty: the next sync pins it
         self._mark_clean(ro)
+
+    def _ensure_pinned(self, ro: RepairOrder) -> SlackError | None:
+        """Pin the card unless it is pinned already. A pin Slack refused does not hold up the
+        topic and the notes: it is returned, recorded as not pinned, and tried at the next sync."""
+        if ro.card_pinned:
+            return None
+        try:
+            self.slack.pin(ro.channel_id, ro.card_ts)
+        except SlackError as exc:
+            if exc.code in (SlackErrorCode.CHANNEL_NOT_FOUND, SlackErrorCode.IS_ARCHIVED):
+                raise
+            log.warning("RO %s: could not pin the card (%s); the next sync tries again", ro.ro_number, exc.raw_code)
+            return exc
+        ro.card_pinned = True
+        RepairOrder.update(card_pinned=True).where((RepairOrder.id == ro.id) & (RepairOrder.card_ts == ro.card_ts)).execute()
+        return None
 
     def _mark_clean(self, ro: RepairOrder) -> None:
         # Only if nothing changed the RO while we were talking to Slack.
@@ -177,9 +233,15 @@ class Publisher:
 
     # -- channel -----------------------------------------------------------------------------
     def _ensure_channel(self, ro: RepairOrder) -> bool:
-        """Create (or recover) the RO's channel. True when a channel was created now."""
+        """Create (or recover) the RO's channel. True when a channel was created now.
+
+        Each name is remembered (`channel_name`) before Slack is asked for it. `name_taken` for a
+        name an earlier, interrupted attempt asked for may be our own channel: it is looked for
+        among the bot's own channels. Any other `name_taken` is someone else's channel (perhaps a
+        private one we cannot see): straight to the next suffix, no listing of the workspace."""
         names = [channel_name(ro.ro_number, ro.customer_last_name, n) for n in range(1, MAX_NAME_ATTEMPTS + 1)]
-        # Resume from the name an earlier, interrupted run chose: that channel may exist already.
+        # The name an earlier, interrupted attempt asked Slack for: that channel may exist already.
+        maybe_ours = {ro.channel_name} if ro.channel_name else set()
         if ro.channel_name in names:
             names = names[names.index(ro.channel_name) :]
         elif ro.channel_name:
@@ -190,37 +252,73 @@ class Publisher:
             RepairOrder.update(channel_name=name).where(RepairOrder.id == ro.id).execute()
             ro.channel_name = name
             try:
-                channel = self.slack.create_channel(name)
-                self._record_channel(ro, channel["id"])
-                return True
+                channel = self._create(name, maybe_ours)
             except SlackError as exc:
                 if exc.code is not SlackErrorCode.NAME_TAKEN:
                     raise
-            existing = self._channel_named(name)
+            else:
+                self._record_channel(ro, channel["id"])
+                return True
+            existing = self._own_channel_named(name) if name in maybe_ours else None
             if (
                 existing
                 and self._is_ours(existing)
                 and not RepairOrder.select().where(RepairOrder.channel_id == existing["id"]).exists()
             ):
                 log.info("RO %s: adopting channel #%s left by an interrupted run", ro.ro_number, name)
-                if existing.get("is_archived"):
-                    self.slack.call("conversations.unarchive", channel=existing["id"])
                 self._record_channel(ro, existing["id"])
                 return False
         raise SlackError("conversations.create", "name_taken")
+
+    def _create(self, name: str, maybe_ours: set[str]) -> dict:
+        """conversations.create; asked again when no answer came (Slack may have created it: the
+        name then counts as maybe ours, so its `name_taken` is looked into)."""
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                return self.slack.create_channel(name)
+            except SlackError as exc:
+                if not exc.unanswered or attempt == CREATE_ATTEMPTS:
+                    raise
+                maybe_ours.add(name)
+        raise AssertionError("unreachable")
 
     def _record_channel(self, ro: RepairOrder, channel_id: str) -> None:
         ro.channel_id = channel_id
         RepairOrder.update(channel_id=channel_id, channel_name=ro.channel_name).where(RepairOrder.id == ro.id).execute()
 
-    def _channel_named(self, name: str) -> dict | None:
-        if self._channels_by_name is None or name not in self._channels_by_name:
-            # One listing per run, refreshed only when a name is missing from it.
-            self._channels_by_name = {c["name"]: c for c in self.slack.iter_channels()}
-        return self._channels_by_name.get(name)
+    def _own_channel_named(self, name: str) -> dict | None:
+        # The bot's own live channels only (users.conversations), never the whole workspace.
+        return next((c for c in self.slack.iter_member_channels() if c.get("name") == name), None)
 
     def _is_ours(self, channel: dict) -> bool:
         return channel.get("creator") == self.slack.bot_user_id
+
+    def _ensure_name(self, ro: RepairOrder) -> None:
+        """An appointment's space (`ro-a1234-…`) whose RO number is now written takes the RO's name."""
+        if not ro.channel_name or carries_number(ro.channel_name, ro.ro_number):
+            return
+        current: str | None = None
+        for n in range(1, MAX_NAME_ATTEMPTS + 1):
+            name = channel_name(ro.ro_number, ro.customer_last_name, n)
+            try:
+                self.slack.rename_channel(ro.channel_id, name)
+            except SlackError as exc:
+                if exc.code is not SlackErrorCode.NAME_TAKEN:
+                    if exc.raw_code in _RENAME_REFUSALS:
+                        # Slack will not rename it (not ours, a name it refuses): the space keeps its name.
+                        log.warning("RO %s: could not rename #%s: %s", ro.ro_number, ro.channel_name, exc.raw_code)
+                        return
+                    raise
+                # Taken: by an earlier rename of ours whose answer was lost, or by someone else.
+                if current is None:
+                    current = self.slack.channel_info(ro.channel_id).get("name", "")
+                if current != name:
+                    continue
+            log.info("RO %s: #%s renamed #%s", ro.ro_number, ro.channel_name, name)
+            ro.channel_name = name
+            RepairOrder.update(channel_name=name).where(RepairOrder.id == ro.id).execute()
+            return
+        log.warning("RO %s: no free name to rename #%s to", ro.ro_number, ro.channel_name)
 
     def _find_card(self, ro: RepairOrder) -> str | None:
         """A card a previous, interrupted run posted but did not record. A failed look raises (the
@@ -265,6 +363,32 @@ class Publisher:
         if ro.channel_id and ro.conversation_ts:
             return self.slack.permalink(ro.channel_id, ro.conversation_ts)
         return None
+
+
+def forget_channel(ro_id: int, channel_id: str) -> bool:
+    """The RO's channel was deleted in Slack (`channel_deleted`, or `channel_not_found` while
+    publishing): the RO is recorded as having no channel, nobody is in it any more, and the RO is
+    marked for Slack. An open RO gets a new channel, card and advisor at the next publish; a
+    completed one stays out of Slack until it is reopened. True when this call recorded it."""
+    now = utcnow()
+    forgotten = (
+        RepairOrder.update(
+            channel_id=None,
+            channel_name=None,
+            card_ts=None,
+            card_pinned=False,
+            topic="",
+            conversation_ts=None,
+            channel_gone_at=now,
+            slack_dirty=True,
+            updated_at=now,
+        )
+        .where((RepairOrder.id == ro_id) & (RepairOrder.channel_id == channel_id))
+        .execute()
+    )
+    if forgotten:
+        Participant.update(active=False, removed_at=now).where((Participant.ro == ro_id) & (Participant.active == True)).execute()
+    return bool(forgotten)
 
 
 def record_owner(ro: RepairOrder, user_id: str) -> None:

@@ -67,6 +67,8 @@ class StaffUser(BaseModel):
     locale = CharField(null=True, max_length=16)
     is_bot = BooleanField(default=False)
     deleted = BooleanField(default=False)
+    # A Slack guest (is_restricted / is_ultra_restricted): sees only the ROs whose channels they are in.
+    is_guest = BooleanField(default=False)
     # None = not decided by an admin: the configured default applies.
     can_message_customers = BooleanField(null=True)
     is_admin = BooleanField(default=False)
@@ -109,6 +111,9 @@ class RepairOrder(BaseModel):
     channel_id = CharField(null=True, unique=True, max_length=32)
     channel_name = CharField(null=True, max_length=80)
     card_ts = CharField(null=True, max_length=32)
+    card_pinned = BooleanField(default=False)  # False: the card's pin is still to do (Slack refused it)
+    # The channel was deleted in Slack: an open RO gets a new one, a completed one stays out of Slack.
+    channel_gone_at = DateTimeField(null=True)
     topic = CharField(default="", max_length=250)
     # Set by every change Slack must show (card, topic, status note); cleared once Slack shows it.
     slack_dirty = BooleanField(default=True, index=True)

@@ -250,3 +250,23 @@ def test_make_connector_file_and_errors(tmp_path):
                 tekmetric_shop_id="1",
             )
         )
+
+
+def test_a_feed_that_grows_while_it_is_read_is_not_read(tmp_path):
+    """The DMS appends to the export while we read it: size and time differ after the read."""
+    path = tmp_path / "feed.csv"
+    path.write_text("ro_number,customer_last_name\n1,Smith\n", encoding="utf-8")
+
+    def open_while_the_dms_writes(p):
+        handle = p.open("rb")
+        with p.open("a", encoding="utf-8") as writer:
+            writer.write("2,Jones\n3,Bro")
+        return handle
+
+    with pytest.raises(DmsUnavailable, match="changed while it was read"):
+        FileFeedConnector(path, TZ, opener=open_while_the_dms_writes).fetch(None)
+    with pytest.raises(DmsUnavailable, match="middle of a line"):  # and once the writer paused mid-line
+        FileFeedConnector(path, TZ).fetch(None)
+    with path.open("a", encoding="utf-8") as writer:
+        writer.write("wn\n")
+    assert [r.ro_number for r in FileFeedConnector(path, TZ).fetch(None).records] == ["1", "2", "3"]

@@ -1,5 +1,6 @@
+import json
 import socket
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
@@ -48,6 +49,15 @@ def by_id(result):
     return {r.external_id: r for r in result.records}
 
 
+def position(watermark: str, list_name: str = "ro") -> str:
+    """Where the watermark says a list's read has got to (its UTC stamp)."""
+    return json.loads(watermark)[list_name]
+
+
+def updated_reads(fake: FakeTekmetric, path: str = "/api/v1/repair-orders"):
+    return [c for c in fake.calls_to(path) if "updatedDateStart" in c.query and "repairOrderStatusId" not in c.query]
+
+
 def settle(fake: FakeTekmetric):
     """Let server time pass, so the last changes are older than the watermark's safety margin."""
     fake.advance(600)
@@ -63,9 +73,14 @@ def test_full_read_follows_pages(fake_tekmetric, connect):
     result = connect().fetch(None)
     assert result.snapshot is False and result.rejected == []
     assert set(by_id(result)) == {f"ro:{i}" for i in ids}
-    pages = fake_tekmetric.calls_to("/api/v1/repair-orders")
-    assert [(c.query["page"], c.query["size"]) for c in pages] == [("0", "100"), ("1", "100"), ("2", "100")]
-    assert all(c.query["shop"] == str(fake_tekmetric.shop_id) and "updatedDateStart" not in c.query for c in pages)
+    # Always page 0 of a moving date filter, sorted by that date: a record leaving the list shifts nothing.
+    pages = updated_reads(fake_tekmetric)
+    assert [(c.query["page"], c.query["size"], c.query["sort"], c.query["sortDirection"]) for c in pages] == [
+        ("0", "100", "updatedDate", "ASC")
+    ] * 3
+    starts = [c.query["updatedDateStart"] for c in pages]
+    assert starts == sorted(starts) and len(set(starts)) == 3
+    assert all(c.query["shop"] == str(fake_tekmetric.shop_id) for c in pages)
 
 
 def test_paging_stops_at_total_pages_when_server_never_says_last(fake_tekmetric, connect):
@@ -74,7 +89,7 @@ def test_paging_stops_at_total_pages_when_server_never_says_last(fake_tekmetric,
         fake_tekmetric.add_repair_order(customer, vehicle)
     fake_tekmetric.never_last = True
     assert len(connect().fetch(None).records) == 150
-    assert len(fake_tekmetric.calls_to("/api/v1/repair-orders")) == 2
+    assert len(updated_reads(fake_tekmetric)) == 2
 
 
 def test_incremental_read_returns_only_what_changed(fake_tekmetric, connect):
@@ -84,7 +99,7 @@ def test_incremental_read_returns_only_what_changed(fake_tekmetric, connect):
     connector = connect()
     first = connector.fetch(None)
     newest = fake_tekmetric.repair_orders[ids[-1]]["updatedDate"]
-    assert first.watermark == newest
+    assert position(first.watermark) == newest
 
     settle(fake_tekmetric)
     fake_tekmetric.update_repair_order(ids[3], keytag="K-77")
@@ -92,17 +107,18 @@ def test_incremental_read_returns_only_what_changed(fake_tekmetric, connect):
     settle(fake_tekmetric)
     calls_before = len(fake_tekmetric.calls)
     second = connector.fetch(first.watermark)
-    queries = [c.query for c in fake_tekmetric.calls[calls_before:] if c.path.endswith(("repair-orders", "appointments"))]
-    assert {q.get("updatedDateStart") or q.get("deletedDateStart") for q in queries} == {first.watermark}
+    queries = [c.query for c in fake_tekmetric.calls[calls_before:] if c.path.endswith("repair-orders")]
+    assert {q["updatedDateStart"] for q in queries if "updatedDateStart" in q} == {newest}
+    assert {q["deletedDateStart"] for q in queries if "deletedDateStart" in q} == {position(first.watermark, "deleted")}
     # updatedDateStart is inclusive: the RO stamped exactly at the old watermark comes back too.
     assert set(by_id(second)) == {f"ro:{ids[3]}", f"ro:{ids[50]}", f"ro:{ids[-1]}"}
     assert by_id(second)[f"ro:{ids[3]}"].tag_number == "K-77"
-    assert second.watermark == fake_tekmetric.repair_orders[ids[50]]["updatedDate"]
+    assert position(second.watermark) == fake_tekmetric.repair_orders[ids[50]]["updatedDate"]
 
     settle(fake_tekmetric)
     third = connector.fetch(second.watermark)
     assert set(by_id(third)) == {f"ro:{ids[50]}"}
-    assert third.watermark == second.watermark
+    assert position(third.watermark) == position(second.watermark)
 
 
 def test_watermark_stays_behind_changes_made_while_reading(fake_tekmetric, connect):
@@ -113,14 +129,16 @@ def test_watermark_stays_behind_changes_made_while_reading(fake_tekmetric, conne
     ro = fake_tekmetric.add_repair_order(customer, vehicle)  # as fresh as the server clock
     second = connector.fetch(first.watermark)
     assert f"ro:{ro}" in by_id(second)
-    assert second.watermark < fake_tekmetric.repair_orders[ro]["updatedDate"]
+    assert position(second.watermark) < fake_tekmetric.repair_orders[ro]["updatedDate"]
     settle(fake_tekmetric)
     assert f"ro:{ro}" in by_id(connector.fetch(second.watermark))
 
 
-def test_empty_shop_has_no_watermark(connect):
+def test_empty_shop_reads_nothing_and_starts_at_the_look_back_window(fake_tekmetric, connect):
     result = connect().fetch(None)
-    assert (result.records, result.rejected, result.watermark) == ([], [], None)
+    assert (result.records, result.rejected, result.removed) == ([], [], [])
+    window = (fake_tekmetric.now - timedelta(days=14)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert position(result.watermark) == position(result.watermark, "appointments") == window
 
 
 # --- mapping ------------------------------------------------------------------------
@@ -231,7 +249,7 @@ def test_appointment_without_ro_is_a_space(fake_tekmetric, connect):
     assert record.customer_last_name == "Bélanger" and record.mobile_phone == "+14385550142"
 
 
-def test_cancelled_deleted_and_customerless_appointments_are_rejected(fake_tekmetric, connect):
+def test_cancelled_and_deleted_appointments_are_removals_customerless_rejected(fake_tekmetric, connect):
     customer, vehicle, _ = seed_owner(fake_tekmetric)
     cancelled = fake_tekmetric.add_appointment(customer, vehicle, status="CANCELED")
     deleted = fake_tekmetric.add_appointment(customer, vehicle)
@@ -240,8 +258,8 @@ def test_cancelled_deleted_and_customerless_appointments_are_rejected(fake_tekme
     no_show = fake_tekmetric.add_appointment(customer, vehicle, status="NO_SHOW")
     result = connect().fetch(None)
     reasons = {r.ref: r.reason for r in result.rejected}
-    assert "cancelled" in reasons[f"appointment:{cancelled}"]
-    assert "deleted" in reasons[f"appointment:{deleted}"]
+    removed = {r.external_id: r.reason for r in result.removed}
+    assert removed == {f"appointment:{cancelled}": "cancelled", f"appointment:{deleted}": "deleted"}
     assert "customer" in reasons[f"appointment:{block}"]
     assert by_id(result)[f"appointment:{no_show}"].closed is True
 
@@ -306,7 +324,7 @@ def test_walk_in_ro_has_no_alias_and_costs_no_search(fake_tekmetric, connect):
 # --- deletions -------------------------------------------------------------------------
 
 
-def test_deleted_ro_is_rejected_not_dropped(fake_tekmetric, connect):
+def test_deleted_ro_is_a_removal_not_dropped(fake_tekmetric, connect):
     customer, vehicle, _ = seed_owner(fake_tekmetric)
     keep = fake_tekmetric.add_repair_order(customer, vehicle)
     gone = fake_tekmetric.add_repair_order(customer, vehicle, number=666)
@@ -317,19 +335,20 @@ def test_deleted_ro_is_rejected_not_dropped(fake_tekmetric, connect):
     fake_tekmetric.delete_repair_order(gone)
     settle(fake_tekmetric)
     second = connector.fetch(first.watermark)
-    assert f"ro:{gone}" not in by_id(second)
-    assert [(r.ref, r.reason) for r in second.rejected] == [(f"ro:{gone}", "RO 666 deleted in Tekmetric")]
+    assert f"ro:{gone}" not in by_id(second) and second.rejected == []
+    assert [(r.external_id, r.ro_number, r.reason) for r in second.removed] == [(f"ro:{gone}", "666", "deleted")]
+    assert second.removed[0].at == datetime.fromisoformat(fake_tekmetric.repair_orders[gone]["deletedDate"])
     deleted_query = [c for c in fake_tekmetric.calls_to("/api/v1/repair-orders") if "deletedDateStart" in c.query]
     assert deleted_query and "updatedDateStart" not in deleted_query[-1].query
-    assert f"ro:{keep}" not in {r.ref for r in second.rejected}
+    assert f"ro:{keep}" not in {r.external_id for r in second.removed}
 
 
-def test_status_seven_is_rejected_even_without_deleted_date(fake_tekmetric, connect):
+def test_status_seven_is_a_removal_even_without_deleted_date(fake_tekmetric, connect):
     customer, vehicle, _ = seed_owner(fake_tekmetric)
     ro = fake_tekmetric.add_repair_order(customer, vehicle, status_id=7, number=12)
     result = connect().fetch(None)
-    assert result.records == [] and result.rejected[0].ref == f"ro:{ro}"
-    assert "deleted in Tekmetric" in result.rejected[0].reason
+    assert result.records == [] and result.rejected == []
+    assert [(r.external_id, r.reason) for r in result.removed] == [(f"ro:{ro}", "deleted")]
     assert fake_tekmetric.calls_to("/api/v1/customers/") == []
 
 
@@ -390,7 +409,7 @@ def test_repeated_rate_limit_is_unavailable(fake_tekmetric, connect):
     fake_tekmetric.rate_limit(times=10, retry_after=0)
     with pytest.raises(DmsUnavailable, match="429"):
         connector.fetch(None)
-    assert len(fake_tekmetric.calls_to("/api/v1/appointments")) == 4
+    assert len(fake_tekmetric.calls_to("/api/v1/")) == 4  # the first request and its 3 retries
 
 
 def test_retry_after_beyond_the_wait_budget_gives_up_at_once(fake_tekmetric, connect):
@@ -430,15 +449,31 @@ def test_html_instead_of_json_is_bad_data(fake_tekmetric, connect):
         connect().fetch(None)
 
 
-def test_a_failure_on_a_later_page_fails_the_whole_fetch(fake_tekmetric, connect):
+def test_a_failure_on_a_later_page_keeps_what_was_read_and_the_next_sync_goes_on(fake_tekmetric, connect):
     customer, vehicle, _ = seed_owner(fake_tekmetric)
-    for _ in range(150):
-        fake_tekmetric.add_repair_order(customer, vehicle)
-    fake_tekmetric.fail(status=503, when=lambda path, query: path.endswith("repair-orders") and query.get("page") == "1")
-    with pytest.raises(DmsUnavailable):
-        connect().fetch(None)
-    pages = [c.query["page"] for c in fake_tekmetric.calls_to("/api/v1/repair-orders")]
-    assert pages == ["0", "1"]
+    ids = [fake_tekmetric.add_repair_order(customer, vehicle) for _ in range(250)]
+    settle(fake_tekmetric)
+    reads = []
+
+    def second_page(path, query):
+        if path.endswith("repair-orders") and "updatedDateStart" in query:
+            reads.append(query)
+            return len(reads) == 2
+        return False
+
+    fake_tekmetric.fail(status=503, when=second_page)
+    connector = connect()
+    first = connector.fetch(None)
+    assert first.incomplete and "503" in first.incomplete
+    assert set(by_id(first)) == {f"ro:{i}" for i in ids[:100]}
+    assert position(first.watermark) == fake_tekmetric.repair_orders[ids[99]]["updatedDate"]
+
+    calls_before = len(fake_tekmetric.calls)
+    second = connector.fetch(first.watermark)
+    resumed = [c for c in fake_tekmetric.calls[calls_before:] if c.path.endswith("repair-orders")]
+    assert resumed[0].query["updatedDateStart"] == position(first.watermark)  # not from the start again
+    assert second.incomplete is None
+    assert set(by_id(first)) | set(by_id(second)) == {f"ro:{i}" for i in ids}
 
 
 # --- factory ----------------------------------------------------------------------------------
@@ -456,6 +491,9 @@ def test_make_connector_builds_tekmetric(fake_tekmetric):
     connector = make_connector(settings)
     assert isinstance(connector, TekmetricConnector) and connector.source == "tekmetric"
     assert connector.client.timeout == 15
+    assert connector.lookback == timedelta(days=14)
+    settings.sync_lookback_days = 30
+    assert make_connector(settings).lookback == timedelta(days=30)
     assert "Garage Test" in connector.check()
     settings.dms_timeout_seconds = 2.5
     assert make_connector(settings).client.timeout == 2.5

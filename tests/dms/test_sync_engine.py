@@ -146,10 +146,32 @@ def test_manual_status_holds_until_the_dms_changes_the_ro(db, feed):
     assert RepairOrder.get().status == "completed"
     roll_over(TZ, NOW + timedelta(days=1))  # nor does the rollover touch it
     assert RepairOrder.get().status == "completed"
-    write_feed(feed, [row("48213", "2026-11-30T09:00", promised_at="2026-11-30T17:00")])
-    sync(feed)
+    write_feed(feed, [row("48213", "2026-11-30T14:00", promised_at="2026-11-30T17:00", mobile_phone="514 555-0199")])
+    sync(feed)  # a corrected phone, a promised time, an hour moved within the day: the person's choice holds
+    ro = RepairOrder.get()
+    assert ro.status == "completed" and ro.status_manual and ro.mobile_phone == "+15145550199"
+    write_feed(feed, [row("48213", "2026-12-01T09:00", promised_at="2026-11-30T17:00", mobile_phone="514 555-0199")])
+    sync(feed)  # the appointment moved to another day: the DMS speaks again
     ro = RepairOrder.get()
     assert ro.status == "upcoming" and not ro.status_manual
+
+
+@pytest.mark.parametrize("dms_status", ["closed", "reopened"])
+def test_a_manual_status_yields_when_the_dms_closes_or_reopens_the_ro(db, feed, dms_status):
+    first = "open" if dms_status == "closed" else "closed"
+    write_feed(feed, [row("48213", "2026-11-28T09:00", status=first, closed_at="2026-11-28T16:00" if first == "closed" else "")])
+    sync(feed)
+    ro = RepairOrder.get()
+    assert set_status(ro, "upcoming", "UADVISOR")
+    now_status = "closed" if dms_status == "closed" else "open"
+    write_feed(
+        feed,
+        [row("48213", "2026-11-28T09:00", status=now_status, closed_at="2026-11-28T16:00" if now_status == "closed" else "")],
+    )
+    sync(feed)
+    ro = RepairOrder.get()
+    assert not ro.status_manual
+    assert ro.status == ("completed" if dms_status == "closed" else "in_progress")
 
 
 def test_midnight_rollover_moves_upcoming_to_in_progress(db, feed):
@@ -294,3 +316,45 @@ def test_the_watermark_is_stored_and_passed_back(db):
     engine.run(NOW)
     assert seen == [None, "w1"]
     assert SyncState.get(SyncState.source == "tekmetric").watermark == "w2"
+
+
+@pytest.mark.parametrize("cut", ["48213,T213,open", "48213,T213,open,2026-11-30T09:00,,,Jean,Tremb"])
+def test_a_feed_cut_while_it_is_written_changes_nothing(db, feed, cut):
+    """The export is read while the DMS is still writing it: the cut row must not blank its RO,
+    reset a status a person set, nor drop its search keys."""
+    from storage import search_index as search
+
+    write_feed(feed, [row("48212"), row("48213", "2026-11-30T09:00")])
+    sync(feed)
+    assert set_status(RepairOrder.get(RepairOrder.ro_number == "48213"), "completed", "UADVISOR")
+    whole = feed.read_text(encoding="utf-8")
+    feed.write_text(whole[: whole.index("48213")] + cut, encoding="utf-8")
+    report = sync(feed)
+    assert report.error and "middle of a line" in report.error
+    ro = RepairOrder.get(RepairOrder.ro_number == "48213")
+    assert (ro.customer_last_name, ro.mobile_phone, ro.status, ro.status_manual) == (
+        "Tremblay",
+        "+15145550142",
+        "completed",
+        True,
+    )
+    assert ro.appointment_at is not None
+    assert (
+        StatusChange.select()
+        .where(StatusChange.source == "dms", StatusChange.ro == ro, StatusChange.old_status.is_null(False))
+        .count()
+        == 0
+    )
+    assert "48213" in [r.ro_number for r in search.find("tremblay").items]
+
+
+def test_a_row_cut_short_in_the_middle_is_skipped_and_changes_nothing(db, feed):
+    write_feed(feed, [row("48212"), row("48213", "2026-11-30T09:00")])
+    sync(feed)
+    lines = feed.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[2] = "48213,T213,open\r\n"  # 48213's row, cut short, with a later row after it
+    feed.write_text("".join(lines) + "48214,T214,open," + ",".join([""] * 13) + "\r\n", encoding="utf-8")
+    report = sync(feed)
+    assert not report.error and report.created == ["48214"]
+    assert [r.reason for r in report.rejected] == ["3 fields, the header has 16"]
+    assert RepairOrder.get(RepairOrder.ro_number == "48213").customer_last_name == "Tremblay"

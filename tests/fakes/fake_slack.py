@@ -96,6 +96,8 @@ RATE_TIERS = {
     "conversations.create": 2,
     "conversations.info": 3,
     "conversations.list": 2,
+    "users.conversations": 3,
+    "conversations.rename": 2,
     "conversations.members": 4,
     "conversations.invite": 3,
     "conversations.kick": 3,
@@ -708,7 +710,9 @@ class FakeSlack:
         deleted: bool = False,
         is_admin: bool = False,
         tz: str = "America/Toronto",
+        guest: str | None = None,
     ) -> dict:
+        """`guest`: None (a full member), "multi" (is_restricted) or "single" (is_ultra_restricted)."""
         real_name = real_name if real_name is not None else name
         user = {
             "id": user_id,
@@ -723,8 +727,8 @@ class FakeSlack:
             "is_owner": False,
             "is_bot": is_bot,
             "is_app_user": False,
-            "is_restricted": False,
-            "is_ultra_restricted": False,
+            "is_restricted": guest is not None,
+            "is_ultra_restricted": guest == "single",
             "updated": int(time.time()),
             "locale": locale,
             "profile": {
@@ -753,6 +757,16 @@ class FakeSlack:
                 for user_id in members:
                     self._append_join(channel["id"], user_id)
             return channel
+
+    def delete_channel(self, channel_id: str) -> None:
+        """A workspace admin deletes the channel: gone with its members, messages and pins; its
+        name is free again and every call about it answers ``channel_not_found``. (Slack then
+        sends ``channel_deleted`` to apps that subscribe to it; tests post that event themselves.)"""
+        with self._lock:
+            self.channels.pop(channel_id, None)
+            self._members.pop(channel_id, None)
+            self.messages.pop(channel_id, None)
+            self.pins.pop(channel_id, None)
 
     def add_usergroup(self, group_id: str, handle: str, user_ids: Any) -> dict:
         user_ids = list(user_ids)
@@ -1572,6 +1586,50 @@ def _conversations_list(fake: FakeSlack, args: dict) -> dict:
     ]
     page, meta = _paginate(matching, args, default_limit=100)
     return {"channels": page, "response_metadata": meta}
+
+
+@api("users.conversations")
+def _users_conversations(fake: FakeSlack, args: dict) -> dict:
+    """The conversations a user (the bot by default) is a member of; limit under 1000, as Slack says."""
+    user_id = str(args.get("user") or fake.bot_user_id)
+    fake._user(user_id)
+    types = set(_csv(args.get("types"))) or {"public_channel"}
+    if _int(args.get("limit"), 100) >= 1000:
+        raise _invalid_arguments("limit must be under 1000")
+
+    def kind(c: dict) -> str:
+        if c.get("is_im"):
+            return "im"
+        if c.get("is_mpim"):
+            return "mpim"
+        return "private_channel" if c.get("is_private") else "public_channel"
+
+    exclude_archived = _flag(args.get("exclude_archived"))
+    matching = [
+        fake._render_channel(c)
+        for c in fake.channels.values()
+        if kind(c) in types
+        and user_id in fake._members.get(c["id"], ())
+        and fake._visible(c)
+        and not (exclude_archived and c.get("is_archived"))
+    ]
+    page, meta = _paginate(matching, args, default_limit=100, max_limit=999)
+    return {"channels": page, "response_metadata": meta}
+
+
+@api("conversations.rename")
+def _conversations_rename(fake: FakeSlack, args: dict) -> dict:
+    channel = fake._channel(args.get("channel"))
+    if channel.get("is_im") or channel.get("is_mpim"):
+        raise SlackError("method_not_supported_for_channel_type")
+    fake._require_member(channel)
+    fake._require_active(channel)
+    name = str(args.get("name") or "")
+    if name != channel["name"]:
+        _check_channel_name(fake, name)
+        channel["previous_names"] = [*channel.get("previous_names", []), channel["name"]]
+        channel["name"] = channel["name_normalized"] = name
+    return {"channel": fake._render_channel(channel)}
 
 
 @api("conversations.members")

@@ -3,8 +3,13 @@
 It speaks the documented shapes: OAuth2 client credentials with HTTP Basic, bearer tokens
 (an unknown or expired one gets a 401 with an empty body, like Tekmetric), Spring pages
 (``page`` 0-based, ``size`` capped at 100), ``updatedDateStart`` / ``deletedDateStart``
-filters (deleted ROs only ever answer a ``deletedDate*`` query), customers, vehicles,
-employees and shops by id.
+filters written ``YYYY-MM-DDTHH:MM:SSZ`` (anything else is a 400; deleted ROs only ever
+answer a ``deletedDate*`` query), ``repairOrderStatusId`` (repeatable), an explicit
+``sort`` / ``sortDirection`` (without one, the order is the store's: by id), customers,
+vehicles, employees and shops by id.
+
+Lists are computed afresh for every page, as a database would: ``before_page`` lets a test
+change the data between two page reads (an RO deleted or updated while a client pages).
 
 The server keeps its own clock (``now``), one second later at every change, and stamps its
 ``Date`` header with it, so watermarks are deterministic.
@@ -16,6 +21,7 @@ import base64
 import itertools
 import json
 import math
+import re
 import threading
 import time
 import uuid
@@ -54,6 +60,8 @@ class FakeTekmetric:
     shop_name: str = "Garage Test"
     now: datetime = datetime(2026, 11, 30, 15, 0, 0, tzinfo=UTC)
     never_last: bool = False  # a server that forgets to say `last: true`
+    # Called with (path, query) before each list page is computed: change data between two pages.
+    before_page: Callable[[str, dict[str, str]], None] | None = None
 
     customers: dict[int, dict] = field(default_factory=dict)
     vehicles: dict[int, dict] = field(default_factory=dict)
@@ -350,12 +358,18 @@ class FakeTekmetric:
                 return 404, _JSON, _json({"type": "ERROR", "message": "Not found"})
             if query.get("shop") != str(self.shop_id):
                 return 403, _JSON, _json({"type": "ERROR", "message": "Access Denied", "data": None, "details": {}})
+            bad = _bad_query(query)
+            if bad:
+                return 400, _JSON, _json({"type": "ERROR", "message": bad, "data": None, "details": {}})
+        if self.before_page is not None:
+            self.before_page(path, query)  # outside the lock's first hold: it may seed, update, delete
+        with self._lock:
             items = (
                 _filter_ros(self.repair_orders, query)
                 if kind == "repair-orders"
                 else _filter_appointments(self.appointments, query)
             )
-            return 200, _JSON, _json(self._page(items, query))
+            return 200, _JSON, _json(self._page(_sorted(items, query), query))
 
     def _one(self, kind: str, raw_id: str) -> tuple[int, dict[str, str], bytes]:
         if kind == "shops":
@@ -409,7 +423,43 @@ def _filter_ros(table: dict[int, dict], q: dict[str, str]) -> list[dict]:
     for key in ("customerId", "vehicleId"):
         if key in q:
             items = [r for r in items if str(r.get(key)) == q[key]]
+    if "repairOrderStatusId" in q:
+        wanted = set(q["repairOrderStatusId"].split(","))
+        items = [r for r in items if str((r.get("repairOrderStatus") or {}).get("id")) in wanted]
     return items
+
+
+_DATE_FILTERS = ("updatedDateStart", "updatedDateEnd", "deletedDateStart", "deletedDateEnd")
+_DATE_FILTER_FORMAT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z")
+_SORT_KEYS = ("id", "createdDate", "updatedDate", "deletedDate", "repairOrderNumber", "startTime")
+
+
+def _bad_query(q: dict[str, str]) -> str | None:
+    for key in _DATE_FILTERS:
+        if key in q and not _DATE_FILTER_FORMAT.fullmatch(q[key]):
+            return f"{key} must be written like 2026-11-30T15:00:00Z"
+    if "sort" in q and q["sort"] not in _SORT_KEYS:
+        return f"cannot sort by {q['sort']}"
+    if q.get("sortDirection", "ASC").upper() not in ("ASC", "DESC"):
+        return "sortDirection is ASC or DESC"
+    return None
+
+
+def _sorted(items: list[dict], q: dict[str, str]) -> list[dict]:
+    key = q.get("sort")
+    if not key:
+        return items  # the store's order (by id)
+
+    def value(item: dict) -> tuple:
+        raw = item.get(key)
+        if raw is None:
+            return (1, "", item["id"])  # no value: after every value, whatever the direction
+        return (0, _parse(raw) if key.endswith(("Date", "Time")) else raw, item["id"])
+
+    present = sorted(
+        (i for i in items if i.get(key) is not None), key=value, reverse=q.get("sortDirection", "ASC").upper() == "DESC"
+    )
+    return present + [i for i in items if i.get(key) is None]
 
 
 def _filter_appointments(table: dict[int, dict], q: dict[str, str]) -> list[dict]:
@@ -493,7 +543,8 @@ def _handler_for(fake: FakeTekmetric) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self, method: str) -> None:
             url = urlsplit(self.path)
-            query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+            # A repeated parameter (repairOrderStatusId=2&repairOrderStatusId=3) reads as "2,3".
+            query = {k: ",".join(v) if k == "repairOrderStatusId" else v[-1] for k, v in parse_qs(url.query).items()}
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             status, headers, payload = fake.handle(method, url.path, query, self.headers, body)

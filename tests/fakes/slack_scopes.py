@@ -52,6 +52,8 @@ METHOD_SCOPES: dict[str, Rule] = {
     "conversations.info": _READ,
     "conversations.list": _READ,  # every kind named in `types` is checked
     "conversations.members": _READ,
+    "users.conversations": _READ,  # the bot's own conversations (public ones: channels:read)
+    "conversations.rename": _MANAGE,
     "conversations.invite": _per_kind(
         ("channels:manage", "channels:write.invites"), ("groups:write", "groups:write.invites"), ("im:write",), ("mpim:write",)
     ),

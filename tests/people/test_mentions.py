@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from storage.models import Participant
+from storage.models import Participant, TaskRecord
 from tests.support.factories import make_ro
 from tests.support.harness import wait_until
 from tests.support.people import ephemerals_to
@@ -43,12 +43,35 @@ def test_a_user_group_mention_adds_its_members(people, fake_slack, ro):
     fake_slack.add_user("UPARTS2", "julie")
     fake_slack.add_usergroup("S0PARTS", "parts", ["UPARTS", "UPARTS2", "UTECH"])
     people.say(ro.channel_id, "<!subteam^S0PARTS|@parts> who has the rotor?")
-    assert invited(fake_slack) == ["UPARTS", "UPARTS2"]
+    people.settle()  # a group is invited by a task
+    assert invited(fake_slack) == ["UPARTS,UPARTS2"]  # one call for the group, UTECH is in already
     assert participant(ro, "UPARTS").active and participant(ro, "UPARTS2").active
+
+
+def test_a_large_group_is_invited_by_a_task_a_thousand_a_call(people, fake_slack, ro):
+    staff = [f"UCREW{n:04d}" for n in range(1500)]
+    for user_id in staff:
+        fake_slack.add_user(user_id, user_id.lower())
+    fake_slack.add_user("UGONE", "gone", deleted=True)
+    fake_slack.add_usergroup("S0CREW", "crew", [*staff, "UGONE", "UTECH"])
+    people.say(ro.channel_id, "<!subteam^S0CREW|@crew> all hands", user="UTECH")
+    # The listener only queued the work: the group's members are invited by a task.
+    assert TaskRecord.select().where(TaskRecord.name == "participants.groups").count() == 1
+    people.settle()
+    calls = [c for c in fake_slack.calls_to("conversations.invite") if c.ok]
+    assert [len(c.args["users"].split(",")) for c in calls] == [1000, 501]
+    assert all(str(c.args.get("force")).lower() in ("1", "true") for c in calls)
+    assert {c.args["user"] for c in fake_slack.calls_to("users.info")} <= {"UTECH"}  # no look-up per member
+    assert set(staff) <= fake_slack.members(ro.channel_id)
+    active = Participant.select().where((Participant.ro == ro.id) & (Participant.active == True))
+    assert {p.user_id for p in active} >= set(staff) and participant(ro, "UGONE") is None
+    note = ephemerals_to(fake_slack, "UTECH")
+    assert len(note) == 1 and "Could not add <@UGONE>" in note[0]["text"]
 
 
 def test_an_unreadable_user_group_is_explained_to_the_author(people, fake_slack, ro):
     people.say(ro.channel_id, "<!subteam^S0GONE|@gone> anyone?")
+    people.settle()
     note = ephemerals_to(fake_slack, "UADVISOR")
     assert len(note) == 1 and "Impossible de lire les membres de <!subteam^S0GONE>" in note[0]["text"]
 
