@@ -8,6 +8,7 @@
     python bot.py reindex     rebuild the search keys of every RO
     python bot.py migrate     bring the database to today's schema (a SQLite file is copied beside itself first)
     python bot.py check       configuration, database, Slack, DMS and the task queue, line by line
+    python bot.py report [--from D] [--to D] [--out F.xlsx] [--lang fr] [--csv]   the metrics workbook (no Slack)
 
 gunicorn can serve `bot:create_app()` directly (run `worker` processes beside it).
 """
@@ -61,6 +62,7 @@ TASK_MODULES = (
     "media.intake_flow",
     "media.merge_flow",
     "people.participants_flow",
+    "reports.metrics_flow",
     "spaces.status_flow",
 )
 
@@ -104,8 +106,10 @@ def feature_jobs(services) -> list:
     """Timed jobs beyond the DMS sync and the midnight rollover (run by the scheduler that leads)."""
     from apscheduler.triggers.interval import IntervalTrigger
 
+    from core.cron import crontab_trigger
     from customers.conversation_flow import repost_waiting
     from people.home_flow import flush_notifications
+    from reports.metrics_flow import weekly_report
     from server.scheduler import Job
     from storage.housekeeping import prune_old_rows
     from storage.models import utcnow
@@ -117,7 +121,7 @@ def feature_jobs(services) -> list:
         slot = utcnow().strftime("%Y%m%d%H%M")
         services.tasks.enqueue("files.retry_copies", key=f"retry-copies:{slot}")
 
-    return [
+    jobs = [
         Job("file-copy-retry", retry_file_copies, IntervalTrigger(minutes=10, timezone=tz)),
         # Notification DMs are batched per RO; the minute tick sends those that are due.
         Job("notifications", lambda: flush_notifications(services), IntervalTrigger(minutes=1, timezone=tz)),
@@ -127,6 +131,19 @@ def feature_jobs(services) -> list:
         # Work whose worker died (or whose message was lost) is queued again.
         Job("task-sweep", services.tasks.sweep, IntervalTrigger(seconds=30, timezone=tz)),
     ]
+    if services.settings.report_channel:
+        # Each week is queued under its own key: a second scheduler, or a tick run twice, finds it
+        # queued already. On REPORT_CRON, and hourly from the scheduler's start (half a minute in),
+        # so weeks missed while no scheduler ran, or a REPORT_CRON time APScheduler dropped as
+        # misfired (coalesce, misfire_grace_time), are caught up (reports.metrics_flow.weekly_report).
+        from datetime import datetime, timedelta
+
+        trigger = crontab_trigger(services.settings.report_cron, tz)
+        jobs.append(Job("weekly-report", lambda: weekly_report(services), trigger))
+        soon = datetime.now(tz) + timedelta(seconds=30)
+        catch_up = IntervalTrigger(hours=1, start_date=soon, timezone=tz)
+        jobs.append(Job("weekly-report-catch-up", lambda: weekly_report(services), catch_up))
+    return jobs
 
 
 def start_scheduler(settings: Settings, services=None):
@@ -292,6 +309,71 @@ def cmd_migrate(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    """The metrics workbook of a period, written to a file; no Slack needed (IT, a cron, a spreadsheet)."""
+    from datetime import datetime
+
+    from core.i18n import t
+    from reports.metrics_flow import write_period, write_period_csv
+    from reports.metrics_rules import REPORT_MAX_DAYS, MetricsRefused, parse_period
+    from storage.db import database
+
+    settings = _settings(require_slack=False)
+    words = [w for w in (args.date_from, args.date_to) if w]
+    if args.date_to and not args.date_from:
+        print("--to needs --from (e.g. --from 2026-11-01 --to 2026-11-30).", file=sys.stderr)
+        return 2
+    try:
+        # The command line is not held to METRICS_MAX_DAYS (which spares the Slack app's workers).
+        period = parse_period(words, datetime.now(settings.shop_timezone).date(), REPORT_MAX_DAYS)
+    except MetricsRefused as exc:
+        if exc.reason == "bad_date":  # the catalog's example is the Slack command's; say it the command line's way
+            print(
+                f"{exc.detail['value']!r} is not a date: use YYYY-MM-DD, e.g. --from 2026-11-01 --to 2026-11-30.", file=sys.stderr
+            )
+        else:
+            print(t(exc.key, args.lang, **exc.detail), file=sys.stderr)
+        return 2
+    out = Path(args.out or f"metrics-{period.start.isoformat()}-{period.end.isoformat()}.xlsx")
+    if args.csv:
+        # --out names the files' common start: novembre(.csv|.xlsx) → novembre-users.csv, …
+        out = out.with_suffix("") if out.suffix.lower() in (".csv", ".xlsx") else out
+    elif out.suffix.lower() != ".xlsx":
+        print(f"--out {out}: the file name must end in .xlsx (Excel opens it by that).", file=sys.stderr)
+        return 2
+    if not out.parent.is_dir():
+        print(f"--out {out}: the folder {out.parent} does not exist.", file=sys.stderr)
+        return 2
+    open_storage(settings)
+    tty = sys.stderr.isatty()
+
+    def progress(fraction: float) -> None:
+        # One line rewritten in place on a terminal; in a log (no terminal) only the tens.
+        percent = int(fraction * 100)
+        if tty:
+            print(f"\rCounting and writing… {percent:3d}%", end="", file=sys.stderr, flush=True)
+        elif percent % 10 == 0:
+            print(f"Counting and writing… {percent}%", file=sys.stderr, flush=True)
+
+    with database.connection_context():
+        if args.csv:
+            metrics, written = write_period_csv(settings, period, out, args.lang, progress)
+        else:
+            partial = out.with_name(out.name + ".part")
+            metrics = write_period(settings, period, partial, args.lang, progress)
+            partial.replace(out)  # a run that is stopped half-way leaves no half workbook under the real name
+            written = []
+    if tty:
+        print(file=sys.stderr)
+    for path in written:  # the CSV files, one a line, for a script to pick up
+        print(path)
+    print(
+        f"{out}: {period.start} to {period.end}, {len(metrics.users)} people, "
+        f"{metrics.total.pictures} pictures, {metrics.total.videos} videos, {metrics.total.messages} messages."
+    )
+    return 0
+
+
 def cmd_check(args) -> int:
     from server.checks import run_checks
 
@@ -307,6 +389,7 @@ COMMANDS = {
     "reindex": cmd_reindex,
     "migrate": cmd_migrate,
     "check": cmd_check,
+    "report": cmd_report,
 }
 
 
@@ -316,6 +399,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8, help="web worker threads (serve/web)")
     parser.add_argument("--workers", type=int, default=0, help="worker: task threads (default QUEUE_WORKERS)")
     parser.add_argument("--dry-run", action="store_true", help="sync: read the DMS only, touch nothing")
+    parser.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="report: first day (default: the 1st)")
+    parser.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="report: last day, included (default: today)")
+    parser.add_argument("--out", metavar="FILE.xlsx", help="report: where to write the workbook")
+    parser.add_argument("--csv", action="store_true", help="report: <out>-users.csv, -repair-orders.csv, -by-day.csv instead")
+    parser.add_argument("--lang", default="en", choices=("en", "fr"), help="report: the headers' language")
     args = parser.parse_args(argv)
     configure_logging()
     try:

@@ -20,24 +20,21 @@ PostgreSQL runs in a throw-away schema that is dropped at the end. Not part of t
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 import random
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from operator import itemgetter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from peewee import SQL
 
+from bench import bulk
 from core.text import fold_text
 from storage import search_index as search
 from storage.db import database, is_postgres, open_database
@@ -220,50 +217,16 @@ def generate(rows: int, seed: int = 42) -> Iterator[dict]:
             }
 
 
-def _columns() -> list:
-    return [f for f in RepairOrder._meta.sorted_fields]
-
-
-def _defaults(fields: list) -> dict:
-    return {f.name: f.default() if callable(f.default) else f.default for f in fields}
-
-
 # -- loading -------------------------------------------------------------------------------------
-
-
-def _indexes(tables: list[str]) -> list[tuple[str, str]]:
-    """(name, CREATE statement) of the secondary indexes of `tables`."""
-    if is_postgres():
-        cursor = database.execute_sql(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = ANY(%s)"
-            " AND indexname NOT LIKE '%%_pkey'",
-            (tables,),
-        )
-    else:
-        marks = ",".join("?" * len(tables))
-        cursor = database.execute_sql(
-            f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ({marks})", tables
-        )
-    return list(cursor.fetchall())
 
 
 def load(rows: int, log: Callable[[str], None]) -> float:
     tables = [RepairOrder._meta.table_name, RoSearchTerm._meta.table_name, Participant._meta.table_name]
-    indexes = _indexes(tables)
-    for name, _ in indexes:
-        database.execute_sql(f'DROP INDEX "{name}"')
     started = time.perf_counter()
-    fields = _columns()
-    names = [f.name for f in fields]
-    defaults = _defaults(fields)
-    row_of = itemgetter(*names)
-    ro_columns = ", ".join(f'"{f.column_name}"' for f in fields)
-    term_columns = '"ro_id", "kind", "term", "activity"'
-    member_columns = '"ro_id", "user_id", "role", "active", "added_at", "activity"'
     chunk: list[dict] = []
 
     def flush() -> None:
-        ro_rows = [row_of({**defaults, **r}) for r in chunk]
+        ro_columns, ro_rows = bulk.model_rows(RepairOrder, chunk)  # "members" is not a column: left out
         term_rows = list(
             search.iter_terms(
                 (
@@ -281,44 +244,23 @@ def load(rows: int, log: Callable[[str], None]) -> float:
         member_rows = [
             (r["id"], user, role, True, r["created_at"], r["last_activity_at"]) for r in chunk for user, role in r["members"]
         ]
-        if is_postgres():
-            _copy(f'"{tables[0]}" ({ro_columns})', ro_rows)
-            _copy(f'"{tables[1]}" ({term_columns})', term_rows)
-            _copy(f'"{tables[2]}" ({member_columns})', member_rows)
-        else:
-            cursor = database.cursor()
-            cursor.executemany(f'INSERT INTO "{tables[0]}" ({ro_columns}) VALUES ({",".join("?" * len(fields))})', ro_rows)
-            cursor.executemany(f'INSERT INTO "{tables[1]}" ({term_columns}) VALUES (?, ?, ?, ?)', term_rows)
-            cursor.executemany(f'INSERT INTO "{tables[2]}" ({member_columns}) VALUES (?, ?, ?, ?, ?, ?)', member_rows)
+        bulk.insert_rows(tables[0], ro_columns, ro_rows)
+        bulk.insert_rows(tables[1], ["ro_id", "kind", "term", "activity"], term_rows)
+        bulk.insert_rows(tables[2], ["ro_id", "user_id", "role", "active", "added_at", "activity"], member_rows)
         chunk.clear()
 
-    with database.atomic():
-        for n, row in enumerate(generate(rows), 1):
-            chunk.append(row)
-            if len(chunk) == 50000:
+    with bulk.indexes_dropped(tables):
+        with database.atomic():
+            for n, row in enumerate(generate(rows), 1):
+                chunk.append(row)
+                if len(chunk) == 50000:
+                    flush()
+                    log(f"  {n:,} rows")
+            if chunk:
                 flush()
-                log(f"  {n:,} rows")
-        if chunk:
-            flush()
-    log(f"  loaded in {time.perf_counter() - started:.0f} s; building indexes")
-    for _, create in indexes:
-        database.execute_sql(create)
-    if is_postgres():
-        database.execute_sql(f"SELECT setval(pg_get_serial_sequence('{tables[0]}', 'id'), {rows})")
-        # What autovacuum does on a live server: statistics and the visibility map (index-only scans).
-        for table in tables:
-            database.execute_sql(f'VACUUM ANALYZE "{table}"')
-    # SQLite: no ANALYZE. The app never runs it, so plans must be right without statistics.
+        log(f"  loaded in {time.perf_counter() - started:.0f} s; building indexes")
+    bulk.reset_sequence(tables[0])
     return time.perf_counter() - started
-
-
-def _copy(target: str, rows: list[tuple]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    for row in rows:
-        writer.writerow(["\\N" if v is None else (("t" if v else "f") if isinstance(v, bool) else v) for v in row])
-    buffer.seek(0)
-    database.cursor().copy_expert(f"COPY {target} FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer)
 
 
 # -- queries -------------------------------------------------------------------------------------
@@ -473,9 +415,7 @@ def run(url: str, rows: int, count: int, naive_count: int, label: str) -> None:
     open_database(url)
     with database.connection_context():
         migrate()
-        if not is_postgres():
-            database.execute_sql("PRAGMA synchronous = OFF")
-            database.execute_sql("PRAGMA cache_size = -262144")  # 256 MB, a server's page cache
+        bulk.fast_sqlite()
         log(f"{label}: loading {rows:,} ROs")
         seconds = load(rows, log)
         terms = RoSearchTerm.select().count()
@@ -508,22 +448,8 @@ def main(argv: list[str] | None = None) -> int:
                 os.remove(path)
             run(f"sqlite:///{path}", args.rows, args.queries, args.naive_queries, "SQLite")
     if args.postgres:
-        import psycopg2
-
-        schema = args.keep_schema or "bench_" + uuid.uuid4().hex[:8]
-        admin = psycopg2.connect(args.postgres)
-        admin.autocommit = True
-        admin.cursor().execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        admin.cursor().execute(f"CREATE SCHEMA {schema}")
-        try:
-            sep = "&" if "?" in args.postgres else "?"
-            run(
-                f"{args.postgres}{sep}options=-csearch_path%3D{schema}", args.rows, args.queries, args.naive_queries, "PostgreSQL"
-            )
-        finally:
-            if not args.keep_schema:
-                admin.cursor().execute(f"DROP SCHEMA {schema} CASCADE")
-            admin.close()
+        with bulk.postgres_schema(args.postgres, args.keep_schema) as url:
+            run(url, args.rows, args.queries, args.naive_queries, "PostgreSQL")
     return 0
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # type names only (erased at run time): the view reads their 
     from customers.permission_rules import StaffPermissions
 
 PER_PAGE = 20  # one block per person; a modal holds 100 blocks
-MESSAGE, ADMIN = "message", "admin"
+MESSAGE, ADMIN, METRICS = "message", "admin", "metrics"
 
 
 def admin_modal(
@@ -42,11 +42,13 @@ def admin_modal(
     for person in people:
         options = [
             kit.option(t("admin.option.message", locale), MESSAGE, t("admin.included", locale) if person.is_admin else None),
+            kit.option(t("admin.option.metrics", locale), METRICS, t("admin.included", locale) if person.is_admin else None),
             kit.option(
                 t("admin.option.admin", locale), ADMIN, t("admin.config_admin", locale) if person.admin_from_config else None
             ),
         ]
-        shown = {value for value, on in ((MESSAGE, person.can_message_customers), (ADMIN, person.is_admin)) if on}
+        flags = ((MESSAGE, person.can_message_customers), (METRICS, person.can_see_metrics), (ADMIN, person.is_admin))
+        shown = {value for value, on in flags if on}
         row = AdminRow(person.user_id, revision, frozenset(shown)).encode()
         blocks.append(
             kit.section(

@@ -218,7 +218,7 @@ class AdminRow(Record):
     @classmethod
     def read(cls, data: dict) -> AdminRow:
         shown = data.get("sh", [])
-        if not isinstance(shown, list) or not set(shown) <= {"message", "admin"}:
+        if not isinstance(shown, list) or not set(shown) <= {"message", "metrics", "admin"}:
             raise ValueError("bad flags")
         return cls(_user(data["u"]), _page(data.get("r", 0)), frozenset(shown))
 

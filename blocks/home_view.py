@@ -119,9 +119,11 @@ def home_view(
     *,
     unmatched: tuple[list, int, int] | None = None,
     tz: ZoneInfo | None = None,
+    metrics: list[dict] | None = None,
 ) -> dict:
     """`page` is None when the search text is too short to search (the hint replaces the list).
-    `unmatched` (admins only): (a page of unmatched texts, the page, the page count)."""
+    `unmatched` (admins only): (a page of unmatched texts, the page, the page count).
+    `metrics`: the Metrics section's blocks, for those who may see metrics."""
     blocks: list[dict] = [kit.header(t("people.home.title", locale))]
     blocks += _controls(state, locale)
     blocks.append({"type": "divider"})
@@ -143,6 +145,7 @@ def home_view(
     if unmatched is not None:
         messages, unmatched_page, pages = unmatched
         blocks += unmatched_section(messages, unmatched_page, pages, locale=locale, tz=tz or ZoneInfo("UTC"))
+    blocks += metrics or []
     blocks += _settings(prefs, locale)
     return kit.home(blocks, state.encode())
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 # Merging videos (handlers/files_listeners.py: it starts from the Files modal)
 MERGE_START = "merge.start"
 
+# Metrics (handlers/metrics_listeners.py): the admins' Home section
+METRICS_EXPORT = "metrics.export"
+
 # A modal that only says something (a refusal, "sending…"): nothing to submit.
 NOTICE_MODAL = "ro.notice"
 

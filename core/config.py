@@ -83,6 +83,8 @@ class Settings:
     merge_max_minutes: int = 15
     merge_max_mb: int = 2000
     merge_concurrency: int = 1
+    # Metrics: the longest period one workbook covers.
+    metrics_max_days: int = 400
 
     @property
     def sms_enabled(self) -> bool:
@@ -107,6 +109,32 @@ def _load_dotenv() -> None:
         return
     # Real environment wins over .env so CI and process managers can override it.
     load_dotenv(os.environ.get("DOTENV_PATH", ROOT / ".env"), override=False)
+
+
+DEFAULT_REPORT_CRON = "0 7 * * 1"  # Mondays at 07:00, shop time
+
+
+def _cron(r: _Reader, name: str, default: str) -> str:
+    """A five-field crontab line (minute hour day month weekday; 0 and 7 are Sunday), checked."""
+    value = r.str(name, default) or default
+    from core.cron import crontab_trigger
+
+    try:
+        crontab_trigger(value)
+    except ValueError as exc:
+        r.problems.append(f"{name}={value!r} is not a crontab line ({exc}); e.g. {default!r} is Mondays at 07:00.")
+    return value
+
+
+def _channel_id(r: _Reader, name: str) -> str | None:
+    """A channel ID (C…/G…), not a #name: names change, IDs do not, and the Web API wants the ID."""
+    value = r.str(name)
+    if value and not re.fullmatch(r"[CG][A-Z0-9]{6,}", value):
+        r.problems.append(
+            f"{name}={value!r} is not a channel ID; in Slack open the channel's details, copy the ID at the bottom (C…)."
+        )
+        return None
+    return value
 
 
 class _Reader:
@@ -241,8 +269,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_slack: bool =
         smtp_url=smtp_url,
         mail_from=r.str("MAIL_FROM"),
         admin_slack_user_ids=admins,
-        report_channel=r.str("REPORT_CHANNEL"),
-        report_cron=r.str("REPORT_CRON"),
+        report_channel=_channel_id(r, "REPORT_CHANNEL"),
+        report_cron=_cron(r, "REPORT_CRON", DEFAULT_REPORT_CRON),
         max_body_bytes=r.int("MAX_BODY_BYTES", 1_000_000, 1024),
         share_ttl_days=r.int("SHARE_TTL_DAYS", 30, 1, 3650),
         max_file_mb=r.int("MAX_FILE_MB", 500, 1),
@@ -265,6 +293,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_slack: bool =
         merge_max_minutes=r.int("MERGE_MAX_MINUTES", 15, 1, 240),
         merge_max_mb=r.int("MERGE_MAX_MB", 2000, 1, 100_000),
         merge_concurrency=r.int("MERGE_CONCURRENCY", 1, 1, 64),
+        metrics_max_days=r.int("METRICS_MAX_DAYS", 400, 1, 3660),
     )
     if r.problems:
         raise ConfigError(r.problems)

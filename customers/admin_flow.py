@@ -70,10 +70,15 @@ def redraw(
 def toggle(services: Services, actor: str, row: AdminRow, ticked: set[str], locale: str) -> str | None:
     """Apply the one box that changed on `row`; the notice to show (a refusal), or None."""
     shown = set(row.shown)
-    changed = {v: v in ticked for v in (views.MESSAGE, views.ADMIN) if (v in ticked) != (v in shown)}
+    changed = {v: v in ticked for v in (views.MESSAGE, views.METRICS, views.ADMIN) if (v in ticked) != (v in shown)}
     try:
         result = set_permissions(
-            actor, row.user, can_message=changed.get(views.MESSAGE), admin=changed.get(views.ADMIN), settings=services.settings
+            actor,
+            row.user,
+            can_message=changed.get(views.MESSAGE),
+            admin=changed.get(views.ADMIN),
+            metrics=changed.get(views.METRICS),
+            settings=services.settings,
         )
     except NotAllowed as refused:
         return kit.refusal_text(refused, locale)

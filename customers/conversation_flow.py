@@ -112,7 +112,7 @@ def process_inbound(services: Services, params: dict) -> None:
         log.info("a text from %s matches no repair order: waiting for an admin", message.phone)
         return
     if not message.ro_id:
-        rules.set_status(message, "received", ro=ro.id)
+        rules.assign(message, ro)
     post(services, message, ro, others)
 
 

@@ -22,6 +22,7 @@ from core.i18n import t
 from core.refusals import Refusal
 from customers import consent_rules, permission_rules, sms_rules
 from dms.normalize import parse_phone
+from storage import metric_events
 from storage.db import database
 from storage.models import RepairOrder, SmsMessage, utcnow
 from storage.values import COMPLETED
@@ -120,10 +121,33 @@ def media_of(message: SmsMessage) -> list[tuple[str, str]]:
 
 
 def set_status(message: SmsMessage, status: str, **fields: object) -> None:
+    """The text's new state; a reply that went out is the metrics' event, written with it."""
     values = {"status": status, "status_at": utcnow(), **fields}
-    SmsMessage.update(**values).where(SmsMessage.id == message.id).execute()
-    for key, value in values.items():
-        setattr(message, key, value)
+    with database.atomic():
+        SmsMessage.update(**values).where(SmsMessage.id == message.id).execute()
+        for key, value in values.items():
+            setattr(message, key, value)
+        if message.direction == "out" and status in ("sent", "delivered") and message.ro_id:
+            metric_events.record(
+                metric_events.REPLY,
+                str(message.id),
+                at=message.created_at,  # when staff replied: the first response time is measured to it
+                user_id=message.author_user_id,
+                ro_id=message.ro_id,
+            )
+
+
+def assign(message: SmsMessage, ro: RepairOrder) -> None:
+    """A customer's text matched to its RO: it counts there from now (the metrics' event with it)."""
+    with database.atomic():
+        set_status(message, "received", ro=ro.id)
+        _count_customer_text(message, ro.id)
+
+
+def _count_customer_text(message: SmsMessage, ro_id: int) -> None:
+    ref = str(message.id)
+    if not metric_events.record(metric_events.CUSTOMER_TEXT, ref, at=message.created_at, ro_id=ro_id):
+        metric_events.reassign(metric_events.CUSTOMER_TEXT, ref, ro_id)  # attached again, maybe elsewhere
 
 
 # -- unmatched texts ------------------------------------------------------------------------------
@@ -182,9 +206,13 @@ def attach(message_id: int, ro: RepairOrder, admin: str, settings: Settings) -> 
     moved = list(SmsMessage.select().where(same_number).order_by(SmsMessage.created_at, SmsMessage.id))
     if not moved:
         raise Refusal("conversation.unmatched.gone")
-    SmsMessage.update(ro=ro.id, status="received", handled_by=admin, status_at=utcnow()).where(
-        same_number & SmsMessage.id.in_([m.id for m in moved])
-    ).execute()
+    ids = [m.id for m in moved]
+    with database.atomic():
+        SmsMessage.update(ro=ro.id, status="received", handled_by=admin, status_at=utcnow()).where(
+            same_number & SmsMessage.id.in_(ids)
+        ).execute()
+        for m in SmsMessage.select().where(SmsMessage.id.in_(ids) & (SmsMessage.ro == ro.id) & (SmsMessage.handled_by == admin)):
+            _count_customer_text(m, ro.id)
     return moved
 
 

@@ -30,6 +30,7 @@ from customers import send_rules as sends
 from customers.customer_texts import vehicle_phrase, what_phrase
 from media.blob_store import BlobStore
 from media.file_kinds import extension_for, served_type
+from storage import metric_events
 from storage.models import CustomerSend, CustomerSendFile, RepairOrder, RoFile, utcnow
 from storage.values import DOCUMENT, PICTURE, VIDEO
 
@@ -39,6 +40,29 @@ _CSP = (
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 _UNSAFE_NAME = re.compile(r"[^\w\- ]+", re.UNICODE)
+# Who fetches a link before (or instead of) the customer: SMS apps, iMessage and chat apps draw a
+# preview, crawlers index. iMessage's fetcher says "facebookexternalhit … Twitterbot".
+_PREVIEW_NAMES = (
+    "facebookexternalhit",
+    "facebot",
+    "twitterbot",
+    "whatsapp",
+    "slackbot",
+    "slack-imgproxy",
+    "telegrambot",
+    "skypeuripreview",
+    "discordbot",
+    "googlebot",
+    "google-pagerenderer",
+    "bingbot",
+    "linkedinbot",
+    "embedly",
+    "preview",
+    "crawler",
+    "spider",
+)
+# "bot" as a word or a product name ("Applebot/0.1", "SomeBot (…)"), not inside one: a Cubot phone is a phone.
+_BOT_WORD = re.compile(r"(?:^|[^a-z0-9])bot(?:[^a-z]|$)|[a-z]bot(?:/|\s*\(|$)")
 
 
 @dataclass
@@ -89,6 +113,9 @@ def create_blueprint(settings: Settings) -> Blueprint:
         state, send = resolve(token)
         if state != "ok" or send is None:
             return gone(state, send)
+        if request.method == "GET" and not is_link_preview(request.headers.get("User-Agent")):
+            # The customer opened it (once per send counts): a HEAD or a preview is no one reading.
+            metric_events.record(metric_events.VIEW, str(send.id), user_id=send.sent_by, ro_id=send.ro_id)
         ro = RepairOrder.get_by_id(send.ro_id)
         lang = language_of(ro.language)
         entries = _entries(send, settings, ro)
@@ -150,6 +177,15 @@ def create_blueprint(settings: Settings) -> Blueprint:
         return response
 
     return bp
+
+
+def is_link_preview(user_agent: str | None) -> bool:
+    """Is this request a link-preview fetcher or a robot rather than a person's browser? No
+    User-Agent at all is not a browser either."""
+    agent = (user_agent or "").strip().lower()
+    if not agent:
+        return True
+    return any(name in agent for name in _PREVIEW_NAMES) or bool(_BOT_WORD.search(agent))
 
 
 def _entries(send: CustomerSend, settings: Settings, ro: RepairOrder) -> list[Entry]:

@@ -3,6 +3,7 @@
 - Admins: StaffUser.is_admin, or listed in ADMIN_SLACK_USER_IDS (the first admins; always admins).
 - May message customers: admins; otherwise StaffUser.can_message_customers, and when an admin
   never decided (None) the configured default (DEFAULT_CAN_MESSAGE_CUSTOMERS).
+- May see metrics (export the workbooks): admins, and people an admin allowed (StaffUser.can_see_metrics).
 
 An admin's own "may message customers" value is kept while they are admin (admins may anyway)
 and applies again once they are not: making someone admin, then not, gives them back what they had.
@@ -20,7 +21,8 @@ from storage.models import StaffUser
 
 
 class NotAllowed(Refusal):
-    """`reason`: not_admin | self_demotion | admin_may_message (its text: admin.refused.<reason>)."""
+    """`reason`: not_admin | self_demotion | admin_may_message | admin_sees_metrics | no_metrics
+    (its text: admin.refused.<reason>)."""
 
     def __init__(self, reason: str):
         super().__init__(f"admin.refused.{reason}")
@@ -46,6 +48,15 @@ def can_message_customers(user_id: str | None, settings: Settings) -> bool:
     return bool(user.can_message_customers) and not user.deleted
 
 
+def can_see_metrics(user_id: str | None, settings: Settings) -> bool:
+    if not user_id:
+        return False
+    if is_admin(user_id, settings):
+        return True
+    user = StaffUser.get_or_none(StaffUser.slack_user_id == user_id)
+    return bool(user and user.can_see_metrics and not user.deleted)
+
+
 @dataclass(frozen=True)
 class StaffPermissions:
     user_id: str
@@ -53,6 +64,7 @@ class StaffPermissions:
     can_message_customers: bool
     is_admin: bool
     admin_from_config: bool
+    can_see_metrics: bool = False
 
 
 def permissions_of(user: StaffUser, settings: Settings) -> StaffPermissions:
@@ -61,7 +73,9 @@ def permissions_of(user: StaffUser, settings: Settings) -> StaffPermissions:
     can = admin or (
         settings.default_can_message_customers if user.can_message_customers is None else bool(user.can_message_customers)
     )
-    return StaffPermissions(user.slack_user_id, user.real_name or user.name or user.slack_user_id, can, admin, from_config)
+    metrics = admin or bool(user.can_see_metrics)
+    name = user.real_name or user.name or user.slack_user_id
+    return StaffPermissions(user.slack_user_id, name, can, admin, from_config, metrics)
 
 
 def staff_page(settings: Settings, page: int, per_page: int) -> tuple[list[StaffPermissions], int]:
@@ -79,7 +93,13 @@ def staff_page(settings: Settings, page: int, per_page: int) -> tuple[list[Staff
 
 
 def set_permissions(
-    actor_id: str, target_id: str, *, can_message: bool | None = None, admin: bool | None = None, settings: Settings
+    actor_id: str,
+    target_id: str,
+    *,
+    can_message: bool | None = None,
+    admin: bool | None = None,
+    metrics: bool | None = None,
+    settings: Settings,
 ) -> StaffPermissions:
     """An admin changes a person's permissions; None leaves one as it is. Raises NotAllowed.
 
@@ -91,9 +111,13 @@ def set_permissions(
         raise NotAllowed("not_admin")
     if actor_id == target_id and admin is False:
         raise NotAllowed("self_demotion")
-    if can_message is False and (admin if admin is not None else is_admin(target_id, settings)):
+    target_admin = admin if admin is not None else is_admin(target_id, settings)
+    if can_message is False and target_admin:
         raise NotAllowed("admin_may_message")
-    fields = {k: v for k, v in (("can_message_customers", can_message), ("is_admin", admin)) if v is not None}
+    if metrics is False and target_admin:
+        raise NotAllowed("admin_sees_metrics")
+    pairs = (("can_message_customers", can_message), ("is_admin", admin), ("can_see_metrics", metrics))
+    fields = {k: v for k, v in pairs if v is not None}
     if fields:
         updated = StaffUser.update(**fields).where(StaffUser.slack_user_id == target_id).execute()
         if not updated:

@@ -41,6 +41,7 @@ from customers.twilio_gateway import SmsError
 from media.blob_store import BlobStore
 from media.file_kinds import normalise_mimetype
 from media.transcode import Asset, customer_version
+from storage import metric_events
 from storage.db import database
 from storage.models import (
     CustomerSend,
@@ -315,13 +316,23 @@ def _email_html(values: dict) -> str:
 
 
 def _finish(send: CustomerSend, status: str, **fields: object) -> CustomerSend:
+    """The send's new state (callers hold a transaction: its metrics event goes with it)."""
     values = {"status": status, "status_at": utcnow(), "error": None, **fields}
     CustomerSend.update(**values).where(CustomerSend.id == send.id).execute()
     for key, value in values.items():
         setattr(send, key, value)
+    if status in ("sent", "delivered"):  # gone out: counted once, whichever of the two comes first
+        _count_sent(send)
     if status in ("failed", "opted_out"):
         log.warning("send %s to the customer of RO %s: %s (%s)", send.id, send.ro_id, status, send.error)
     return send
+
+
+def _count_sent(send: CustomerSend) -> None:
+    files = CustomerSendFile.select().where(CustomerSendFile.send == send.id).count()
+    metric_events.record(
+        metric_events.SEND, str(send.id), at=send.status_at, user_id=send.sent_by, ro_id=send.ro_id, amount=files
+    )
 
 
 def _attempted(send: CustomerSend, status: str, **fields: object) -> CustomerSend:

@@ -94,6 +94,7 @@ def _features() -> list:
         files_listeners,
         home_listeners,
         mentions_listeners,
+        metrics_listeners,
         participants_listeners,
         ro_listeners,
         search_listeners,
@@ -108,4 +109,5 @@ def _features() -> list:
         mentions_listeners,
         home_listeners,
         search_listeners,
+        metrics_listeners,
     ]

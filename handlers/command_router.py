@@ -31,6 +31,7 @@ class CommandContext:
     respond: Callable[..., object]
     services: Services
     body: dict = field(repr=False, default_factory=dict)
+    ack: Callable[[], None] = lambda: None  # answers Slack (once); routes that store work call it after storing
 
     def reply(self, text: str, blocks: list | None = None) -> None:
         """An ephemeral answer to the person who typed the command."""
@@ -48,6 +49,7 @@ Handler = Callable[[CommandContext], None]
 class _Route:
     handler: Handler
     needs_ro: bool
+    stores_work: bool
 
 
 class CommandRouter:
@@ -55,24 +57,35 @@ class CommandRouter:
         self._routes: dict[str, _Route] = {}
         self._aliases: dict[str, str] = {}
 
-    def add(self, name: str, handler: Handler, *, needs_ro: bool = False, aliases: tuple[str, ...] = ()) -> None:
-        self._routes[name] = _Route(handler, needs_ro)
+    def add(
+        self, name: str, handler: Handler, *, needs_ro: bool = False, stores_work: bool = False, aliases: tuple[str, ...] = ()
+    ) -> None:
+        """`stores_work`: the handler queues work and acks once it is stored (quick database work
+        only), so a process that dies in between leaves Slack saying the command failed rather
+        than a promise nobody keeps. Every other route is acked before it runs."""
+        self._routes[name] = _Route(handler, needs_ro, stores_work)
         for alias in aliases:
             self._aliases[alias] = name
 
     def dispatch(self, ctx: CommandContext) -> None:
         name = self._aliases.get(ctx.sub, ctx.sub)
         route = self._routes.get(name)
+        if route is None or not route.stores_work:
+            ctx.ack()
         if route is None:
             ctx.say("command.unknown", sub=ctx.sub)
             return
         if route.needs_ro and ctx.ro is None:
+            ctx.ack()
             ctx.say("command.needs_ro_channel", sub=name)
             return
         try:
             route.handler(ctx)
         except Refusal as refusal:
+            ctx.ack()
             ctx.reply(kit.refusal_text(refusal, ctx.locale))
+        finally:
+            ctx.ack()  # a handler that failed before acking: Slack still hears back (the error is told by on_error)
 
 
 def parse(text: str) -> tuple[str, str]:
@@ -87,16 +100,10 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
     def help_command(ctx: CommandContext) -> None:
         ctx.say("help.text")
 
-    def not_yet(ctx: CommandContext) -> None:
-        ctx.say("command.not_available", sub=ctx.sub)
-
     router.add("help", help_command, aliases=("aide", "?"))
-    # In the contract and the help, but not built yet (the metrics workbooks): say so rather than "unknown".
-    router.add("metrics", not_yet)
 
     @app.command("/ro")
     def ro_command(ack, body, respond, context):
-        ack()
         sub, args = parse(body.get("text", ""))
         user_id = body.get("user_id", "")
         ctx = CommandContext(
@@ -110,5 +117,17 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
             respond=respond,
             services=services,
             body=body,
+            ack=_once(ack),
         )
         router.dispatch(ctx)
+
+
+def _once(ack: Callable[[], object]) -> Callable[[], None]:
+    done: list[bool] = []
+
+    def ack_once() -> None:
+        if not done:
+            done.append(True)
+            ack()
+
+    return ack_once

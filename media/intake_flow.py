@@ -57,7 +57,7 @@ def _ingest_gave_up(
     same, as far as the event told, so Files lists it and the copy retry job fetches it later."""
     ro = RepairOrder.get_or_none(RepairOrder.id == ro_id)
     if ro is not None and RoFile.get_or_none((RoFile.ro == ro) & (RoFile.slack_file_id == file_id)) is None:
-        rules.record(ro, file_id, None, user_id, ts)
+        rules.record(ro, file_id, None, user_id, ts, bot_user_id=_known_bot_id(services))
         log.warning("file %s in RO %s recorded without its details after: %s", file_id, ro.ro_number, error)
 
 
@@ -86,12 +86,21 @@ def ingest(services: Services, ro_id: int, file_id: str, user_id: str | None = N
         info = None
     if info and info.get("user") == services.slack.bot_user_id:
         return None  # our own upload (a customer's MMS media): recorded by the flow that made it
-    row = rules.record(ro, file_id, info, user_id, ts)
+    row = rules.record(ro, file_id, info, user_id, ts, bot_user_id=_known_bot_id(services))
     if row is None:
         return None
     if row.copy_status == "pending":
         copy(services, row, info)  # also decides "too large", before any download
     return row
+
+
+def _known_bot_id(services: Services) -> str | None:
+    """Our own Slack user id (asked once per process), or None while Slack cannot say: a file
+    recorded without its details must still be recorded."""
+    try:
+        return services.slack.bot_user_id
+    except SlackError:
+        return None
 
 
 def file_info(services: Services, file_id: str) -> dict:
@@ -159,7 +168,7 @@ def _attempt(services: Services, row: RoFile, info: dict | None) -> tuple[dict, 
     try:
         if info is None:
             info = file_info(services, row.slack_file_id)
-            rules.refresh(row, info)
+            rules.refresh(row, info, bot_user_id=_known_bot_id(services))
         size = int(info.get("size") or 0)
         if size > limit:
             return dict(copy_status="too_large", last_error=None), rules.TOO_LARGE

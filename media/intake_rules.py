@@ -17,8 +17,10 @@ from peewee import IntegrityError
 from media.blob_store import BlobStore
 from media.file_kinds import kind_of, normalise_mimetype
 from people.unread_rules import record_activity
+from storage import metric_events
+from storage.db import database
 from storage.models import RepairOrder, RoFile, utcnow
-from storage.values import FILE
+from storage.values import FILE, PICTURE, STAFF_FILE, VIDEO
 
 MAX_COPY_ATTEMPTS = 5
 # A row still "pending" this long after we recorded it lost its copy job (process restart), and a
@@ -41,9 +43,12 @@ class RetryReport:
         return text + (f", {len(self.gave_up)} given up" if self.gave_up else "")
 
 
-def record(ro: RepairOrder, file_id: str, info: dict | None, user_id: str | None, ts: str | None) -> RoFile | None:
+def record(
+    ro: RepairOrder, file_id: str, info: dict | None, user_id: str | None, ts: str | None, *, bot_user_id: str | None = None
+) -> RoFile | None:
     """The file's row in this RO (from Slack's files.info `info`, None when it could not be read),
-    or None when another delivery of the same file recorded it first."""
+    or None when another delivery of the same file recorded it first. `bot_user_id`: our own
+    uploads (known only by the event when files.info failed) are no one's internal file."""
     info = info or {}
     name = info.get("name") or info.get("title") or file_id
     mimetype = normalise_mimetype(info.get("mimetype"), name)
@@ -74,7 +79,10 @@ def record(ro: RepairOrder, file_id: str, info: dict | None, user_id: str | None
             MAX_COPY_ATTEMPTS,
         )
     try:
-        row = RoFile.create(copy_status=status, last_error=error, copy_attempts=attempts, **fields)
+        # The row and its metrics event together: a crash cannot count a file that was not recorded.
+        with database.atomic():
+            row = RoFile.create(copy_status=status, last_error=error, copy_attempts=attempts, **fields)
+            count(row, bot_user_id)
     except IntegrityError:  # the other delivery of the same file won the race
         note_share_ts(ro, file_id, ts)
         return None
@@ -84,6 +92,16 @@ def record(ro: RepairOrder, file_id: str, info: dict | None, user_id: str | None
     # is still new in this RO. RoFile.shared_at keeps Slack's own time.
     record_activity(ro.id, row.uploader_user_id, FILE, (share_ts or file_id)[:32])
     return row
+
+
+def count(row: RoFile, bot_user_id: str | None = None) -> bool:
+    """The metrics' picture or video: a staff member's own file in this RO (a merged video, a
+    customer's MMS media and our uploads are nobody's). Once per RO and Slack file, as backfill does."""
+    uploader = row.uploader_user_id
+    if row.origin != STAFF_FILE or row.kind not in (PICTURE, VIDEO) or not uploader or uploader == bot_user_id:
+        return False
+    ref = metric_events.file_ref(row.ro_id, row.slack_file_id)
+    return metric_events.record(row.kind, ref, at=row.shared_at, user_id=uploader, ro_id=row.ro_id)
 
 
 def note_share_ts(ro: RepairOrder, file_id: str, ts: str | None) -> None:
@@ -169,19 +187,22 @@ def stored_twin(row: RoFile, store: BlobStore, size: int) -> RoFile | None:
     return next((o for o in others if store.has(o.sha256) and (not size or o.size == size)), None)
 
 
-def refresh(row: RoFile, info: dict) -> None:
-    """A row recorded while files.info was down gets its real metadata on the next attempt."""
+def refresh(row: RoFile, info: dict, *, bot_user_id: str | None = None) -> None:
+    """A row recorded while files.info was down gets its real metadata on the next attempt (and,
+    now that its kind is known, its metrics event)."""
     name = info.get("name") or row.name
     mimetype = normalise_mimetype(info.get("mimetype"), name)
-    set_fields(
-        row,
-        name=name[:255],
-        mimetype=mimetype[:255],
-        kind=kind_of(mimetype, name),
-        size=int(info.get("size") or row.size),
-        uploader_user_id=info.get("user") or row.uploader_user_id,
-        permalink=info.get("permalink") or row.permalink,
-    )
+    with database.atomic():
+        set_fields(
+            row,
+            name=name[:255],
+            mimetype=mimetype[:255],
+            kind=kind_of(mimetype, name),
+            size=int(info.get("size") or row.size),
+            uploader_user_id=info.get("user") or row.uploader_user_id,
+            permalink=info.get("permalink") or row.permalink,
+        )
+        count(row, bot_user_id)
 
 
 def set_fields(row: RoFile, **fields: object) -> None:

@@ -10,13 +10,15 @@ from datetime import timedelta
 from blocks import conversation_view
 from blocks import home_view as views
 from blocks.codec import HomeState
+from blocks.metrics_view import home_section
 from customers import conversation_rules
-from customers.permission_rules import is_admin
+from customers.permission_rules import can_see_metrics, is_admin
 from people import notification_rules as notifications
 from people.mention_rules import human_author
 from people.participant_rules import UNAVAILABLE
 from people.participants_flow import failure_reason
 from people.unread_rules import mark_read, record_activity, unread_counts
+from reports.metrics_flow import month_so_far
 from slackapi.errors import SlackError
 from slackapi.services import Services
 from storage.db import with_connection
@@ -45,8 +47,16 @@ def publish_home(services: Services, user_id: str, state: HomeState, locale: str
     unmatched = None
     if is_admin(user_id, services.settings):
         unmatched = conversation_rules.unmatched_page(state.unmatched_page, conversation_view.UNMATCHED_PER_PAGE)
+    metrics = home_section(month_so_far(services), locale) if can_see_metrics(user_id, services.settings) else None
     view = views.home_view(
-        state, page, unread, notifications.preferences(user_id), locale, unmatched=unmatched, tz=services.settings.shop_timezone
+        state,
+        page,
+        unread,
+        notifications.preferences(user_id),
+        locale,
+        unmatched=unmatched,
+        tz=services.settings.shop_timezone,
+        metrics=metrics,
     )
     services.slack.publish_home(user_id, view)
 

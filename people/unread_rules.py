@@ -13,22 +13,27 @@ from datetime import datetime
 
 from peewee import JOIN, IntegrityError, fn
 
+from storage import metric_events
 from storage.db import database
 from storage.models import Activity, ReadMark, utcnow
 from storage.search_index import touch
-from storage.values import CUSTOMER
+from storage.values import CUSTOMER, MESSAGE
 
 
 def record_activity(ro_id: int, user_id: str, kind: str, ts: str, at: datetime | None = None) -> bool:
     """Record a message/file by `user_id` in the RO; False when it was already recorded (a retry).
 
     The author has, by posting, read everything before: their mark moves too (a staff member's;
-    the customer has no mark: what they send is new for everyone).
+    the customer has no mark: what they send is new for everyone). A message is also the
+    metrics' event, written with it, dated by its Slack ts (a redelivered event keeps its time).
     """
     at = at or utcnow()
     try:
         with database.atomic():
             Activity.create(ro=ro_id, user_id=user_id, kind=kind, ts=ts, at=at)
+            if kind == MESSAGE:
+                ref = metric_events.message_ref(ro_id, ts)
+                metric_events.record(MESSAGE, ref, at=metric_events.slack_time(ts) or at, user_id=user_id, ro_id=ro_id)
     except IntegrityError:
         return False
     touch(ro_id, at)

@@ -218,7 +218,15 @@ class SlackService:
     def replies(self, channel: str, ts: str, limit: int = 200) -> list[dict]:
         return list(self.call("conversations.replies", channel=channel, ts=ts, limit=limit).get("messages", []))
 
+    def open_dm(self, user_id: str) -> str:
+        """The id of our DM with `user_id` (a file upload needs it; chat.postMessage takes the user id)."""
+        return self.call("conversations.open", users=user_id)["channel"]["id"]
+
     # -- files -----------------------------------------------------------------------------
+    def recent_files(self, channel: str, count: int = 50) -> list[dict]:
+        """The latest files the app itself shared in `channel`, newest first."""
+        return list(self.call("files.list", channel=channel, user=self.bot_user_id, count=count).get("files", []))
+
     def file_info(self, file_id: str) -> dict:
         return self.call("files.info", file=file_id)["file"]
 

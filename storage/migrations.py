@@ -137,6 +137,22 @@ def _v9_card_pin_and_deleted_channels(migrator: SchemaMigrator) -> None:
         RepairOrder.update(card_pinned=True).where(RepairOrder.card_ts.is_null(False)).execute()
 
 
+def _v10_metrics(migrator: SchemaMigrator) -> None:
+    """Who may see metrics; the metrics' record of what happened, filled from what earlier
+    versions kept (staff files, messages, sends, replies, customer texts; page views were not kept);
+    the last week posted to REPORT_CHANNEL (weekly_report), none yet."""
+    from peewee import BooleanField
+    from playhouse.migrate import migrate as run
+
+    from storage.metric_events import backfill
+    from storage.models import MetricEvent, WeeklyReport
+
+    if "can_see_metrics" not in {c.name for c in database.obj.get_columns("staff_user")}:
+        run(migrator.add_column("staff_user", "can_see_metrics", BooleanField(default=False)))
+    database.obj.create_tables([MetricEvent, WeeklyReport], safe=True)
+    backfill()
+
+
 # MIGRATIONS[i] brings a database from version i+1 to i+2. Version 1 is the initial schema.
 MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _v2_task_queue_and_membership_order,
@@ -147,6 +163,7 @@ MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _v7_unsure_replies,
     _v8_guests,
     _v9_card_pin_and_deleted_channels,
+    _v10_metrics,
 ]
 LATEST = 1 + len(MIGRATIONS)
 

@@ -77,6 +77,8 @@ class StaffUser(BaseModel):
     # A DM at once (not batched) when a customer texts one of my ROs.
     notify_customer_messages = BooleanField(default=False)
     profile_fetched_at = DateTimeField(null=True)
+    # May export the metrics workbooks (admins always may).
+    can_see_metrics = BooleanField(default=False)
 
 
 class RepairOrder(BaseModel):
@@ -517,3 +519,49 @@ class MergeJob(BaseModel):
 
 
 ALL_MODELS += [MergeJob]
+
+
+class MetricEvent(BaseModel):
+    """One thing that happened in an RO space, as the metrics count it: written where the event is
+    already handled (no extra Slack call), never deleted with the Slack message or file it was.
+
+    kind: picture | video (a staff member's file in an RO channel) | message (posted in an RO
+    channel) | reply (a conversation reply that went out to the customer) | send (a Files send
+    that went out; `amount` = its files) | view (a send's page opened by the customer, once per
+    send; `user_id` = the sender) | customer_text (a customer's text in an RO; `user_id` None).
+    `ref` names what it was (a Slack file id, channel:ts, a send or text id): unique with `kind`,
+    so a retried event is recorded once."""
+
+    kind = CharField(max_length=16)
+    at = DateTimeField(default=utcnow)  # naive UTC, like every time column
+    user_id = CharField(null=True, max_length=32)
+    ro = ForeignKeyField(RepairOrder, backref="metric_events", on_delete="CASCADE", null=True)
+    ref = CharField(max_length=96)
+    amount = IntegerField(default=1)
+
+    class Meta:
+        # The metrics read a period's rows from these two alone (reports.metrics_rules): counts by
+        # person, day and RO from the first, each RO's conversation in time order from the second.
+        # Kind first: every query names its kinds, and SQLite (never ANALYZEd) then prefers it to
+        # the unique (kind, ref), which covers nothing (a year's count went through 1M table reads).
+        indexes = (
+            (("kind", "ref"), True),
+            (("kind", "at", "user_id", "ro", "amount"), False),
+            (("ro", "at", "kind", "user_id"), False),
+        )
+
+
+ALL_MODELS += [MetricEvent]
+
+
+class WeeklyReport(BaseModel):
+    """The last week queued for REPORT_CHANNEL (reports.metrics_flow.weekly_report): the ticks queue
+    the weeks after it, so weeks missed while no scheduler ran are caught up and none is posted twice.
+    One row per channel: a channel newly set starts with last week only."""
+
+    channel = CharField(primary_key=True, max_length=64)
+    last_week = CharField(max_length=10)  # the Monday starting it, YYYY-MM-DD (ISO text sorts as dates do)
+    updated_at = DateTimeField(default=utcnow)
+
+
+ALL_MODELS += [WeeklyReport]

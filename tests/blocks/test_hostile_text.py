@@ -20,6 +20,7 @@ from blocks import (
     home_view,
     kit,
     merge_view,
+    metrics_view,
     notice_view,
     participants_view,
     ro_card_view,
@@ -32,6 +33,7 @@ from customers.send_rules import SendRefused
 from people.invitation_rules import InvitationForm
 from people.notification_rules import Digest, Preferences
 from people.participant_rules import Changes
+from reports.metrics_rules import Counts, Metrics, Period, UserLine
 from storage.models import CustomerSend, MergeJob, RepairOrder, RoFile, SmsMessage
 from storage.search_index import Page
 
@@ -177,6 +179,12 @@ FORM = InvitationForm(name=HOSTILE, email=f"nadia{HOSTILE}@dealer.example", role
 REFUSAL = SendRefused("file_unavailable", names=HOSTILE)
 PAGE = Page([hostile_ro(), hostile_ro(id=8, channel_id=None)], has_more=True, offset=0)
 NAMES = {"UTECH": HOSTILE}
+METRICS = Metrics(
+    Period(datetime(2026, 11, 1).date(), datetime(2026, 11, 30).date()),
+    [UserLine(f"U{n}", f"{HOSTILE} {n}", Counts(pictures=n, videos=1, messages=2)) for n in range(8)],
+    [],
+    Counts(pictures=28, videos=8, messages=16, ros=3),
+)
 
 # Every public builder of the Block Kit package, fed hostile values (a new builder must be added here).
 BUILDERS = {
@@ -301,6 +309,11 @@ BUILDERS = {
         MergeJob(id=3, ro=7, requested_by="UTECH", status="merging", progress=40, file_ids="[1,2]"), 2, locale="en-US"
     ),
     "merge_view.merging_screen": lambda: merge_view.merging_screen(3, "fr-CA"),
+    "metrics_view.summary_text": lambda: metrics_view.summary_text(METRICS, "fr-CA"),
+    "metrics_view.summary_text (weekly)": lambda: metrics_view.summary_text(METRICS, "en-US", weekly=True),
+    "metrics_view.top_lines": lambda: metrics_view.top_lines(METRICS, "en-US"),
+    "metrics_view.preparing_text": lambda: metrics_view.preparing_text(METRICS.period, "fr-CA"),
+    "metrics_view.home_section": lambda: metrics_view.home_section(METRICS, "en-US"),
     "customer_info_view.conversation_fields": lambda: customer_info_view.conversation_fields(
         hostile_ro(), "en-US", opted_out=True, conversation_url=PERMALINK
     ),
@@ -335,6 +348,7 @@ PLAIN_HELPERS = {
     "ro_card_view.title",
     "search_view.channel_url",
     "conversation_view.inbound_block_id",
+    "metrics_view.busiest",  # picks and orders lines (data, no text)
 }
 
 

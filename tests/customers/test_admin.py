@@ -65,16 +65,16 @@ def test_a_non_admin_is_told_and_gets_no_modal(admin_client, fake_slack):
     assert not fake_slack.calls_to("views.open")
 
 
-def test_an_admin_sees_everyone_with_their_two_permissions(admin_client, fake_slack):
+def test_an_admin_sees_everyone_with_their_three_permissions(admin_client, fake_slack):
     fake_slack.add_user("UPARTS", "nadia", real_name="Nadia Parts", locale="fr-CA")
     fake_slack.add_user("UGONE", "gone", real_name="Gone Person", deleted=True)
     fake_slack.add_user("UOTHERBOT", "otherbot", real_name="Other Bot", is_bot=True)
     view = _open_admin(admin_client, fake_slack)
     rows = _rows(view)
     assert set(rows) == {"UADVISOR", "UTECH", "UPARTS"}
-    assert _ticked(rows["UADVISOR"]) == {"message", "admin"}
+    assert _ticked(rows["UADVISOR"]) == {"message", "metrics", "admin"}
     assert _ticked(rows["UTECH"]) == {"message"}, "the default applies to people no admin has set"
-    assert all(len(r["accessory"]["options"]) == 2 for r in rows.values())
+    assert all(len(r["accessory"]["options"]) == 3 for r in rows.values())
     assert view["title"]["text"] == "Permissions" and "Terminé" == view["close"]["text"]
 
 
@@ -116,16 +116,16 @@ def test_admins_from_configuration_stay_admins(admin_client, fake_slack, admin_a
     StaffUser.create(slack_user_id="UTECH", name="luc", is_admin=True)
     view = _open_admin(admin_client, fake_slack, user="UTECH")
     # Wait for the redraw itself: each config admin's row already names ADMIN_SLACK_USER_IDS.
-    view = _tick_and_wait(admin_client, fake_slack, view, "UTECH", "UADVISOR", {"message"})
+    view = _tick_and_wait(admin_client, fake_slack, view, "UTECH", "UADVISOR", {"message", "metrics"})
     notice = [b for b in view["blocks"] if b.get("block_id") == "admin_notice"]
     assert "ADMIN_SLACK_USER_IDS" in str(notice)
     # The untick was saved, yet ADMIN_SLACK_USER_IDS wins, and the modal shows it.
     assert StaffUser.get(StaffUser.slack_user_id == "UADVISOR").is_admin is False
     assert is_admin("UADVISOR", admin_app.settings)
-    assert _ticked(_rows(latest_view(fake_slack))["UADVISOR"]) == {"message", "admin"}
+    assert _ticked(_rows(latest_view(fake_slack))["UADVISOR"]) == {"message", "metrics", "admin"}
 
     # The same untick does demote an admin who is not in ADMIN_SLACK_USER_IDS.
-    view = _tick_and_wait(admin_client, fake_slack, view, "UADVISOR", "UTECH", {"message"})
+    view = _tick_and_wait(admin_client, fake_slack, view, "UADVISOR", "UTECH", {"message", "metrics"})
     assert not is_admin("UTECH", admin_app.settings)
     assert _ticked(_rows(view)["UTECH"]) == {"message"}
 
@@ -153,13 +153,13 @@ def test_ticking_admin_alone_keeps_the_persons_own_setting_and_the_modal_shows_w
 
         view = _tick_and_wait(client, fake_slack, view, "UADVISOR", "UTECH", {"admin"})
         row = _rows(view)["UTECH"]
-        assert _ticked(row) == {"message", "admin"}, "an admin may message customers: the modal says so at once"
+        assert _ticked(row) == {"message", "metrics", "admin"}, "an admin may message customers: the modal says so at once"
         assert row["block_id"] != before["block_id"], "a new block id, so Slack shows the new ticks"
         user = StaffUser.get(StaffUser.slack_user_id == "UTECH")
         assert (user.is_admin, user.can_message_customers) == (True, None), "nobody unticked 'message': nothing written"
         assert can_message_customers("UTECH", running.settings)
 
-        view = _tick_and_wait(client, fake_slack, view, "UADVISOR", "UTECH", {"message"})  # Admin unticked
+        view = _tick_and_wait(client, fake_slack, view, "UADVISOR", "UTECH", {"message", "metrics"})  # Admin unticked
         assert _ticked(_rows(view)["UTECH"]) == set(), "back to the default, shown at once"
         user = StaffUser.get(StaffUser.slack_user_id == "UTECH")
         assert (user.is_admin, user.can_message_customers) == (False, None)
@@ -182,18 +182,36 @@ def test_unticking_message_for_an_admin_is_refused_and_changes_nothing(admin_cli
     StaffUser.create(slack_user_id="UTECH", name="luc", is_admin=True)
     view = _open_admin(admin_client, fake_slack)
     row = _rows(view)["UTECH"]
-    assert _ticked(row) == {"message", "admin"}
+    assert _ticked(row) == {"message", "metrics", "admin"}
     assert row["accessory"]["options"][0]["description"]["text"] == "inclus avec Administrateur"
-    view = _tick_and_wait(admin_client, fake_slack, view, "UADVISOR", "UTECH", {"admin"})  # 'message' unticked
+    view = _tick_and_wait(admin_client, fake_slack, view, "UADVISOR", "UTECH", {"metrics", "admin"})  # 'message' unticked
     assert "écrire aux clients" in str([b for b in view["blocks"] if b.get("block_id") == "admin_notice"])
-    assert _ticked(_rows(view)["UTECH"]) == {"message", "admin"}, "the box shows what holds"
+    assert _ticked(_rows(view)["UTECH"]) == {"message", "metrics", "admin"}, "the box shows what holds"
     user = StaffUser.get(StaffUser.slack_user_id == "UTECH")
     assert (user.is_admin, user.can_message_customers) == (True, None)
 
     # Demoted later: the default applies again (nothing was silently written).
-    view = _tick_and_wait(admin_client, fake_slack, view, "UADVISOR", "UTECH", {"message"})
+    view = _tick_and_wait(admin_client, fake_slack, view, "UADVISOR", "UTECH", {"message", "metrics"})
     assert can_message_customers("UTECH", admin_app.settings) and _ticked(_rows(view)["UTECH"]) == {"message"}
     assert StaffUser.get(StaffUser.slack_user_id == "UTECH").can_message_customers is None
+
+
+def test_an_admin_lets_someone_see_metrics_and_cannot_take_it_from_an_admin(admin_client, admin_app, fake_slack):
+    from customers.permission_rules import can_see_metrics
+
+    view = _open_admin(admin_client, fake_slack)
+    assert not can_see_metrics("UTECH", admin_app.settings)
+    view = _tick_and_wait(admin_client, fake_slack, view, "UADVISOR", "UTECH", {"message", "metrics"})
+    assert StaffUser.get(StaffUser.slack_user_id == "UTECH").can_see_metrics
+    assert can_see_metrics("UTECH", admin_app.settings) and not is_admin("UTECH", admin_app.settings)
+    assert _ticked(_rows(view)["UTECH"]) == {"message", "metrics"}
+
+    StaffUser.create(slack_user_id="UPARTS", name="nadia", is_admin=True)
+    view = _open_admin(admin_client, fake_slack)
+    view = _tick_and_wait(admin_client, fake_slack, view, "UADVISOR", "UPARTS", {"message", "admin"})  # 'metrics' unticked
+    assert "statistiques" in str([b for b in view["blocks"] if b.get("block_id") == "admin_notice"])
+    assert _ticked(_rows(view)["UPARTS"]) == {"message", "metrics", "admin"}
+    assert StaffUser.get(StaffUser.slack_user_id == "UPARTS").can_see_metrics is False  # nothing was written
 
 
 def test_many_people_are_paged(admin_client, fake_slack):

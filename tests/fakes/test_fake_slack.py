@@ -772,7 +772,7 @@ def test_scopes_depend_on_the_kind_of_conversation(fake_slack: FakeSlack, client
         "groups:write": lambda: client.conversations_create(name="ro-2", is_private=True),
         "groups:read": lambda: client.conversations_list(types="public_channel,private_channel"),
         "channels:join": lambda: client.conversations_join(channel=public),
-        "im:write": lambda: client.conversations_open(users="U1"),
+        "mpim:write": lambda: client.conversations_open(users="U1,U2"),  # a group DM (im:write, a DM, is in the manifest)
         "pins:read": lambda: client.pins_list(channel=public),
     }
     for scope, call in needs.items():
@@ -780,6 +780,7 @@ def test_scopes_depend_on_the_kind_of_conversation(fake_slack: FakeSlack, client
         assert (answer["error"], answer["needed"]) == ("missing_scope", scope)
         assert answer["provided"] == ",".join(fake_slack.scopes)
     assert client.conversations_list(types="public_channel")["ok"]
+    assert client.conversations_open(users="U1")["ok"]  # im:write: the DM a metrics workbook is uploaded to
 
     # Posting to a public channel the bot is not in needs chat:write.public.
     assert error_of(client.chat_postMessage, channel=public, text="x").response["error"] == "not_in_channel"

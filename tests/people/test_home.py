@@ -19,22 +19,13 @@ from storage.db import database
 from storage.models import Activity, Participant, ReadMark, RepairOrder, utcnow
 from tests.support.factories import make_ro
 from tests.support.harness import wait_until
-from tests.support.people import answer, dms_to
+from tests.support.people import answer, dms_to, open_home
 
 
 @pytest.fixture
 def people(people_any_db):
     """Lists and unread counts run on both databases."""
     return people_any_db
-
-
-def open_home(people, user="UADVISOR", view: dict | None = None) -> dict:
-    before = len(people.fake.calls_to("views.publish"))
-    event = {"type": "app_home_opened", "user": user, "channel": "D0HOME", "tab": "home"}
-    if view:
-        event["view"] = view
-    people.client.event(event)
-    return people.fake.wait_for("views.publish", count=before + 1)[-1].args["view"]
 
 
 def press(people, action_id: str, home: dict, value: str = "", user: str = "UADVISOR", **fields) -> dict:

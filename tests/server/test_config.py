@@ -50,6 +50,10 @@ def test_missing_slack_credentials_name_the_variables():
         ("TWILIO_ACCOUNT_SID", "AC123", "TWILIO_AUTH_TOKEN"),
         ("SMTP_URL", "mail.example.com", "SMTP_URL"),
         ("DEFAULT_CAN_MESSAGE_CUSTOMERS", "maybe", "DEFAULT_CAN_MESSAGE_CUSTOMERS"),
+        ("REPORT_CHANNEL", "#service-managers", "REPORT_CHANNEL"),
+        ("REPORT_CRON", "every monday", "REPORT_CRON"),
+        ("REPORT_CRON", "0 7 * * 8", "REPORT_CRON"),
+        ("METRICS_MAX_DAYS", "-3", "METRICS_MAX_DAYS"),
     ],
 )
 def test_malformed_values_are_named(name, value, expected):

@@ -46,6 +46,10 @@ def test_users_info_failure_falls_back_to_english(slack, fake_slack):
     assert "find a repair order" in _answer(fake_slack)["text"]
 
 
-def test_contract_subcommand_not_built_yet_says_so(slack, fake_slack):
-    slack.command("metrics 2026-11-01 2026-11-30", user_id="UTECH")
-    assert "`/ro metrics` is not available yet" in _answer(fake_slack)["text"]
+def test_help_names_the_metrics_periods_in_the_users_language(slack, fake_slack):
+    slack.command("help", user_id="UTECH")
+    english = _answer(fake_slack, 1)["text"]
+    assert "/ro metrics" in english and "last-week" in english and "last-month" in english
+    slack.command("aide", user_id="UADVISOR")
+    french = _answer(fake_slack, 2)["text"]
+    assert "/ro metrics" in french and "semaine-derniere" in french and "mois-dernier" in french

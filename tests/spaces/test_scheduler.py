@@ -10,7 +10,6 @@ import bot
 from core.config import load_settings
 from dms.file_feed import FileFeedConnector
 from server.scheduler import Scheduler
-from slackapi.services import build_services
 from spaces.sync_flow import sync_once
 from storage import leases as lease
 from storage.db import database
@@ -23,7 +22,7 @@ from tests.support.harness import make_env, wait_until
 def services(fake_slack, database_url, tmp_path):
     settings = load_settings(make_env(fake_slack, database_url, tmp_path), require_slack=True)
     bot.open_storage(settings)
-    return build_services(settings)
+    return bot.build_services(settings)  # as every process does: its tasks registered
 
 
 def test_only_one_lease_holder_and_takeover_after_expiry(services):

@@ -162,13 +162,13 @@ def test_a_version_1_database_is_brought_to_today(database_url):
     from playhouse.migrate import SchemaMigrator
     from playhouse.migrate import migrate as run
 
-    from storage.models import MergeJob, SmsMessage, TaskRecord
+    from storage.models import MergeJob, MetricEvent, SmsMessage, TaskRecord
 
     open_database(database_url)
     migrate()
     with database.connection_context():
         db = database.obj
-        db.drop_tables([MergeJob, TaskRecord, SmsMessage])
+        db.drop_tables([MetricEvent, MergeJob, TaskRecord, SmsMessage])
         migrator = SchemaMigrator.from_database(db)
         run(
             migrator.drop_index("ro_file", "ro_file_origin_ref"),
@@ -178,6 +178,7 @@ def test_a_version_1_database_is_brought_to_today(database_url):
             migrator.drop_column("participant", "membership_us"),
             migrator.drop_column("staff_user", "notify_customer_messages"),
             migrator.drop_column("customer_send", "unsure_since"),
+            migrator.drop_column("staff_user", "can_see_metrics"),
         )
         SchemaVersion.delete().execute()
         SchemaVersion.create(version=1)

@@ -143,6 +143,16 @@ def people_any_db(fake_slack, database_url, tmp_path, people_env):
     yield from _people_app(fake_slack, database_url, tmp_path, people_env)
 
 
+def open_home(people: PeopleApp, user: str = "UADVISOR", view: dict | None = None) -> dict:
+    """Open the Home tab as Slack does; the view the app published."""
+    before = len(people.fake.calls_to("views.publish"))
+    event = {"type": "app_home_opened", "user": user, "channel": "D0HOME", "tab": "home"}
+    if view:
+        event["view"] = view
+    people.client.event(event)
+    return people.fake.wait_for("views.publish", count=before + 1)[-1].args["view"]
+
+
 def answer(fake_slack, n: int = 1) -> dict:
     wait_until(lambda: len(fake_slack.responses) >= n, message="an answer through response_url")
     return fake_slack.responses[n - 1]
