@@ -208,7 +208,7 @@ def collect(
         passes["repair_orders"] = events.repair_orders
     passes["users"] = lambda: list(events.counted(MetricEvent.user_id))
     if by_day:
-        passes["days"] = lambda: list(events.counted(events.day(MetricEvent.at)))
+        passes["days"] = lambda: events.per_day(period)
     if not by_ro:  # else the repair orders' pass tells
         passes["ros"] = events.all_ros
     repair_orders: list[RoLine] = []
@@ -420,6 +420,34 @@ class _Events:
         ros = fn.COUNT(Case(None, [(event.kind != VIEW, event.ro)]).distinct())
         query = event.select(key, *columns, ros).where(self.in_period & self.by_staff)
         return query.group_by(_BY_FIRST).tuples()
+
+    def per_day(self, period: Period) -> list[tuple]:
+        """counted's rows by the shop's local day. PostgreSQL groups by the local-day expression;
+        SQLite would sort every event of the period for that GROUP BY (and work out each one's day),
+        so there each day of the period is one range of the (kind, at, …) index between its two
+        local midnights (in UTC), counted by a scalar subquery: no sort, the same numbers, days
+        without events included (zeros)."""
+        if is_postgres():
+            return list(self.counted(self.day(MetricEvent.at)))
+        event, at = MetricEvent, MetricEvent.at
+        days = list(period.each_day())
+        bounds = [at.db_value(_utc(day, self.tz)) for day in days] + [at.db_value(self.end)]
+        numbers = ", ".join(["%d"] * (len(STAFF_KINDS) + 1))
+        sums = ", ".join(
+            "SUM(CASE WHEN kind = ? THEN {} ELSE 0 END)".format("amount" if kind == SEND else "1") for kind in STAFF_KINDS
+        )
+        kinds = ", ".join("?" * len(STAFF_KINDS))
+        # A scalar subquery gives one value: the day's numbers come as one text, "n,n,…".
+        counted = (
+            f"SELECT printf('{numbers}', {sums}, COUNT(DISTINCT CASE WHEN kind != ? THEN ro_id END))"
+            f' FROM "{event._meta.table_name}" WHERE at >= d.s AND at < d.e AND kind IN ({kinds})'
+            " AND user_id IS NOT NULL AND user_id != ?"
+        )
+        values = ", ".join(["(?, ?, ?)"] * len(days))
+        sql = f"WITH d(day, s, e) AS (VALUES {values}) SELECT d.day, ({counted}) FROM d"
+        params = [value for n, day in enumerate(days) for value in (day.isoformat(), bounds[n], bounds[n + 1])]
+        params += [*STAFF_KINDS, VIEW, *STAFF_KINDS, CUSTOMER]
+        return [(day, *text.split(",")) for day, text in database.execute_sql(sql, params).fetchall()]
 
     def all_ros(self) -> int:
         event = MetricEvent
