@@ -11,6 +11,7 @@ from dms.errors import DmsAuthError, DmsBadData, DmsUnavailable
 from dms.records import DmsRecord
 from dms.tekmetric import TekmetricConnector
 from tests.fakes.fake_tekmetric import FakeTekmetric
+from tests.support.tekmetric import tekmetric_connector
 
 TZ = ZoneInfo("America/Toronto")
 UTC = UTC
@@ -23,17 +24,7 @@ MOBILE = [
 @pytest.fixture
 def connect(fake_tekmetric):
     def make(**overrides) -> TekmetricConnector:
-        options = dict(
-            base_url=fake_tekmetric.url,
-            client_id=fake_tekmetric.client_id,
-            client_secret=fake_tekmetric.client_secret,
-            shop_id=fake_tekmetric.shop_id,
-            tz=TZ,
-            timeout=2,
-            max_retry_wait=1.0,
-        )
-        options.update(overrides)
-        return TekmetricConnector(**options)
+        return tekmetric_connector(fake_tekmetric, TZ, **overrides)
 
     return make
 

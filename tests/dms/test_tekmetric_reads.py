@@ -13,6 +13,7 @@ import pytest
 
 from dms.tekmetric import TekmetricConnector
 from tests.fakes.fake_tekmetric import FakeTekmetric, stamp
+from tests.support.tekmetric import tekmetric_connector
 
 TZ = ZoneInfo("America/Toronto")
 MOBILE = [{"number": "(438) 555-0142", "type": "Mobile", "primary": True}]
@@ -21,17 +22,7 @@ MOBILE = [{"number": "(438) 555-0142", "type": "Mobile", "primary": True}]
 @pytest.fixture
 def connect(fake_tekmetric):
     def make(**overrides) -> TekmetricConnector:
-        options = dict(
-            base_url=fake_tekmetric.url,
-            client_id=fake_tekmetric.client_id,
-            client_secret=fake_tekmetric.client_secret,
-            shop_id=fake_tekmetric.shop_id,
-            tz=TZ,
-            timeout=2,
-            max_retry_wait=1.0,
-        )
-        options.update(overrides)
-        return TekmetricConnector(**options)
+        return tekmetric_connector(fake_tekmetric, TZ, **overrides)
 
     return make
 

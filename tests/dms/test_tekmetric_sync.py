@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dms.sync_engine import SyncEngine, roll_over
-from dms.tekmetric import TekmetricConnector
 from storage.db import database, open_database
 from storage.migrations import migrate
 from storage.models import RepairOrder, StatusChange
 from tests.fakes.fake_tekmetric import FakeTekmetric, stamp
+from tests.support.tekmetric import tekmetric_connector
 
 TZ = ZoneInfo("America/Toronto")
 MOBILE = [{"number": "(438) 555-0142", "type": "Mobile", "primary": True}]
@@ -30,16 +30,7 @@ def db(database_url):
 
 @pytest.fixture
 def engine(fake_tekmetric, db):
-    connector = TekmetricConnector(
-        base_url=fake_tekmetric.url,
-        client_id=fake_tekmetric.client_id,
-        client_secret=fake_tekmetric.client_secret,
-        shop_id=fake_tekmetric.shop_id,
-        tz=TZ,
-        timeout=2,
-        max_retry_wait=1.0,
-    )
-    return SyncEngine(connector, TZ)
+    return SyncEngine(tekmetric_connector(fake_tekmetric, TZ), TZ)
 
 
 def now_of(fake: FakeTekmetric) -> datetime:

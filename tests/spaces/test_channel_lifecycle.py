@@ -12,34 +12,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
-
 import bot
 from core.config import load_settings
 from dms.file_feed import FileFeedConnector
 from dms.sync_engine import SyncEngine
-from dms.tekmetric import TekmetricConnector
 from server.scheduler import sync_once
 from slackapi.services import build_services
 from storage.models import RepairOrder
 from tests.support.dms_feed import row, write_feed
 from tests.support.harness import make_env, wait_until
+from tests.support.tekmetric import tekmetric_connector
 
 TZ = ZoneInfo("America/Toronto")
 NOW = datetime(2026, 11, 29, 7, 0, tzinfo=TZ)
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def services(fake_slack, sqlite_url, tmp_path):
-    settings = load_settings(make_env(fake_slack, sqlite_url, tmp_path), require_slack=True)
-    bot.open_storage(settings)
-    return build_services(settings)
-
-
-@pytest.fixture
-def feed(tmp_path):
-    return tmp_path / "feed.csv"
 
 
 def run(services, feed, now=NOW):
@@ -231,15 +217,7 @@ def test_an_appointment_space_is_renamed_when_its_ro_is_written(services, fake_s
     vehicle = fake_tekmetric.add_vehicle(customer, year=2020, make="Ford", model="F-150")
     start = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
     appointment = fake_tekmetric.add_appointment(customer, vehicle, start=start)
-    connector = TekmetricConnector(
-        base_url=fake_tekmetric.url,
-        client_id=fake_tekmetric.client_id,
-        client_secret=fake_tekmetric.client_secret,
-        shop_id=fake_tekmetric.shop_id,
-        tz=TZ,
-        timeout=2,
-        max_retry_wait=1.0,
-    )
+    connector = tekmetric_connector(fake_tekmetric, TZ)
     fake_tekmetric.advance(600)
     sync_once(services, connector, NOW)
     ro = RepairOrder.get()

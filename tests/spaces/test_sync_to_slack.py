@@ -7,16 +7,10 @@ import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import pytest
-
-import bot
-from core.config import load_settings
 from dms.file_feed import FileFeedConnector
 from server.scheduler import rollover_once, sync_once
-from slackapi.services import build_services
 from storage.models import Participant, RepairOrder
 from tests.support.dms_feed import row, write_feed
-from tests.support.harness import make_env
 
 TZ = ZoneInfo("America/Toronto")
 NOW = datetime(2026, 11, 29, 7, 0, tzinfo=TZ)
@@ -30,18 +24,6 @@ WRITE_METHODS = {
     "conversations.kick",
     "conversations.unarchive",
 }
-
-
-@pytest.fixture
-def services(fake_slack, sqlite_url, tmp_path):
-    settings = load_settings(make_env(fake_slack, sqlite_url, tmp_path), require_slack=True)
-    bot.open_storage(settings)
-    return build_services(settings)
-
-
-@pytest.fixture
-def feed(tmp_path):
-    return tmp_path / "feed.csv"
 
 
 def run(services, feed, now=NOW):
