@@ -51,9 +51,11 @@ def _toggle(client: SlackTestClient, view: dict, actor: str, target: str, values
 
 
 def _open_admin(client: SlackTestClient, fake_slack, user: str = "UADVISOR") -> dict:
+    # Counted from before the command: a modal opened earlier in the test must not pass for this one.
+    opened, updated = len(fake_slack.calls_to("views.open")), len(fake_slack.calls_to("views.update"))
     client.command("admin", user_id=user)
-    fake_slack.wait_for("views.open")
-    fake_slack.wait_for("views.update")  # refreshed once users.list was read
+    fake_slack.wait_for("views.open", count=opened + 1)
+    fake_slack.wait_for("views.update", count=updated + 1)  # refreshed once users.list was read
     return latest_view(fake_slack)
 
 
