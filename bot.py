@@ -5,6 +5,7 @@
     python bot.py worker      task-queue workers only
     python bot.py scheduler   DMS sync and timed jobs only
     python bot.py sync [--dry-run]
+    python bot.py archive [--dry-run]   one pass of the archive job now
     python bot.py reindex     rebuild the search keys of every RO
     python bot.py migrate     bring the database to today's schema (a SQLite file is copied beside itself first)
     python bot.py check       configuration, database, Slack, DMS and the task queue, line by line
@@ -111,6 +112,7 @@ def feature_jobs(services) -> list:
     from people.home_flow import flush_notifications
     from reports.metrics_flow import weekly_report
     from server.scheduler import Job
+    from spaces.archive_flow import archive_pass
     from storage.housekeeping import prune_old_rows
     from storage.models import utcnow
 
@@ -130,6 +132,9 @@ def feature_jobs(services) -> list:
         Job("customer-texts-repost", lambda: repost_waiting(services), IntervalTrigger(minutes=5, timezone=tz)),
         # Work whose worker died (or whose message was lost) is queued again.
         Job("task-sweep", services.tasks.sweep, IntervalTrigger(seconds=30, timezone=tz)),
+        # Completed ROs' channels archived (reopened ones unarchived), a small batch a minute:
+        # Slack's tier 2, and a backlog of years drains over hours.
+        Job("channel-archive", lambda: archive_pass(services), IntervalTrigger(minutes=1, timezone=tz)),
     ]
     if services.settings.report_channel:
         # Each week is queued under its own key: a second scheduler, or a tick run twice, finds it
@@ -272,6 +277,30 @@ def _dry_run() -> int:
     return 0
 
 
+def cmd_archive(args) -> int:
+    """One pass of the archive job now; prints each RO archived and unarchived (with --dry-run,
+    what would be, touching neither Slack nor the database)."""
+    from spaces.archive_flow import archive_pass, describe, plan
+    from storage.leases import LeaseBusy
+    from storage.models import utcnow
+
+    settings = _settings(require_slack=not args.dry_run)
+    open_storage(settings)
+    if args.dry_run:
+        report = plan(utcnow(), settings.archive_after_days)
+    else:
+        try:
+            report = archive_pass(build_services(settings))
+        except LeaseBusy:
+            print("Another archive pass is running right now; try again in a minute.", file=sys.stderr)
+            return 1
+    if settings.archive_after_days == 0:
+        print("ARCHIVE_AFTER_DAYS=0: channels are never archived (reopened ones are still unarchived).")
+    for line in describe(report):
+        print(line)
+    return 1 if report.stopped_early else 0
+
+
 def cmd_reindex(args) -> int:
     """Rebuild every RO's search keys (after a bulk import or a restore)."""
     from storage.db import database
@@ -386,6 +415,7 @@ COMMANDS = {
     "worker": cmd_worker,
     "scheduler": cmd_scheduler,
     "sync": cmd_sync,
+    "archive": cmd_archive,
     "reindex": cmd_reindex,
     "migrate": cmd_migrate,
     "check": cmd_check,
@@ -398,7 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", nargs="?", default="serve", choices=sorted(COMMANDS))
     parser.add_argument("--threads", type=int, default=8, help="web worker threads (serve/web)")
     parser.add_argument("--workers", type=int, default=0, help="worker: task threads (default QUEUE_WORKERS)")
-    parser.add_argument("--dry-run", action="store_true", help="sync: read the DMS only, touch nothing")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="sync: read the DMS only; archive: say what would be done; both touch nothing"
+    )
     parser.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="report: first day (default: the 1st)")
     parser.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="report: last day, included (default: today)")
     parser.add_argument("--out", metavar="FILE.xlsx", help="report: where to write the workbook")

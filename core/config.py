@@ -85,6 +85,8 @@ class Settings:
     merge_concurrency: int = 1
     # Metrics: the longest period one workbook covers.
     metrics_max_days: int = 400
+    # Channels do not pile up: a completed RO's channel is archived this many days after it completed (0 = never).
+    archive_after_days: int = 14
 
     @property
     def sms_enabled(self) -> bool:
@@ -294,6 +296,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_slack: bool =
         merge_max_mb=r.int("MERGE_MAX_MB", 2000, 1, 100_000),
         merge_concurrency=r.int("MERGE_CONCURRENCY", 1, 1, 64),
         metrics_max_days=r.int("METRICS_MAX_DAYS", 400, 1, 3660),
+        archive_after_days=r.int("ARCHIVE_AFTER_DAYS", 14, 0, 3650),
     )
     if r.problems:
         raise ConfigError(r.problems)

@@ -1,4 +1,4 @@
-"""RO space listeners: `/ro status`, `/ro info`, the card's status select and Customer info button,
+"""RO space listeners: `/ro status`, `/ro info`, `/ro reopen <number>`, the card's status select and Customer info button,
 and `channel_deleted` (an RO whose channel was deleted is recorded without one)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import logging
 
 from slack_bolt import App
 
-from blocks import ids, ro_card_view
+from blocks import ids, kit, ro_card_view
 from blocks.customer_info_view import conversation_fields, customer_info_modal
 from core.i18n import t
 from customers import conversation_flow
@@ -18,6 +18,8 @@ from slackapi.errors import SlackError
 from slackapi.services import Services
 from spaces.publish_flow import forget_channel
 from spaces.status_flow import change_status
+from storage.models import RepairOrder
+from storage.values import COMPLETED, IN_PROGRESS
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,29 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
         )
         ctx.reply(text, [*blocks, extras])
 
+    def reopen_command(ctx: CommandContext) -> None:
+        """Reopen a completed RO (any channel): status In progress, set by hand; publishing it
+        unarchives a channel the archive job archived and updates its card. Members only, not guests."""
+        number = ctx.args.strip().lstrip("#")
+        if not number or " " in number:
+            ctx.say("reopen.usage")
+            return
+        if services.directory.listing_scope(ctx.user_id) is not None:
+            ctx.say("reopen.not_allowed")
+            return
+        ro = RepairOrder.select().where(RepairOrder.ro_number == number).order_by(RepairOrder.id.desc()).first()
+        if ro is None:
+            ctx.say("reopen.not_found", number=number)
+            return
+        if ro.status != COMPLETED:
+            ctx.say("reopen.not_completed", number=number, status=ro_card_view.status_label(ro.status, ctx.locale))
+            return
+        change_status(services, ro, IN_PROGRESS, ctx.user_id)
+        channel = f"<#{ro.channel_id}>" if ro.channel_id else "—"
+        ctx.reply(t("reopen.done", ctx.locale, number=kit.escape(number), channel=channel))
+
     router.add("status", status_command, needs_ro=True, aliases=("statut",))
+    router.add("reopen", reopen_command, aliases=("rouvrir",))
     router.add("info", info_command, needs_ro=True)
 
     @app.action(ids.RO_STATUS)

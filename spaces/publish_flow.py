@@ -15,6 +15,7 @@ from datetime import datetime, time, timedelta
 from blocks import ro_card_view as ro_card
 from slackapi.errors import SlackError, SlackErrorCode
 from slackapi.services import Services
+from spaces.archive_rules import needs_unarchive
 from spaces.channel_names import carries_number, channel_name
 from storage import leases as lease
 from storage.models import Participant, RepairOrder, StaffUser, StatusChange, to_utc_naive, utcnow
@@ -126,9 +127,23 @@ class Publisher:
                 return
             if exc.code not in (SlackErrorCode.IS_ARCHIVED, SlackErrorCode.IS_INACTIVE):
                 raise
-            # Staff archived the channel on purpose: leave it archived and quiet.
+            # Archived on purpose (by staff, or by the archive job while the RO stays completed):
+            # leave it archived and quiet. One the app archived is unarchived when the RO reopens.
             log.info("RO %s: channel archived, Slack left as it is", ro.ro_number)
             self._mark_clean(ro)
+
+    def _unarchive(self, ro: RepairOrder) -> None:
+        """The archive job archived the channel and the RO is open again: bring the channel back."""
+        try:
+            self.slack.call("conversations.unarchive", channel=ro.channel_id)
+        except SlackError as exc:
+            if exc.raw_code != "not_archived":  # staff unarchived it already: nothing to do
+                raise
+        RepairOrder.update(channel_archived_at=None, archived_by_app=False, archive_note_ts=None).where(
+            RepairOrder.id == ro.id
+        ).execute()
+        ro.channel_archived_at, ro.archived_by_app, ro.archive_note_ts = None, False, None
+        log.info("RO %s: reopened, channel #%s unarchived", ro.ro_number, ro.channel_name)
 
     def _deleted(self, channel_id: str) -> bool:
         """chat.update answers is_inactive for an archived channel and for a deleted one: which?"""
@@ -150,6 +165,8 @@ class Publisher:
             report.channels_created += int(created)
             RepairOrder.update(channel_gone_at=None).where(RepairOrder.id == ro.id).execute()
         else:
+            if needs_unarchive(ro):
+                self._unarchive(ro)
             self._ensure_name(ro)
         self._ensure_owner(ro)
         locale = self._card_locale(ro)

@@ -153,6 +153,21 @@ def _v10_metrics(migrator: SchemaMigrator) -> None:
     backfill()
 
 
+def _v11_archived_channels(migrator: SchemaMigrator) -> None:
+    """The archive job: when it archived an RO's channel, whether the app did (a channel archived
+    by hand stays archived when the RO reopens), and the last note it posted before archiving."""
+    from peewee import BooleanField, CharField, DateTimeField
+    from playhouse.migrate import migrate as run
+
+    have = {c.name for c in database.obj.get_columns("repair_order")}
+    if "channel_archived_at" not in have:
+        run(migrator.add_column("repair_order", "channel_archived_at", DateTimeField(null=True)))
+    if "archived_by_app" not in have:
+        run(migrator.add_column("repair_order", "archived_by_app", BooleanField(default=False)))
+    if "archive_note_ts" not in have:
+        run(migrator.add_column("repair_order", "archive_note_ts", CharField(null=True, max_length=32)))
+
+
 # MIGRATIONS[i] brings a database from version i+1 to i+2. Version 1 is the initial schema.
 MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _v2_task_queue_and_membership_order,
@@ -164,6 +179,7 @@ MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _v8_guests,
     _v9_card_pin_and_deleted_channels,
     _v10_metrics,
+    _v11_archived_channels,
 ]
 LATEST = 1 + len(MIGRATIONS)
 

@@ -116,6 +116,13 @@ class RepairOrder(BaseModel):
     card_pinned = BooleanField(default=False)  # False: the card's pin is still to do (Slack refused it)
     # The channel was deleted in Slack: an open RO gets a new one, a completed one stays out of Slack.
     channel_gone_at = DateTimeField(null=True)
+    # The archive job (spaces/archive_flow.py): when it archived the channel, or found it archived
+    # (or refused) and left it alone; `archived_by_app` only for channels the app archived, which
+    # reopening the RO unarchives (a channel staff archived by hand stays archived); the last note
+    # posted before archiving, so a pass cut short by Slack's limits does not post it twice.
+    channel_archived_at = DateTimeField(null=True)
+    archived_by_app = BooleanField(default=False)
+    archive_note_ts = CharField(null=True, max_length=32)
     topic = CharField(default="", max_length=250)
     # Set by every change Slack must show (card, topic, status note); cleared once Slack shows it.
     slack_dirty = BooleanField(default=True, index=True)

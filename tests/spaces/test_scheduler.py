@@ -71,7 +71,14 @@ def test_feature_jobs_are_scheduled_and_run(services, fake_slack, tmp_path):
     from tests.support.factories import make_ro
 
     jobs = {job.name: job for job in bot.feature_jobs(services)}
-    assert set(jobs) == {"file-copy-retry", "notifications", "prune-old-rows", "task-sweep", "customer-texts-repost"}
+    assert set(jobs) == {
+        "file-copy-retry",
+        "notifications",
+        "prune-old-rows",
+        "task-sweep",
+        "customer-texts-repost",
+        "channel-archive",
+    }
     from people.notification_rules import set_preferences
     from people.unread_rules import record_activity
     from tests.support.people import dms_to
