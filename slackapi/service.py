@@ -81,18 +81,6 @@ class SlackService:
     def channel_info(self, channel_id: str) -> dict:
         return self.call("conversations.info", channel=channel_id)["channel"]
 
-    def iter_channels(self, types: str = "public_channel") -> Iterator[dict]:
-        # RO channels are public; private ones would need the groups:read scope.
-        cursor = None
-        while True:
-            page = self.call(
-                "conversations.list", types=types, limit=200, exclude_archived=False, **({"cursor": cursor} if cursor else {})
-            )
-            yield from page.get("channels", [])
-            cursor = (page.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                return
-
     def iter_member_channels(self, types: str = "public_channel") -> Iterator[dict]:
         """The live (unarchived) channels the bot is a member of (users.conversations, all pages):
         the RO channels, not the whole workspace."""

@@ -60,7 +60,6 @@ RETRY_DELAY_SECONDS = 2.0  # first retry; each next one waits RETRY_BACKOFF time
 RETRY_BACKOFF = 2.0
 CLAIM_TTL = timedelta(seconds=60)
 LANE_TTL = timedelta(seconds=60)  # at least: a task's lane lasts as long as its claim
-LANE_BUSY_DELAY_SECONDS = 1  # unused since lanes park their waiters; kept for importers
 MISSING_RECORD_PATIENCE_SECONDS = 300  # a message whose record is not visible this long after: rolled back
 # A queued record whose message should have run by now (its retry delay plus this) was lost.
 LOST_AFTER = timedelta(seconds=30)
