@@ -8,7 +8,8 @@
     python bot.py archive [--dry-run]   one pass of the archive job now
     python bot.py reindex     rebuild the search keys of every RO
     python bot.py migrate     bring the database to today's schema (a SQLite file is copied beside itself first)
-    python bot.py check       configuration, database, Slack, DMS and the task queue, line by line
+    python bot.py check       configuration, database, object storage, Redis, Slack, DMS, the queue, line by line
+    python bot.py media migrate   copy the local media folder (MEDIA_DIR) into MEDIA_URL's bucket
     python bot.py report [--from D] [--to D] [--out F.xlsx] [--lang fr] [--csv]   the metrics workbook (no Slack)
 
 gunicorn can serve `bot:create_app()` directly (run `worker` processes beside it).
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import tempfile
 from dataclasses import replace
@@ -43,9 +45,18 @@ def _settings(require_slack: bool) -> Settings:
         settings.secret_key,
         urlsplit(settings.smtp_url or "").password,
         urlsplit(settings.redis_url or "").password,
+        os.environ.get("AWS_SECRET_ACCESS_KEY"),
+        os.environ.get("AWS_SESSION_TOKEN"),
     ):
         register_secret(secret)
     return settings
+
+
+def require_reachable(settings: Settings) -> None:
+    """The object store and Redis answer (when configured), or one line says which does not."""
+    from server.preflight import require_reachable as check
+
+    check(settings)
 
 
 def open_storage(settings: Settings) -> None:
@@ -169,6 +180,7 @@ def cmd_web(args, with_background: bool = False) -> int:
     from server.gunicorn_runner import run_server
 
     settings = _settings(require_slack=True)
+    require_reachable(settings)
     open_storage(settings)
     services, _, app = build(settings)
     if not with_background:
@@ -193,6 +205,7 @@ def cmd_web(args, with_background: bool = False) -> int:
 
 def cmd_worker(args) -> int:
     settings = _settings(require_slack=True)
+    require_reachable(settings)
     open_storage(settings)
     services = build_services(settings)
     log.info("task workers running (%s); Ctrl-C to stop", "Redis" if settings.redis_url else "database queue")
@@ -205,6 +218,7 @@ def cmd_scheduler(args) -> int:
     import threading
 
     settings = _settings(require_slack=True)
+    require_reachable(settings)
     open_storage(settings)
     scheduler = start_scheduler(settings)
     stop = threading.Event()
@@ -403,6 +417,39 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_media(args) -> int:
+    """`media migrate`: the local folder's blobs copied into MEDIA_URL's bucket (again: only what is missing)."""
+    from media.blob_store import BlobStore, StoreUnavailable
+    from media.media_migrate import migrate
+    from media.s3_store import S3BlobStore
+
+    if args.action != "migrate":
+        print("Usage: python bot.py media migrate", file=sys.stderr)
+        return 2
+    settings = _settings(require_slack=False)
+    if not settings.media_url:
+        print("MEDIA_URL is not set: set it to s3://bucket/prefix (and S3_ENDPOINT_URL for MinIO, R2…) first.", file=sys.stderr)
+        return 2
+    folder, bucket = BlobStore(settings.media_dir), S3BlobStore.for_settings(settings)
+    tty = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        if tty:
+            print(f"\r{done}/{total} files", end="", file=sys.stderr, flush=True)
+
+    try:
+        report = migrate(folder, bucket, progress)
+    except StoreUnavailable as exc:
+        print(f"Stopped: {exc}. Nothing is lost; run it again once the store answers.", file=sys.stderr)
+        return 1
+    if tty:
+        print(file=sys.stderr)
+    print(f"{folder.describe()} → {bucket.describe()}: {report.summary()}.")
+    for sha in report.damaged:
+        print(f"  damaged on disk (content does not match its name), not copied: {sha}")
+    return 1 if report.damaged else 0
+
+
 def cmd_check(args) -> int:
     from server.checks import run_checks
 
@@ -420,12 +467,14 @@ COMMANDS = {
     "migrate": cmd_migrate,
     "check": cmd_check,
     "report": cmd_report,
+    "media": cmd_media,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bot.py", description="Repair-order spaces for Slack")
     parser.add_argument("command", nargs="?", default="serve", choices=sorted(COMMANDS))
+    parser.add_argument("action", nargs="?", help="media: migrate")
     parser.add_argument("--threads", type=int, default=8, help="web worker threads (serve/web)")
     parser.add_argument("--workers", type=int, default=0, help="worker: task threads (default QUEUE_WORKERS)")
     parser.add_argument(
@@ -438,8 +487,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lang", default="en", choices=("en", "fr"), help="report: the headers' language")
     args = parser.parse_args(argv)
     configure_logging()
+    from server.preflight import StartupProblem
+
     try:
         return COMMANDS[args.command](args)
+    except StartupProblem as exc:
+        print(f"Cannot start: {exc}", file=sys.stderr)
+        return 2
     except ConfigError as exc:
         print("Configuration problem:", file=sys.stderr)
         for problem in exc.problems:

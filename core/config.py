@@ -72,6 +72,9 @@ class Settings:
     twilio_timeout_seconds: float = 20.0
     # The task queue: in the database unless REDIS_URL is set; worker threads per process.
     redis_url: str | None = None
+    # Media in S3-compatible object storage (s3://bucket/prefix) instead of MEDIA_DIR; the endpoint for MinIO, R2….
+    media_url: str | None = None
+    s3_endpoint_url: str | None = None
     queue_workers: int = 3
     queue_poll_seconds: float = 1.0
     queue_retry_seconds: float = 2.0
@@ -185,6 +188,20 @@ class _Reader:
         return value
 
 
+def _media_url(r: _Reader) -> str | None:
+    """MEDIA_URL: s3://bucket or s3://bucket/prefix (a bucket name as S3 allows them)."""
+    value = r.str("MEDIA_URL")
+    if not value:
+        return None
+    if not re.fullmatch(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[^\s]*)?", value):
+        r.problems.append(
+            "MEDIA_URL must look like s3://bucket or s3://bucket/prefix (a lowercase bucket name); "
+            "unset it to keep media in MEDIA_DIR."
+        )
+        return None
+    return value.rstrip("/")
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, require_slack: bool = False, read_dotenv: bool = True) -> Settings:
     """Build Settings from `env` (default: os.environ plus `.env`). Raises ConfigError."""
     if env is None:
@@ -286,6 +303,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_slack: bool =
         smtp_timeout_seconds=float(r.int("SMTP_TIMEOUT_SECONDS", 20, 1, 600)),
         twilio_timeout_seconds=r.int("TWILIO_TIMEOUT_MS", 20_000, 10, 600_000) / 1000,
         redis_url=r.url("REDIS_URL", None, schemes=("redis", "rediss", "unix")),
+        media_url=_media_url(r),
+        s3_endpoint_url=r.url("S3_ENDPOINT_URL", None),
         queue_workers=r.int("QUEUE_WORKERS", 3, 1, 64),
         queue_poll_seconds=r.int("QUEUE_POLL_MS", 1000, 10, 60_000) / 1000,
         queue_retry_seconds=r.int("QUEUE_RETRY_MS", 2000, 10, 600_000) / 1000,

@@ -29,7 +29,7 @@ from customers import conversation_rules as rules
 from customers import customer_texts, mms_media, sms_rules, twilio_gateway
 from customers.consent_rules import is_opted_out, record_opt_out
 from customers.twilio_gateway import SmsError
-from media.blob_store import BlobStore
+from media.blob_store import open_store
 from media.file_kinds import kind_of, normalise_mimetype
 from people.mention_rules import human_author
 from people.unread_rules import record_activity
@@ -222,7 +222,7 @@ def _bring_media(
     settings = services.settings
     mimetype = normalise_mimetype(content_type)
     name = f"{ro.ro_number}-{(message.provider_sid or '')[-8:]}-{n + 1}.{_EXTENSIONS.get(mimetype, 'bin')}"
-    store = BlobStore(settings.media_dir)
+    store = open_store(settings)
     try:
         fetched = mms_media.fetch(url, settings, store, settings.mms_media_max_mb * 1024 * 1024)
     except mms_media.MediaFailed as failed:
@@ -243,7 +243,7 @@ def _bring_media(
         services.slack.post(ro.channel_id, views.media_note(name, str(failed), locale), thread_ts=thread_ts)
         return
     mimetype = normalise_mimetype(fetched.content_type if fetched.content_type != "application/octet-stream" else content_type)
-    uploaded = services.slack.upload(ro.channel_id, store.path_for(fetched.sha256).read_bytes(), name, thread_ts=thread_ts)
+    uploaded = services.slack.upload(ro.channel_id, store.read_bytes(fetched.sha256), name, thread_ts=thread_ts)
     RoFile.create(
         ro=ro.id,
         slack_file_id=str(uploaded.get("id") or f"sms{message.id}m{n}")[:32],

@@ -17,10 +17,12 @@ Safety rules:
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 from dataclasses import dataclass
 
 from flask import Blueprint, Response, render_template, request, send_file
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
 from core.config import Settings
 from core.formats import long_date
@@ -28,11 +30,13 @@ from core.i18n import LANGUAGES, language_of, t
 from customers import link_tokens as tokens
 from customers import send_rules as sends
 from customers.customer_texts import vehicle_phrase, what_phrase
-from media.blob_store import BlobStore
+from media.blob_store import open_store
 from media.file_kinds import extension_for, served_type
 from storage import metric_events
 from storage.models import CustomerSend, CustomerSendFile, RepairOrder, RoFile, utcnow
 from storage.values import DOCUMENT, PICTURE, VIDEO
+
+log = logging.getLogger(__name__)
 
 FILE_MAX_AGE_SECONDS = 3600
 _CSP = (
@@ -78,7 +82,7 @@ class Entry:
 
 def create_blueprint(settings: Settings) -> Blueprint:
     bp = Blueprint("customer_page", __name__, template_folder="templates")
-    store = BlobStore(settings.media_dir)
+    store = open_store(settings)
     key = settings.signing_key()
 
     def resolve(token: str) -> tuple[str, CustomerSend | None]:
@@ -148,21 +152,33 @@ def create_blueprint(settings: Settings) -> Blueprint:
             return gone("missing", send)
         item, rofile, number = found
         asset = sends.stored_asset(rofile)
-        path = store.path_for(asset.sha256)  # from our own record, never from the URL
-        if not path.is_file():
+        try:  # the name comes from our own record, never from the URL
+            size = store.size(asset.sha256)
+            blob = store.open_blob(asset.sha256)
+        except FileNotFoundError:
             return gone("missing", send)
+        except OSError as exc:  # the object store is down: say so, do not pretend the file is gone
+            log.warning("customer file %s not served: %s", asset.sha256[:12], exc)
+            return Response("temporarily unavailable", status=503, mimetype="text/plain", headers={"Retry-After": "30"})
         content_type, inline = served_type(asset.mimetype)
         ro = RepairOrder.get_by_id(send.ro_id)
         response = send_file(
-            path,
+            blob,
             mimetype=content_type,
             as_attachment=request.args.get("download") == "1" or not inline,
             download_name=_download_name(ro, rofile, number, content_type),
-            conditional=True,
+            conditional=False,
             etag=asset.sha256,
             last_modified=None,
             max_age=None,
         )
+        # Ranges (a phone seeking in a video) on a seekable blob, from a folder or a bucket alike.
+        response.content_length = size
+        try:
+            response = response.make_conditional(request, accept_ranges=True, complete_length=size)
+        except RequestedRangeNotSatisfiable:
+            blob.close()
+            raise
         response.headers["Cache-Control"] = f"private, max-age={FILE_MAX_AGE_SECONDS}"
         return response
 

@@ -38,7 +38,7 @@ from customers import twilio_gateway as twilio
 from customers.consent_rules import is_opted_out, record_opt_out
 from customers.mail_gateway import MailError
 from customers.twilio_gateway import SmsError
-from media.blob_store import BlobStore
+from media.blob_store import open_store
 from media.file_kinds import normalise_mimetype
 from media.transcode import Asset, customer_version
 from storage import metric_events
@@ -115,7 +115,7 @@ def create_send(ro: RepairOrder, user_id: str, file_ids: list[int], settings: Se
     if len(wanted) > MAX_FILES_PER_SEND:
         raise SendRefused("too_many_files", max=MAX_FILES_PER_SEND)
     files = list(RoFile.select().where((RoFile.id.in_(wanted)) & (RoFile.ro == ro)).order_by(RoFile.shared_at, RoFile.id))
-    store = BlobStore(settings.media_dir)
+    store = open_store(settings)
     missing = [f.name for f in files if f.copy_status != "stored" or not store.has(f.sha256)]
     if len(files) != len(wanted) or missing:
         raise SendRefused("file_unavailable", names=", ".join(missing) or "?")
@@ -207,7 +207,7 @@ def deliver(send_id: int, settings: Settings, *, allow_mms: bool = True) -> Cust
             log.info("send %s: the interrupted attempt had reached Twilio (%s)", send_id, sid)
             return _attempted(send, "sent", provider_id=sid)
     ro = RepairOrder.get_by_id(send.ro_id)
-    store = BlobStore(settings.media_dir)
+    store = open_store(settings)
     try:
         items = [(item, f, customer_version(store, f.sha256, f.mimetype)) for item, f in items_of(send)]
         counts = counts_of(send)

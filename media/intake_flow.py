@@ -18,7 +18,7 @@ import requests
 
 from blocks.files_view import file_note
 from media import intake_rules as rules
-from media.blob_store import BlobStore, TooLarge
+from media.blob_store import TooLarge, open_store
 from media.file_download import CopyFailed, download
 from media.file_kinds import normalise_mimetype
 from slackapi.errors import SlackError
@@ -164,7 +164,7 @@ def _attempt(services: Services, row: RoFile, info: dict | None) -> tuple[dict, 
     """Fetch the file (no database write about the copy): the row's new fields and what to announce."""
     settings = services.settings
     limit = settings.max_file_mb * 1024 * 1024
-    store = BlobStore(settings.media_dir)
+    store = open_store(settings)
     try:
         if info is None:
             info = file_info(services, row.slack_file_id)

@@ -27,6 +27,7 @@ import json
 import logging
 import shutil
 import time
+from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from blocks import merge_view as views
 from core.i18n import t
 from core.processes import holder_is_dead
 from media import merge_rules as rules
-from media.blob_store import BlobStore
+from media.blob_store import open_store
 from media.video_merge import FfmpegRun, MergeFailed, merge, probe_clips, stop_ffmpeg
 from media.video_probe import ProbeFailed, probe
 from slackapi.errors import SlackError
@@ -162,17 +163,24 @@ def _run(services: Services, job: MergeJob, holder: str) -> None:
     MergeJob.update(status="merging").where(MergeJob.id == job.id).execute()
     job.status = "merging"
     _draw(services, job, ro, len(rows))
-    store = BlobStore(settings.media_dir)
+    store = open_store(settings)
     work = Path(settings.media_dir) / "tmp" / f"merge-{job.id}"
     shutil.rmtree(work, ignore_errors=True)  # what a killed attempt left
     work.mkdir(parents=True)
+    stack = ExitStack()  # the sources' local copies, released at the end
     try:
         if len(rows) != len(ids) or not all(store.has(r.sha256) for r in rows):
             missing = next((r.name for r in rows if not store.has(r.sha256)), None)
             _fail(services, job, "missing", missing)
             return
         try:
-            clips = probe_clips([store.path_for(row.sha256) for row in rows])
+            # Files on this machine for ffmpeg: the blobs themselves, or downloads from the object store.
+            sources = [stack.enter_context(store.local_copy(row.sha256)) for row in rows]
+        except OSError:
+            _fail(services, job, "storage", None)
+            return
+        try:
+            clips = probe_clips(sources)
         except MergeFailed as failed:
             _fail(services, job, failed.code, rows[failed.clip].name if failed.clip is not None else None)
             return
@@ -241,6 +249,7 @@ def _run(services: Services, job: MergeJob, holder: str) -> None:
             ).execute()
         _finish_note(services, MergeJob.get_by_id(job.id), ro, len(rows), seconds=plan.duration)
     finally:
+        stack.close()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -287,8 +296,9 @@ def _finish_note(services: Services, job: MergeJob, ro: RepairOrder, count: int,
         return
     if seconds is None:  # drawn again after a crash: the length is the stored video's
         try:
-            seconds = probe(BlobStore(services.settings.media_dir).path_for(result.sha256)).duration
-        except (ProbeFailed, OSError, TypeError):
+            with open_store(services.settings).local_copy(result.sha256) as path:
+                seconds = probe(path).duration
+        except (ProbeFailed, OSError, TypeError, ValueError):
             seconds = None
     _draw(services, job, ro, count, file_name=result.name, permalink=result.permalink, seconds=seconds)
 

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from core.config import Settings
 from core.refusals import Refusal
-from media.blob_store import BlobStore
+from media.blob_store import open_store
 from media.video_probe import Clip
 from storage.models import RepairOrder, RoFile
 from storage.values import VIDEO
@@ -32,7 +32,7 @@ def check(ro: RepairOrder, file_ids: list[int], settings: Settings) -> list[RoFi
         raise MergeRefused("too_few")
     if len(files) > settings.merge_max_clips:
         raise MergeRefused("too_many", count=len(files), limit=settings.merge_max_clips)
-    store = BlobStore(settings.media_dir)
+    store = open_store(settings)
     missing = [f.name for f in files if f.copy_status != "stored" or not store.has(f.sha256)]
     if missing:
         raise MergeRefused("missing", names=", ".join(missing[:5]))

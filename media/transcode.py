@@ -71,21 +71,21 @@ def needs_conversion(mimetype: str, path: Path) -> bool:
 def customer_version(store: BlobStore, sha256: str, mimetype: str) -> Asset:
     """The asset to show the customer for the stored blob `sha256` of type `mimetype`."""
     mimetype = normalise_mimetype(mimetype)
-    source = store.path_for(sha256)
-    original = Asset(sha256, mimetype, source.stat().st_size)
     cached = MediaRendition.get_or_none(MediaRendition.source_sha256 == sha256)
     if cached and store.has(cached.sha256):
         return Asset(cached.sha256, cached.mimetype, cached.size, converted=cached.sha256 != sha256)
-    try:
-        if not needs_conversion(mimetype, source):
-            asset = original
-        elif mimetype.startswith("image/"):
-            asset = _convert(store, source, ".jpg", "image/jpeg", _image_to_jpeg)
-        else:
-            asset = _convert(store, source, ".mp4", "video/mp4", _video_to_mp4)
-    except (ConversionFailed, OSError, subprocess.SubprocessError, ValueError) as exc:
-        log.warning("conversion of %s (%s) failed, sending the original: %s", sha256[:12], mimetype, exc)
-        return original
+    with store.local_copy(sha256) as source:
+        original = Asset(sha256, mimetype, source.stat().st_size)
+        try:
+            if not needs_conversion(mimetype, source):
+                asset = original
+            elif mimetype.startswith("image/"):
+                asset = _convert(store, source, ".jpg", "image/jpeg", _image_to_jpeg)
+            else:
+                asset = _convert(store, source, ".mp4", "video/mp4", _video_to_mp4)
+        except (ConversionFailed, OSError, subprocess.SubprocessError, ValueError) as exc:
+            log.warning("conversion of %s (%s) failed, sending the original: %s", sha256[:12], mimetype, exc)
+            return original
     try:
         MediaRendition.create(source_sha256=sha256, sha256=asset.sha256, mimetype=asset.mimetype, size=asset.size)
     except IntegrityError:

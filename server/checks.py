@@ -6,8 +6,10 @@ import sys
 from collections.abc import Callable
 
 from core.config import ConfigError, Settings, load_settings
+from server import preflight
 
 OK, FAIL, INFO = "ok  ", "FAIL", "info"
+BACKLOG_LATE_MINUTES = 10
 
 
 def _line(status: str, what: str, detail: str) -> None:
@@ -78,7 +80,46 @@ def _checks(settings: Settings) -> list[tuple[str, Callable[[], str]]]:
 
         return open_connector(settings).check()
 
-    return [("database", database), ("Slack", slack), ("DMS", dms)]
+    def backlog() -> str:
+        from peewee import fn
+
+        from storage.db import database, open_database
+        from storage.models import TaskRecord, utcnow
+
+        open_database(settings.database_url)
+        with database.connection_context():
+            counts = dict(
+                TaskRecord.select(TaskRecord.status, fn.COUNT(TaskRecord.id))
+                .where(TaskRecord.status.in_(("queued", "waiting", "running")))
+                .group_by(TaskRecord.status)
+                .tuples()
+            )
+            oldest = (
+                TaskRecord.select(fn.MIN(TaskRecord.run_after))
+                .where((TaskRecord.status == "queued") & (TaskRecord.run_after <= utcnow()))
+                .scalar()
+            )
+        late = int((utcnow() - oldest).total_seconds() // 60) if oldest else 0
+        detail = f"{counts.get('queued', 0)} queued, {counts.get('waiting', 0)} waiting, {counts.get('running', 0)} running"
+        if late >= BACKLOG_LATE_MINUTES:
+            # Work due this long and not taken: no worker runs, or too few for the load.
+            raise RuntimeError(f"{detail}; the oldest due task has waited {late} min: is a worker running?")
+        return detail + (f"; the oldest due task has waited {late} min" if late else "")
+
+    def holders() -> str:
+        from storage.db import database, open_database
+        from storage.models import Lease, utcnow
+
+        open_database(settings.database_url)
+        with database.connection_context():
+            now = utcnow()
+            live = [lease for lease in Lease.select().order_by(Lease.name) if lease.expires_at > now]
+        if not live:
+            return "none held (no scheduler running, no sync or merge under way)"
+        return ", ".join(f"{lease.name} by {lease.holder}" for lease in live[:8]) + (" …" if len(live) > 8 else "")
+
+    reachable = [(what, lambda check=check: check(settings)) for what, check in preflight.services(settings)]
+    return [("database", database), *reachable, ("Slack", slack), ("DMS", dms), ("queue backlog", backlog), ("leases", holders)]
 
 
 if __name__ == "__main__":

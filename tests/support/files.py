@@ -455,11 +455,11 @@ def stored_file(
     """A file as intake leaves it (recorded and copied), without going through Slack: for bulk set-ups."""
     from datetime import timedelta
 
-    from media.blob_store import BlobStore
+    from media.blob_store import open_store
     from media.file_kinds import kind_of
     from storage.models import RoFile, utcnow
 
-    sha = BlobStore(app.settings.media_dir).put_bytes(content)[0] if copy_status == "stored" else None
+    sha = open_store(app.settings).put_bytes(content)[0] if copy_status == "stored" else None
     return RoFile.create(
         ro=ro,
         slack_file_id=f"F{next(_file_ids):09d}",

@@ -160,13 +160,16 @@ def test_a_lane_runs_one_task_at_a_time_and_other_lanes_meanwhile(queue):
         with _LOCK:
             return sum(1 for (kind,) in CALLS.get("lane-a", []) if kind == "start")
 
-    # Every lane-a task has been tried: a held one cannot have ended, so each either started
-    # (and holds) or came back from its attempt without starting.
+    # While one holds the lane, the state the others settle in is "waiting" (parked): a task that
+    # tried the lane once may have been woken to try again, so runs ended are no proof they are
+    # done trying; their status is.
     wait_until(
-        lambda: starts() + sum(1 for r in lane_a if messages.runs_ended(r.id)) >= len(lane_a),
+        lambda: sorted(TaskRecord.get_by_id(r.id).status for r in lane_a) == ["running", "waiting", "waiting"],
         timeout=30,
-        message="every task of the lane tried",
+        message="one task of the lane running, the others parked",
     )
+    parked = [r for r in lane_a if TaskRecord.get_by_id(r.id).status == "waiting"]
+    wait_until(lambda: all(messages.runs_ended(r.id) for r in parked), timeout=30, message="the parked tasks' runs over")
     assert starts() == 1, "one task of the lane runs while the first is held"
     wait_until(lambda: TaskRecord.get_by_id(other.id).status == "done", timeout=30, message="the other lane's task")
     assert starts() == 1, "another lane does not wait for this one"
