@@ -40,6 +40,7 @@ def _settings(require_slack: bool) -> Settings:
     for secret in (
         settings.slack_signing_secret,
         settings.slack_bot_token,
+        settings.slack_app_token,
         settings.twilio_auth_token,
         settings.tekmetric_client_secret,
         settings.secret_key,
@@ -106,12 +107,18 @@ def build(settings: Settings):
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Flask app factory (also what gunicorn loads)."""
+    """Flask app factory (also what gunicorn loads: each worker that loads it opens its own Socket
+    Mode connection when SLACK_APP_TOKEN is set; do not combine that with gunicorn's --preload,
+    which would open it in the master, whose threads the workers do not inherit)."""
+    from server.socket_mode import start_socket_mode
+
     if settings is None:
         configure_logging()
         settings = _settings(require_slack=True)
     open_storage(settings)
-    return build(settings)[2]
+    _, bolt_app, flask_app = build(settings)
+    start_socket_mode(settings, bolt_app)
+    return flask_app
 
 
 def feature_jobs(services) -> list:
@@ -178,24 +185,35 @@ def start_scheduler(settings: Settings, services=None):
 
 def cmd_web(args, with_background: bool = False) -> int:
     from server.gunicorn_runner import run_server
+    from server.socket_mode import SocketModeRefused, check_token, start_socket_mode
 
     settings = _settings(require_slack=True)
     require_reachable(settings)
+    try:
+        # A refused app-level token stops start-up here, in one line, before anything serves.
+        first_url = check_token(settings)
+    except SocketModeRefused as exc:
+        print(f"Socket Mode: {exc}", file=sys.stderr)
+        return 2
     open_storage(settings)
-    services, _, app = build(settings)
-    if not with_background:
-        run_server(app, settings.port, threads=args.threads)
-        return 0
-    running: list = []
+    services, bolt_app, app = build(settings)
+    handed_over = [first_url]
+    running: dict = {}
 
     def start() -> None:
-        services.tasks.start_workers(settings.queue_workers)
-        running.append(start_scheduler(settings, services))
+        # In the gunicorn worker that serves (threads started before its fork would not be in it).
+        running["socket"] = start_socket_mode(settings, bolt_app, handed_over.pop() if handed_over else None)
+        if with_background:
+            services.tasks.start_workers(settings.queue_workers)
+            running["scheduler"] = start_scheduler(settings, services)
 
     def stop() -> None:
-        for scheduler in running:
-            scheduler.shutdown()
-        services.tasks.stop_workers()
+        if running.get("socket"):
+            running["socket"].stop()
+        if running.get("scheduler"):
+            running["scheduler"].shutdown()
+        if with_background:
+            services.tasks.stop_workers()
 
     # Started inside the server's worker, so the web app, the task workers and the jobs share one
     # process; stopped with it, so the lease is handed over at once and started tasks finish.

@@ -90,6 +90,12 @@ class Settings:
     metrics_max_days: int = 400
     # Channels do not pile up: a completed RO's channel is archived this many days after it completed (0 = never).
     archive_after_days: int = 14
+    # Socket Mode: with an app-level token the bot connects out to Slack (no public URL for Slack).
+    slack_app_token: str | None = None
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.slack_app_token)
 
     @property
     def sms_enabled(self) -> bool:
@@ -224,6 +230,14 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_slack: bool =
     if bot_token and not bot_token.startswith("xox"):
         r.problems.append("SLACK_BOT_TOKEN does not look like a Slack token (it should start with xoxb-).")
 
+    app_token = r.str("SLACK_APP_TOKEN")
+    if app_token and not app_token.startswith("xapp-"):
+        # The value is not echoed: it may be a real token pasted in the wrong place.
+        r.problems.append(
+            "SLACK_APP_TOKEN is not an app-level token (it should start with xapp-): in your Slack app's "
+            "Basic Information page, generate an App-Level Token with the connections:write scope."
+        )
+
     api_url = r.url("SLACK_API_URL", "https://slack.com/api/") or "https://slack.com/api/"
     if not api_url.endswith("/"):
         api_url += "/"
@@ -316,6 +330,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_slack: bool =
         merge_concurrency=r.int("MERGE_CONCURRENCY", 1, 1, 64),
         metrics_max_days=r.int("METRICS_MAX_DAYS", 400, 1, 3660),
         archive_after_days=r.int("ARCHIVE_AFTER_DAYS", 14, 0, 3650),
+        slack_app_token=app_token,
     )
     if r.problems:
         raise ConfigError(r.problems)

@@ -37,6 +37,18 @@ def run_checks(read_env: bool = True) -> int:
         except Exception as exc:  # every failure becomes one readable line
             failures += 1
             _line(FAIL, what, _describe(exc))
+    if settings.socket_mode:
+        try:
+            _line(OK, "Socket Mode", check_socket_mode(settings))
+        except Exception as exc:
+            failures += 1
+            _line(FAIL, "Socket Mode", _describe(exc))
+    else:
+        _line(
+            INFO,
+            "Socket Mode",
+            "off: HTTP mode, Slack posts to PUBLIC_URL/slack/events (set SLACK_APP_TOKEN to connect out instead)",
+        )
     _line(
         INFO,
         "SMS",
@@ -47,6 +59,35 @@ def run_checks(read_env: bool = True) -> int:
     _line(INFO, "email", "on" if settings.email_enabled else "off: set SMTP_URL and MAIL_FROM to email customers and admins")
     print("All checks passed." if not failures else f"{failures} problem(s) found.")
     return 0 if not failures else 1
+
+
+def check_socket_mode(settings: Settings) -> str:
+    """The app-level token opens a connection and Slack says hello on it (outbound WebSockets allowed)."""
+    import json
+
+    import websocket
+
+    from server.socket_mode import SocketModeRefused, open_connection_url
+
+    try:
+        url = open_connection_url(settings)
+    except SocketModeRefused as exc:
+        raise RuntimeError(str(exc)) from None
+    try:
+        connection = websocket.create_connection(url, timeout=10)
+    except Exception as exc:
+        raise RuntimeError(
+            f"token accepted, but the WebSocket did not open ({type(exc).__name__}): is outbound wss:// blocked?"
+        ) from None
+    try:
+        first = json.loads(connection.recv())
+    except Exception as exc:
+        raise RuntimeError(f"connected, but Slack sent no hello ({type(exc).__name__})") from None
+    finally:
+        connection.close()
+    if not isinstance(first, dict) or first.get("type") != "hello":
+        raise RuntimeError("connected, but Slack's first message was not hello")
+    return "app-level token accepted, connected and greeted (no public URL needed for Slack)"
 
 
 def _describe(exc: Exception) -> str:

@@ -16,7 +16,13 @@ from tests.fakes.fake_slack import FakeSlack
 from tests.fakes.fake_tekmetric import FakeTekmetric
 from tests.support.harness import BOT_TOKEN, SlackTestClient, make_env, start_app
 
-pytest_plugins = ["tests.support.files", "tests.support.people", "tests.support.spaces", "tests.support.s3"]
+pytest_plugins = [
+    "tests.support.files",
+    "tests.support.people",
+    "tests.support.s3",
+    "tests.support.socket_mode",
+    "tests.support.spaces",
+]
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
 

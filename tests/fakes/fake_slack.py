@@ -29,7 +29,10 @@ fake does too:
   ``add_channel()`` writes none unless asked;
 - archived channels refuse posts, pins, topics, invites and joins
   (``is_archived``) and edits (``is_inactive``, Slack's code for chat.update);
-- Block Kit limits, including initial options that must be among the options.
+- Block Kit limits, including initial options that must be among the options;
+- ``apps.connections.open`` takes only the app-level token (``app_token``, ``xapp-…``; a bot token
+  is ``not_allowed_token_type``, any other ``invalid_auth``) and returns a one-connection URL of
+  the attached ``socket_mode`` endpoint (tests/fakes/fake_socket_mode.py).
 
 Deliberate simplifications: file sharing is synchronous; ``unknown_method`` is
 answered with HTTP 200; chat.postMessage's limit is per channel only (at most
@@ -584,6 +587,7 @@ class FakeSlack:
     def __init__(
         self,
         bot_token: str = "xoxb-test-token",
+        app_token: str = "xapp-1-A0000APP1-1-test",
         team_id: str = "T0001",
         bot_user_id: str = "UBOT",
         enforce_rate_limits: bool = False,
@@ -591,6 +595,11 @@ class FakeSlack:
         scopes: Iterable[str] | None = None,
     ) -> None:
         self.bot_token = bot_token
+        # The app-level token: only apps.connections.open takes it (Socket Mode), and only it.
+        self.app_token = app_token
+        # The Socket Mode endpoint apps.connections.open points to (tests/fakes/fake_socket_mode.py);
+        # None = the app has Socket Mode off, and Slack answers as it does then.
+        self.socket_mode: Any = None
         self.team_id = team_id
         self.bot_user_id = bot_user_id
         self.bot_id = "B0000BOT1"
@@ -1028,6 +1037,8 @@ class FakeSlack:
                     raise parse_error
                 if not token:
                     raise SlackError("not_authed")
+                if method == "apps.connections.open":
+                    return 200, {"ok": True, **self._connections_open(token)}, {}, drop
                 if token != self.bot_token:
                     raise SlackError("invalid_auth")
                 handler = _API.get(method)
@@ -1053,6 +1064,16 @@ class FakeSlack:
                 self.server_errors.append(traceback.format_exc())
                 return 500, {"ok": False, "error": "fake_internal_error"}, {}, False
             return 200, payload, headers, drop
+
+    def _connections_open(self, token: str) -> dict:
+        """apps.connections.open: an app-level token only (a bot or user token is the wrong type)."""
+        if token.startswith(("xoxb-", "xoxp-")):
+            raise SlackError("not_allowed_token_type")
+        if token != self.app_token:
+            raise SlackError("invalid_auth")
+        if self.socket_mode is None:
+            raise SlackError("fake_socket_mode_not_started")  # the fake's own code: a test forgot to attach one
+        return {"url": self.socket_mode.new_url()}
 
     def _tier_wait(self, token: str, method: str, args: dict) -> int:
         """Rolling window per token and method (and channel, for chat.postMessage): whole seconds

@@ -34,18 +34,21 @@ def form_body(fields: dict) -> bytes:
 
 
 def event_body(event: dict, event_id: str, team_id: str = "T0001", api_app_id: str = "A0001") -> bytes:
-    return json.dumps(
-        {
-            "token": "legacy",
-            "team_id": team_id,
-            "api_app_id": api_app_id,
-            "type": "event_callback",
-            "event_id": event_id,
-            "event_time": int(time.time()),
-            "event": event,
-            "authorizations": [{"team_id": team_id, "user_id": "UBOT", "is_bot": True}],
-        }
-    ).encode()
+    return json.dumps(event_callback(event, event_id, team_id, api_app_id)).encode()
+
+
+def event_callback(event: dict, event_id: str, team_id: str = "T0001", api_app_id: str = "A0001") -> dict:
+    """An Events API callback, as Slack posts it over HTTP and puts in a Socket Mode envelope's payload."""
+    return {
+        "token": "legacy",
+        "team_id": team_id,
+        "api_app_id": api_app_id,
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": int(time.time()),
+        "event": event,
+        "authorizations": [{"team_id": team_id, "user_id": "UBOT", "is_bot": True}],
+    }
 
 
 def make_env(fake: FakeSlack | None, db_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
