@@ -75,6 +75,8 @@ class Settings:
     # Media in S3-compatible object storage (s3://bucket/prefix) instead of MEDIA_DIR; the endpoint for MinIO, R2….
     media_url: str | None = None
     s3_endpoint_url: str | None = None
+    # The queue's name in Redis: shops sharing one Redis server each need their own.
+    queue_name: str = "repair-orders"
     queue_workers: int = 3
     queue_poll_seconds: float = 1.0
     queue_retry_seconds: float = 2.0
@@ -208,6 +210,13 @@ def _media_url(r: _Reader) -> str | None:
     return value.rstrip("/")
 
 
+def _queue_name(r: _Reader) -> str:
+    value = r.str("QUEUE_NAME", "repair-orders") or "repair-orders"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
+        r.problems.append("QUEUE_NAME may hold letters, digits, '-', '_' and '.' (at most 64), e.g. repair-orders-store2.")
+    return value
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, require_slack: bool = False, read_dotenv: bool = True) -> Settings:
     """Build Settings from `env` (default: os.environ plus `.env`). Raises ConfigError."""
     if env is None:
@@ -319,6 +328,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_slack: bool =
         redis_url=r.url("REDIS_URL", None, schemes=("redis", "rediss", "unix")),
         media_url=_media_url(r),
         s3_endpoint_url=r.url("S3_ENDPOINT_URL", None),
+        queue_name=_queue_name(r),
         queue_workers=r.int("QUEUE_WORKERS", 3, 1, 64),
         queue_poll_seconds=r.int("QUEUE_POLL_MS", 1000, 10, 60_000) / 1000,
         queue_retry_seconds=r.int("QUEUE_RETRY_MS", 2000, 10, 600_000) / 1000,
