@@ -179,6 +179,7 @@ class RoLine:
     files_sent: int = 0
     views: int = 0
     response: float | None = None
+    channel_id: str | None = None  # its Slack channel, archived or not (the workbook links it)
 
 
 @dataclass
@@ -606,6 +607,7 @@ class _Events:
                 ro.created_at,
                 ro.closed_at,
                 ro.status_changed_at,
+                ro.channel_id,
                 owner.real_name,
                 owner.name,
                 per_ro.c.pictures,
@@ -622,7 +624,9 @@ class _Events:
         )
         lines = []
         for row in query.tuples().iterator():
-            ro_id, number, first, last, email, status, created, closed, changed, real_name, name, *counts, took_part = row
+            ro_id, number, first, last, email, status, created, closed, changed, channel, real_name, name, *counts, took_part = (
+                row
+            )
             completed = (closed or changed) if status == COMPLETED else None
             line = RoLine(
                 number,
@@ -632,6 +636,7 @@ class _Events:
                 _local(created, self.tz),
                 _local(completed, self.tz),
                 *(int(count or 0) for count in counts),
+                channel_id=channel,
             )
             lines.append((ro_id, line, bool(took_part)))
         return lines

@@ -53,6 +53,8 @@ class Sheet:
     columns: list[Column]
     rows: list[list]
     total: list  # the bold last row; below the filtered range, so sorting leaves it last
+    # Per row, where its first cell links to (an RO's Slack channel, archived or not); CSV keeps the text.
+    links: list[str | None] | None = None
 
 
 def sheets(metrics: Metrics, locale: str | None) -> list[Sheet]:
@@ -98,7 +100,14 @@ def _ro_sheet(repair_orders: list[RoLine], response: float | None, locale: str |
     sums = [sum(getattr(line, name) for line in repair_orders) for name in _RO_COUNTS[:-1]]
     # Every response time belongs to an RO: the period's median is the ROs' median too.
     total = [total_label, None, None, None, None, None, *sums, response]
-    return Sheet("repair-orders", t("metrics.sheet.ros", locale), columns, [row(line) for line in repair_orders], total)
+    links = [channel_link(line.channel_id) for line in repair_orders]
+    return Sheet("repair-orders", t("metrics.sheet.ros", locale), columns, [row(line) for line in repair_orders], total, links)
+
+
+def channel_link(channel_id: str | None) -> str | None:
+    """Slack's own redirect to a channel: opens it in the app or the browser, archived channels
+    included (the RO stays readable after ARCHIVE_AFTER_DAYS)."""
+    return f"https://slack.com/app_redirect?channel={channel_id}" if channel_id else None
 
 
 def _day_sheet(metrics: Metrics, locale: str | None) -> Sheet:
@@ -179,12 +188,22 @@ def _fill_sheet(sheet, table: Sheet) -> None:
     sheet.append([_header_cell(sheet, column.title) for column in table.columns])
     makers = [_maker(sheet, column.kind) for column in table.columns]
     for n, row in enumerate(table.rows):
-        sheet.append([make(value) for make, value in zip(makers, row, strict=True)])
+        cells = [make(value) for make, value in zip(makers, row, strict=True)]
+        if table.links and table.links[n]:
+            cells[0] = _linked(sheet, cells[0], table.links[n])
+        sheet.append(cells)
         if n % YIELD_EVERY == 0:
             time.sleep(0)  # lets waiting threads take the interpreter now (see YIELD_EVERY)
     bold = [_maker(sheet, column.kind, bold=True) for column in table.columns]
     sheet.append([make(value) for make, value in zip(bold, table.total, strict=True)])
     sheet.auto_filter.ref = f"A1:{get_column_letter(len(makers))}{len(table.rows) + 1}"
+
+
+def _linked(sheet, value, url: str) -> WriteOnlyCell:
+    cell = value if isinstance(value, Cell) else text_cell(sheet, str(value))
+    cell.hyperlink = url
+    cell.style = "Hyperlink"
+    return cell
 
 
 def _sheet_title(name: str) -> str:

@@ -287,3 +287,15 @@ def test_a_file_shared_after_my_last_post_is_unread_and_announced(people, fake_s
     assert flush_notifications(people.services) == 1
     dm = dms_to(fake_slack, "UPARTS")
     assert len(dm) == 1 and "1 new file from <@UTECH>" in dm[0]["text"] and f"<#{ro.channel_id}>" in dm[0]["text"]
+
+
+def test_an_archived_ro_is_still_listed_and_links_its_channel(people, shop):
+    archived = shop["other"]
+    RepairOrder.update(channel_archived_at=utcnow(), archived_by_app=True).where(RepairOrder.id == archived.id).execute()
+    people.fake.channels[archived.channel_id]["is_archived"] = True
+    home = press(people, ids.HOME_ALL, open_home(people))
+    home = press(people, ids.HOME_STATUS, home, selected_option={"value": "completed"})
+    [line] = rows(home)
+    assert "48215" in line and f"<#{archived.channel_id}>" in line
+    button = home["blocks"][[b.get("block_id") for b in home["blocks"]].index(f"ro_{archived.id}")]["accessory"]
+    assert button["url"] == f"https://slack.com/app_redirect?channel={archived.channel_id}"

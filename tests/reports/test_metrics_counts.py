@@ -297,3 +297,22 @@ def test_periods_people_ask_for():
     assert parse_period(["2026-11-01", "2026-11-01"], today, 400).days == 1
     assert last_week(date(2026, 12, 7)) == Period(date(2026, 11, 30), date(2026, 12, 6))  # a Monday
     assert last_week(date(2026, 12, 6)) == Period(date(2026, 11, 23), date(2026, 11, 29))  # a Sunday
+
+
+def test_each_ro_number_links_its_channel_archived_or_not(db, tmp_path):
+    november()
+    from storage.models import RepairOrder, utcnow
+
+    for number in ("48213", "48214"):
+        RepairOrder.update(channel_id=f"C0{number}").where(RepairOrder.ro_number == number).execute()
+    # 48214 completed and its channel archived since: still counted, still linked; 48215 never had one.
+    RepairOrder.update(channel_archived_at=utcnow(), archived_by_app=True).where(RepairOrder.ro_number == "48214").execute()
+    sheet = _workbook(tmp_path)["book"].worksheets[1]
+    links = {row[0].value: row[0].hyperlink.target if row[0].hyperlink else None for row in sheet.iter_rows(min_row=2)}
+    assert links == {
+        "48213": "https://slack.com/app_redirect?channel=C048213",
+        "48214": "https://slack.com/app_redirect?channel=C048214",
+        "48215": None,
+        "Total": None,
+    }
+    assert sheet["A3"].data_type == "s" and sheet["A3"].value == "48214"
