@@ -75,6 +75,8 @@ class Settings:
     # Media in S3-compatible object storage (s3://bucket/prefix) instead of MEDIA_DIR; the endpoint for MinIO, R2….
     media_url: str | None = None
     s3_endpoint_url: str | None = None
+    # The queue's name in Redis: installations sharing one Redis each need their own.
+    queue_name: str = "repair-orders"
     queue_workers: int = 3
     queue_poll_seconds: float = 1.0
     queue_retry_seconds: float = 2.0
@@ -192,6 +194,18 @@ class _Reader:
                 f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)} (got a malformed value)."
             )
         return value
+
+
+def _queue_name(r: _Reader) -> str:
+    """QUEUE_NAME: names the queue's keys in Redis. Letters, digits and `_` only: huey drops every
+    other character from the keys, so `shop-1` and `shop1` would share one queue."""
+    value = r.str("QUEUE_NAME")
+    if value is None:
+        return "repair-orders"
+    if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", value):
+        r.problems.append("QUEUE_NAME may hold only letters, digits and _ (at most 64), e.g. repair_orders_shop2.")
+        return "repair-orders"
+    return value
 
 
 def _media_url(r: _Reader) -> str | None:
@@ -319,6 +333,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_slack: bool =
         redis_url=r.url("REDIS_URL", None, schemes=("redis", "rediss", "unix")),
         media_url=_media_url(r),
         s3_endpoint_url=r.url("S3_ENDPOINT_URL", None),
+        queue_name=_queue_name(r),
         queue_workers=r.int("QUEUE_WORKERS", 3, 1, 64),
         queue_poll_seconds=r.int("QUEUE_POLL_MS", 1000, 10, 60_000) / 1000,
         queue_retry_seconds=r.int("QUEUE_RETRY_MS", 2000, 10, 600_000) / 1000,
