@@ -75,7 +75,7 @@ class Settings:
     # Media in S3-compatible object storage (s3://bucket/prefix) instead of MEDIA_DIR; the endpoint for MinIO, R2….
     media_url: str | None = None
     s3_endpoint_url: str | None = None
-    # The queue's name in Redis: installations sharing one Redis each need their own.
+    # The queue's name in Redis: shops sharing one Redis server each need their own.
     queue_name: str = "repair-orders"
     queue_workers: int = 3
     queue_poll_seconds: float = 1.0
@@ -196,18 +196,6 @@ class _Reader:
         return value
 
 
-def _queue_name(r: _Reader) -> str:
-    """QUEUE_NAME: names the queue's keys in Redis. Letters, digits and `_` only: huey drops every
-    other character from the keys, so `shop-1` and `shop1` would share one queue."""
-    value = r.str("QUEUE_NAME")
-    if value is None:
-        return "repair-orders"
-    if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", value):
-        r.problems.append("QUEUE_NAME may hold only letters, digits and _ (at most 64), e.g. repair_orders_shop2.")
-        return "repair-orders"
-    return value
-
-
 def _media_url(r: _Reader) -> str | None:
     """MEDIA_URL: s3://bucket or s3://bucket/prefix (a bucket name as S3 allows them)."""
     value = r.str("MEDIA_URL")
@@ -220,6 +208,13 @@ def _media_url(r: _Reader) -> str | None:
         )
         return None
     return value.rstrip("/")
+
+
+def _queue_name(r: _Reader) -> str:
+    value = r.str("QUEUE_NAME", "repair-orders") or "repair-orders"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
+        r.problems.append("QUEUE_NAME may hold letters, digits, '-', '_' and '.' (at most 64), e.g. repair-orders-store2.")
+    return value
 
 
 def load_settings(env: Mapping[str, str] | None = None, *, require_slack: bool = False, read_dotenv: bool = True) -> Settings:

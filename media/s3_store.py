@@ -190,6 +190,15 @@ class S3BlobStore(BlobStore):
             raise _unavailable(exc, "delete") from None
 
     # -- checks --------------------------------------------------------------------------------
+    def reachable(self) -> None:
+        """The bucket answers (a read: cheap enough for a readiness probe). Raises StoreUnavailable."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as exc:
+            raise StoreUnavailable(f"bucket {self.bucket} not reachable ({_reason(exc)})") from None
+
     def probe(self) -> str:
         """Write, read back and delete a small object: the bucket exists and takes writes.
         Raises StoreUnavailable with the store's reason."""

@@ -62,3 +62,28 @@ def require_reachable(settings: Settings) -> None:
             check(settings)
         except Exception as exc:  # every failure becomes the one line
             raise StartupProblem(f"{what}: {redact(str(exc) or type(exc).__name__)}") from None
+
+
+def not_ready(settings: Settings) -> list[str]:
+    """What keeps this process from doing its work now, for a load balancer's readiness probe:
+    the database, Redis, the bucket (read-only checks, cheap enough to poll every few seconds)."""
+    from storage.db import database
+
+    problems = []
+    try:
+        database.execute_sql("SELECT 1")
+    except Exception as exc:  # a probe answers, it does not raise
+        problems.append(f"database: {type(exc).__name__}")
+    if settings.redis_url:
+        try:
+            redis(settings)
+        except Exception as exc:
+            problems.append(f"task queue: {exc}")
+    if settings.media_url:
+        from media.s3_store import S3BlobStore
+
+        try:
+            S3BlobStore.for_settings(settings).reachable()
+        except Exception as exc:
+            problems.append(f"object storage: {exc}")
+    return problems

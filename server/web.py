@@ -73,6 +73,21 @@ def create_flask_app(settings: Settings, bolt_app: App) -> Flask:
             return _error(503, "database unreachable")
         return jsonify(status="ok")
 
+    @flask_app.get("/readyz")
+    def readyz() -> Response:
+        """Readiness for a load balancer: send traffic here only while the database, Redis and
+        the bucket (those configured) answer. /healthz stays the liveness probe (the process and
+        its database)."""
+        from server.preflight import not_ready
+
+        problems = not_ready(settings)
+        if problems:
+            log.warning("readiness: %s", "; ".join(problems))
+            response = jsonify(ok=False, status="not ready", problems=problems)
+            response.status_code = 503
+            return response
+        return jsonify(status="ready")
+
     @flask_app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         return _error(exc.code or 500, exc.description or exc.name)

@@ -28,9 +28,9 @@ def build_services(settings: Settings, tasks: TaskQueue | None = None) -> Servic
     slack = SlackService(make_web_client(settings.slack_bot_token, settings.slack_api_url))
     queue = tasks or TaskQueue(
         redis_url=settings.redis_url,
-        name=settings.queue_name,
         poll_seconds=settings.queue_poll_seconds,
         retry_seconds=settings.queue_retry_seconds,
+        name=settings.queue_name,
     )
     services = Services(settings=settings, slack=slack, directory=Directory(slack, settings.admin_slack_user_ids), tasks=queue)
     queue.context = services

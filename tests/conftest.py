@@ -89,6 +89,35 @@ def database_url(request, tmp_path):
         admin.close()
 
 
+REDIS_URL = os.environ.get("TEST_REDIS_URL")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis server the Redis-queue tests use (TEST_REDIS_URL); each test names its own queue."""
+    if not REDIS_URL:
+        reason = "Redis tests need TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/0)"
+        if os.environ.get("REQUIRE_REDIS"):
+            pytest.fail(reason + "; REQUIRE_REDIS is set, so skipping is a failure")
+        pytest.skip(reason)
+    return REDIS_URL
+
+
+@pytest.fixture(params=["database", "redis"])
+def transport(request) -> dict:
+    """How the task queue carries its messages: huey's SQL storage in the database, or Redis
+    (REDIS_URL) under a queue name of this test's own, emptied after it."""
+    if request.param == "database":
+        yield {}
+        return
+    from huey import RedisHuey
+
+    url = request.getfixturevalue("redis_url")
+    name = "test-" + uuid.uuid4().hex[:12]
+    yield {"redis_url": url, "name": name}
+    RedisHuey(name, url=url).storage.flush_all()
+
+
 @pytest.fixture
 def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path}/test.db"

@@ -102,16 +102,3 @@ def test_dotenv_file_is_read(tmp_path):
     finally:
         os.environ.pop("DOTENV_PATH", None)
         os.environ.pop("SHOP_NAME", None)
-
-
-def test_queue_name_keeps_installations_sharing_one_redis_apart():
-    from slackapi.services import build_services
-
-    env = {"REDIS_URL": "redis://127.0.0.1:6379/0", "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}
-    assert load_settings(env, require_slack=False).queue_name == "repair-orders"
-    shop2 = build_services(load_settings({**env, "QUEUE_NAME": "shop_2"}, require_slack=False))
-    assert shop2.tasks.huey.storage.queue_key == "huey.redis.shop_2"  # no connection needed to name it
-    # huey drops `-` from its keys: "shop-2" would share "shop2"'s queue, so it is refused by name.
-    with pytest.raises(ConfigError) as error:
-        load_settings({**env, "QUEUE_NAME": "shop-2"}, require_slack=False)
-    assert "QUEUE_NAME" in str(error.value)

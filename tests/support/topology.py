@@ -2,8 +2,9 @@
 serving `bot:create_app()`, `bot.py worker` and `bot.py scheduler` processes, on PostgreSQL, a
 Redis task queue and S3 object storage; the fakes (Slack, Twilio) and the DMS file feed beside them.
 
-Fixtures: `postgres_url` (a fresh schema) and `redis_url` (a queue name of the test's own). Both
-skip when the service is not configured, and fail instead when REQUIRE_POSTGRES is set (CI).
+Fixtures: `postgres_url` (a fresh schema; skipped without TEST_POSTGRES_URL, failed instead under
+REQUIRE_POSTGRES, as CI sets) and `redis_queue` (a queue name of the test's own on TEST_REDIS_URL;
+skipped without it, failed instead under REQUIRE_REDIS).
 """
 
 from __future__ import annotations
@@ -24,22 +25,16 @@ from tests.support.harness import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
-REDIS_URL = os.environ.get("TEST_REDIS_URL")
-
-
-def _missing(what: str) -> None:
-    """Skip the test for want of a service, or fail it where the services are promised (CI)."""
-    reason = f"the topology test needs {what}"
-    if os.environ.get("REQUIRE_POSTGRES"):
-        pytest.fail(reason + "; REQUIRE_POSTGRES is set, so skipping is a failure")
-    pytest.skip(reason)
 
 
 @pytest.fixture
 def postgres_url():
     """A fresh schema of TEST_POSTGRES_URL, dropped after the test."""
     if not POSTGRES_URL:
-        _missing("TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/postgres)")
+        reason = "the topology test needs TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/postgres)"
+        if os.environ.get("REQUIRE_POSTGRES"):
+            pytest.fail(reason + "; REQUIRE_POSTGRES is set, so skipping is a failure")
+        pytest.skip(reason)
     import psycopg2
 
     schema = "topo_" + uuid.uuid4().hex[:12]
@@ -68,18 +63,14 @@ class RedisQueue:
 
 
 @pytest.fixture
-def redis_queue():
-    """TEST_REDIS_URL with a queue name of this test's own; its keys are deleted after."""
-    if not REDIS_URL:
-        _missing("TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/0)")
-    import redis
+def redis_queue(redis_url):
+    """TEST_REDIS_URL (conftest's `redis_url`: skipped without it, failed under REQUIRE_REDIS)
+    with a queue name of this test's own, emptied after it."""
+    from huey import RedisHuey
 
-    queue = RedisQueue(REDIS_URL, f"topology_{uuid.uuid4().hex[:10]}")
+    queue = RedisQueue(redis_url, f"topology_{uuid.uuid4().hex[:10]}")
     yield queue
-    client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(match=f"*{queue.name}*"):
-        client.delete(key)
-    client.close()
+    RedisHuey(queue.name, url=redis_url).storage.flush_all()
 
 
 # -- processes ---------------------------------------------------------------------------------------
@@ -130,7 +121,7 @@ class Deployment:
         self.workers = [_spawn(["bot.py", "worker", "--workers", "2"], self.env, self.log) for _ in range(workers)]
         for _ in range(schedulers):
             self.start_scheduler()
-        wait_until(self._serving, timeout=90, interval=0.2, message="gunicorn serving /healthz")
+        wait_until(self._serving, timeout=90, interval=0.2, message="gunicorn ready (/readyz: database, Redis, bucket)")
         return self
 
     def start_scheduler(self) -> subprocess.Popen:
@@ -141,7 +132,7 @@ class Deployment:
     def _serving(self) -> bool:
         self.check_alive()
         try:
-            return requests.get(self.url + "/healthz", timeout=2).status_code == 200
+            return requests.get(self.url + "/readyz", timeout=5).status_code == 200
         except requests.RequestException:
             return False
 

@@ -1,5 +1,5 @@
 """Tasks for the lane crash test, and the worker process that runs them (`python -m
-tests.taskqueue.lane_worker DATABASE_URL`): the test and its worker both register them."""
+tests.taskqueue.lane_worker DATABASE_URL [REDIS_URL QUEUE_NAME]`): the test and its worker both register them."""
 
 from __future__ import annotations
 
@@ -30,13 +30,13 @@ def lane_note(context, path: str) -> None:
         runs.write("ran\n")
 
 
-def main(url: str) -> None:
+def main(url: str, redis_url: str | None = None, name: str = "repair-orders") -> None:
     from storage.db import open_database
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     open_database(url)
-    TaskQueue(poll_seconds=0.1).run_workers(2)
+    TaskQueue(poll_seconds=0.1, redis_url=redis_url, name=name).run_workers(2)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:4])

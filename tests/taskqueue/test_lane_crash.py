@@ -18,9 +18,10 @@ from tests.taskqueue import lane_worker  # noqa: F401  (registers the tasks in t
 from tests.taskqueue.test_queue import Messages
 
 
-def _lane_worker(database_url: str, log: Path) -> subprocess.Popen:
+def _lane_worker(database_url: str, log: Path, transport: dict) -> subprocess.Popen:
+    redis = [transport["redis_url"], transport["name"]] if transport else []
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.taskqueue.lane_worker", database_url],
+        [sys.executable, "-m", "tests.taskqueue.lane_worker", database_url, *redis],
         cwd=ROOT,
         env={**os.environ, "DOTENV_PATH": os.devnull},
         stdout=log.open("ab"),
@@ -28,12 +29,12 @@ def _lane_worker(database_url: str, log: Path) -> subprocess.Popen:
     )
 
 
-def test_a_task_waiting_for_the_lane_of_a_killed_worker_is_woken_once_and_runs_once(db, database_url, tmp_path):
-    tasks = TaskQueue(poll_seconds=0.1, retry_seconds=0.05)
+def test_a_task_waiting_for_the_lane_of_a_killed_worker_is_woken_once_and_runs_once(db, database_url, tmp_path, transport):
+    tasks = TaskQueue(poll_seconds=0.1, retry_seconds=0.05, **transport)
     messages = Messages(tasks.huey)
     log, hold, runs = tmp_path / "worker.log", tmp_path / "hold", tmp_path / "runs"
     holder = tasks.enqueue("test.lane_hold", str(hold), lane="ro:9")
-    child = _lane_worker(database_url, log)
+    child = _lane_worker(database_url, log, transport)
     try:
         wait_until(lambda: hold.with_suffix(".started").exists(), timeout=60, message="the first task holding the lane")
         waiting = tasks.enqueue("test.lane_note", str(runs), lane="ro:9")

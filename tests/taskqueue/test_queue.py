@@ -1,4 +1,4 @@
-"""The durable task queue: stored before it runs, retried with backoff, run once, lanes one at a time,
+"""The durable task queue (messages in the database or in Redis): stored before it runs, retried with backoff, run once, lanes one at a time,
 and work whose worker died queued again by the sweep."""
 
 from __future__ import annotations
@@ -89,10 +89,10 @@ class Messages:
 
 
 @pytest.fixture
-def queue(db):
+def queue(db, transport):
     CALLS.clear()
     HOLDS.clear()
-    tasks = TaskQueue(poll_seconds=0.1, retry_seconds=0.05)
+    tasks = TaskQueue(poll_seconds=0.1, retry_seconds=0.05, **transport)
     tasks.context = "the context"
     tasks.start_workers(3)
     yield tasks
@@ -205,11 +205,11 @@ def test_a_task_waiting_for_its_lane_holds_one_message_and_does_not_poll(queue):
     assert messages.count(waiting.id, SIGNAL_ENQUEUED) == 2, "woken once by the holder's end"
 
 
-def test_a_lane_runs_its_records_in_the_order_they_were_queued(db):
+def test_a_lane_runs_its_records_in_the_order_they_were_queued(db, transport):
     """The later record's message is picked up first (another worker was quicker): it parks, the
     older one runs, then wakes it. Messages are handed to the worker entry point in that order."""
     CALLS.clear()
-    tasks = TaskQueue(poll_seconds=0.1, retry_seconds=0.05)
+    tasks = TaskQueue(poll_seconds=0.1, retry_seconds=0.05, **transport)
     first = tasks.enqueue("test.echo", "first text", lane="sms:+15145550142")
     second = tasks.enqueue("test.echo", "second text", lane="sms:+15145550142")
     tasks._run_record(second.id)
@@ -221,9 +221,9 @@ def test_a_lane_runs_its_records_in_the_order_they_were_queued(db):
     assert {TaskRecord.get_by_id(r.id).status for r in (first, second)} == {"done"}
 
 
-def test_a_retry_scheduled_later_does_not_hold_its_lane_back(db):
+def test_a_retry_scheduled_later_does_not_hold_its_lane_back(db, transport):
     CALLS.clear()
-    tasks = TaskQueue(poll_seconds=0.1, retry_seconds=0.05)
+    tasks = TaskQueue(poll_seconds=0.1, retry_seconds=0.05, **transport)
     later = tasks.enqueue("test.echo", "retrying later", lane="ro:9")
     TaskRecord.update(run_after=utcnow() + timedelta(minutes=5)).where(TaskRecord.id == later.id).execute()
     now = tasks.enqueue("test.echo", "now", lane="ro:9")
@@ -231,9 +231,9 @@ def test_a_retry_scheduled_later_does_not_hold_its_lane_back(db):
     assert [value for value, _ in CALLS["echo"]] == ["now"]
 
 
-def test_work_stored_but_never_handed_to_huey_is_queued_by_the_sweep(db):
+def test_work_stored_but_never_handed_to_huey_is_queued_by_the_sweep(db, transport):
     CALLS.clear()
-    tasks = TaskQueue(poll_seconds=0.1, retry_seconds=0.05)
+    tasks = TaskQueue(poll_seconds=0.1, retry_seconds=0.05, **transport)
     lost = TaskRecord.create(name="test.echo", args=json.dumps(["lost"]), run_after=utcnow() - timedelta(minutes=5))
     fresh = TaskRecord.create(name="test.echo", args=json.dumps(["fresh"]))  # its message may still be on its way
     assert tasks.sweep() == 1
@@ -248,7 +248,7 @@ def test_work_stored_but_never_handed_to_huey_is_queued_by_the_sweep(db):
     assert TaskRecord.get_by_id(fresh.id).status == "queued"
 
 
-def test_the_sweep_takes_work_from_a_dead_holder_at_once_and_leaves_a_live_one_alone(db):
+def test_the_sweep_takes_work_from_a_dead_holder_at_once_and_leaves_a_live_one_alone(db, transport):
     import subprocess
     import sys
 
@@ -272,7 +272,7 @@ def test_the_sweep_takes_work_from_a_dead_holder_at_once_and_leaves_a_live_one_a
         claim_until=utcnow() - timedelta(seconds=1),
         attempts=1,
     )
-    tasks = TaskQueue(poll_seconds=0.1)
+    tasks = TaskQueue(poll_seconds=0.1, **transport)
     assert tasks.sweep() == 2
     tasks.start_workers(1)
     try:
@@ -286,7 +286,7 @@ def test_the_sweep_takes_work_from_a_dead_holder_at_once_and_leaves_a_live_one_a
     assert TaskRecord.get_by_id(remote.id).status == "running", "a live holder on another machine keeps its claim"
 
 
-def test_a_record_whose_last_attempt_died_fails_once_with_its_give_up(db):
+def test_a_record_whose_last_attempt_died_fails_once_with_its_give_up(db, transport):
     CALLS.clear()
     record = TaskRecord.create(
         name="test.always_fails",
@@ -297,22 +297,22 @@ def test_a_record_whose_last_attempt_died_fails_once_with_its_give_up(db):
         attempts=2,
         max_attempts=2,
     )
-    tasks = TaskQueue()
+    tasks = TaskQueue(**transport)
     assert tasks.sweep() == 0 and tasks.sweep() == 0
     assert TaskRecord.get_by_id(record.id).status == "failed"
     assert CALLS["died:gave_up"] == [("the worker running its last attempt stopped",)]
 
 
-def test_an_unknown_task_name_is_refused_at_once(db):
+def test_an_unknown_task_name_is_refused_at_once(db, transport):
     with pytest.raises(KeyError):
-        TaskQueue().enqueue("test.no_such_task")
+        TaskQueue(**transport).enqueue("test.no_such_task")
     assert TaskRecord.select().count() == 0
 
 
-def test_the_backlog_counts_waiting_running_and_failed_work(db):
+def test_the_backlog_counts_waiting_running_and_failed_work(db, transport):
     TaskRecord.create(name="test.echo", status="queued")
     TaskRecord.create(name="test.echo", status="running")
     TaskRecord.create(name="test.echo", status="failed")
     TaskRecord.create(name="test.echo", status="done")
     with database.atomic():
-        assert TaskQueue().backlog() == {"queued": 1, "running": 1, "failed": 1}
+        assert TaskQueue(**transport).backlog() == {"queued": 1, "running": 1, "failed": 1}

@@ -19,9 +19,12 @@ from tests.support.processes import stop, worker
 
 
 @pytest.fixture
-def web(fake_slack, database_url, tmp_path, twilio):
-    """The web process alone (no task workers in it): sends wait for a worker process."""
+def web(fake_slack, database_url, tmp_path, twilio, transport):
+    """The web process alone (no task workers in it): sends wait for a worker process. The
+    queue's messages in the database or in Redis (the journal is in the database either way)."""
     env = files_env(fake_slack, database_url, tmp_path, twilio, None)
+    if transport:
+        env.update(REDIS_URL=transport["redis_url"], QUEUE_NAME=transport["name"])
     running = start_app(env, workers=0)
     yield running, env
     running.stop()
