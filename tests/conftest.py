@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.support.s3",
     "tests.support.socket_mode",
     "tests.support.spaces",
+    "tests.support.topology",
 ]
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
