@@ -139,7 +139,8 @@ class TaskQueue:
         name: str = "repair-orders",
     ):
         if redis_url:
-            self.huey = RedisHuey(name, url=redis_url, results=False, utc=True)
+            # clean_name=False: huey would strip "-" and ".", so "shop-1" and "shop1" would share one queue.
+            self.huey = RedisHuey(name, url=redis_url, results=False, utc=True, clean_name=False)
         else:
             # The product's own database (the proxy's bound Database): one file or server to back up.
             self.huey = SqlHuey(name, database=database.obj, results=False, utc=True)

@@ -115,7 +115,7 @@ def transport(request) -> dict:
     url = request.getfixturevalue("redis_url")
     name = "test-" + uuid.uuid4().hex[:12]
     yield {"redis_url": url, "name": name}
-    RedisHuey(name, url=url).storage.flush_all()
+    RedisHuey(name, url=url, clean_name=False).storage.flush_all()
 
 
 @pytest.fixture

@@ -70,7 +70,7 @@ def redis_queue(redis_url):
 
     queue = RedisQueue(redis_url, f"topology_{uuid.uuid4().hex[:10]}")
     yield queue
-    RedisHuey(queue.name, url=redis_url).storage.flush_all()
+    RedisHuey(queue.name, url=redis_url, clean_name=False).storage.flush_all()
 
 
 # -- processes ---------------------------------------------------------------------------------------

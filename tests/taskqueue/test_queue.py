@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -316,3 +317,15 @@ def test_the_backlog_counts_waiting_running_and_failed_work(db, transport):
     TaskRecord.create(name="test.echo", status="done")
     with database.atomic():
         assert TaskQueue(**transport).backlog() == {"queued": 1, "running": 1, "failed": 1}
+
+
+def test_queue_names_that_differ_only_by_punctuation_are_separate_queues_in_redis(db, redis_url):
+    """QUEUE_NAME lets shops share one Redis: "shop-1" and "shop1" must not share messages."""
+    suffix = uuid.uuid4().hex[:8]
+    dashed, plain = TaskQueue(redis_url=redis_url, name=f"shop-{suffix}"), TaskQueue(redis_url=redis_url, name=f"shop{suffix}")
+    try:
+        dashed.enqueue("test.echo", "for the dashed shop")
+        assert dashed.huey.pending_count() == 1 and plain.huey.pending_count() == 0
+    finally:
+        dashed.huey.storage.flush_all()
+        plain.huey.storage.flush_all()
