@@ -64,9 +64,11 @@ def register(app: App, services: Services, router: CommandRouter) -> None:
         if ro.status != COMPLETED:
             ctx.say("reopen.not_completed", number=number, status=ro_card_view.status_label(ro.status, ctx.locale))
             return
+        # Archived by the app: Slack lets no app unarchive, so the publish gives it a new channel.
+        key = "reopen.done_new_channel" if ro.archived_by_app and ro.channel_id else "reopen.done"
         change_status(services, ro, IN_PROGRESS, ctx.user_id)
         channel = f"<#{ro.channel_id}>" if ro.channel_id else "—"
-        ctx.reply(t("reopen.done", ctx.locale, number=kit.escape(number), channel=channel))
+        ctx.reply(t(key, ctx.locale, number=kit.escape(number), channel=channel))
 
     router.add("status", status_command, needs_ro=True, aliases=("statut",))
     router.add("reopen", reopen_command, aliases=("rouvrir",))

@@ -141,8 +141,9 @@ class _Archiver:
             Publisher(self.services).publish(RepairOrder.get_by_id(ro.id))
         except SlackError as exc:
             return self._failed(ro, exc, report)
-        if not RepairOrder.get_by_id(ro.id).archived_by_app:
-            report.unarchived.append((ro.ro_number, ro.channel_name or ""))
+        back = RepairOrder.get_by_id(ro.id)
+        if not back.archived_by_app:  # its channel, or the new one when Slack would not unarchive it
+            report.unarchived.append((ro.ro_number, back.channel_name or ""))
         return True
 
     def archive(self, ro: RepairOrder, now: datetime, report: ArchiveReport) -> bool:

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
 from blocks import ro_card_view as ro_card
+from core.i18n import t
 from slackapi.errors import SlackError, SlackErrorCode
+from slackapi.service import INVITE_BATCH
 from slackapi.services import Services
 from spaces.archive_rules import needs_unarchive
 from spaces.channel_names import carries_number, channel_name
@@ -22,6 +24,9 @@ from storage.models import Participant, RepairOrder, StaffUser, StatusChange, to
 from storage.values import COMPLETED
 
 log = logging.getLogger(__name__)
+# What Slack answers a bot token's conversations.unarchive: not_in_channel (archiving removed the
+# bot), channel_not_found (a private channel the bot is no longer in is invisible to it).
+_CANNOT_UNARCHIVE = ("not_in_channel", "channel_not_found")
 MAX_NAME_ATTEMPTS = 50
 # One RO's Slack calls; renewed while they wait out rate limits, freed soon if the process dies.
 RO_CLAIM_TTL = timedelta(seconds=60)
@@ -133,10 +138,16 @@ class Publisher:
             self._mark_clean(ro)
 
     def _unarchive(self, ro: RepairOrder) -> None:
-        """The archive job archived the channel and the RO is open again: bring the channel back."""
+        """The archive job archived the channel and the RO is open again: bring the channel back,
+        or, when Slack will not let the bot (it answers a bot token not_in_channel: archiving took
+        the bot out, and Slack documents that bot tokens cannot unarchive), give the RO a new
+        channel that links the archived one (`_retire`, then `_carry_over`)."""
         try:
             self.slack.call("conversations.unarchive", channel=ro.channel_id)
         except SlackError as exc:
+            if exc.raw_code in _CANNOT_UNARCHIVE:
+                self._retire(ro)
+                return
             if exc.raw_code != "not_archived":  # staff unarchived it already: nothing to do
                 raise
         RepairOrder.update(channel_archived_at=None, archived_by_app=False, archive_note_ts=None).where(
@@ -144,6 +155,46 @@ class Publisher:
         ).execute()
         ro.channel_archived_at, ro.archived_by_app, ro.archive_note_ts = None, False, None
         log.info("RO %s: reopened, channel #%s unarchived", ro.ro_number, ro.channel_name)
+
+    def _retire(self, ro: RepairOrder) -> None:
+        """The archived channel stays archived; the RO has none until this publish makes one. Its
+        participants stay (they are invited to the new one) and the old id is kept to link it."""
+        old, now = ro.channel_id, utcnow()
+        fields = dict(
+            replaced_channel_id=old,
+            channel_id=None,
+            channel_name=None,
+            card_ts=None,
+            card_pinned=False,
+            topic="",
+            conversation_ts=None,
+            channel_archived_at=None,
+            archived_by_app=False,
+            archive_note_ts=None,
+            updated_at=now,
+        )
+        RepairOrder.update(**fields).where((RepairOrder.id == ro.id) & (RepairOrder.channel_id == old)).execute()
+        for name, value in fields.items():
+            setattr(ro, name, value)
+        log.info("RO %s: reopened; Slack would not unarchive %s for the bot, a new channel follows", ro.ro_number, old)
+
+    def _carry_over(self, ro: RepairOrder, locale: str | None) -> None:
+        """In the new channel of a reopened RO: its people invited back, and a note linking the
+        archived channel (its messages, files and card). Done again after a crash until recorded."""
+        people = [
+            user_id
+            for (user_id,) in Participant.select(Participant.user_id)
+            .where((Participant.ro == ro.id) & (Participant.active == True))
+            .order_by(Participant.id)
+            .tuples()
+            if user_id != self.slack.bot_user_id
+        ]
+        for start in range(0, len(people), INVITE_BATCH):
+            # Per-person refusals (already in, deactivated since) leave the others invited.
+            self.slack.invite_many(ro.channel_id, people[start : start + INVITE_BATCH])
+        self.slack.post(ro.channel_id, t("archive.replaced", locale, old=f"<#{ro.replaced_channel_id}>"))
+        RepairOrder.update(replaced_channel_id=None).where(RepairOrder.id == ro.id).execute()
+        ro.replaced_channel_id = None
 
     def _deleted(self, channel_id: str) -> bool:
         """chat.update answers is_inactive for an archived channel and for a deleted one: which?"""
@@ -155,6 +206,8 @@ class Publisher:
 
     def _publish(self, ro: RepairOrder, report: PublishReport) -> None:
         created = False
+        if needs_unarchive(ro):
+            self._unarchive(ro)  # or retired: the RO then gets a new channel below
         if not ro.channel_id:
             if ro.channel_gone_at and ro.status == COMPLETED:
                 # Its channel was deleted after the work was done: no new one for a finished RO
@@ -165,11 +218,11 @@ class Publisher:
             report.channels_created += int(created)
             RepairOrder.update(channel_gone_at=None).where(RepairOrder.id == ro.id).execute()
         else:
-            if needs_unarchive(ro):
-                self._unarchive(ro)
             self._ensure_name(ro)
         self._ensure_owner(ro)
         locale = self._card_locale(ro)
+        if ro.replaced_channel_id:
+            self._carry_over(ro, locale)
         text, blocks = ro_card.card(ro, self.tz, locale, self._conversation_url(ro))
         updated = False
         if ro.card_ts:

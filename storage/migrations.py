@@ -168,6 +168,16 @@ def _v11_archived_channels(migrator: SchemaMigrator) -> None:
         run(migrator.add_column("repair_order", "archive_note_ts", CharField(null=True, max_length=32)))
 
 
+def _v12_replaced_channels(migrator: SchemaMigrator) -> None:
+    """A reopened RO whose archived channel Slack would not let the bot unarchive gets a new one:
+    the old channel, remembered until the new one links it and its people are invited."""
+    from peewee import CharField
+    from playhouse.migrate import migrate as run
+
+    if "replaced_channel_id" not in {c.name for c in database.obj.get_columns("repair_order")}:
+        run(migrator.add_column("repair_order", "replaced_channel_id", CharField(null=True, max_length=32)))
+
+
 # MIGRATIONS[i] brings a database from version i+1 to i+2. Version 1 is the initial schema.
 MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _v2_task_queue_and_membership_order,
@@ -180,6 +190,7 @@ MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _v9_card_pin_and_deleted_channels,
     _v10_metrics,
     _v11_archived_channels,
+    _v12_replaced_channels,
 ]
 LATEST = 1 + len(MIGRATIONS)
 

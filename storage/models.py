@@ -123,6 +123,9 @@ class RepairOrder(BaseModel):
     channel_archived_at = DateTimeField(null=True)
     archived_by_app = BooleanField(default=False)
     archive_note_ts = CharField(null=True, max_length=32)
+    # Reopened, and Slack would not let the bot unarchive its channel (no bot token may): the old
+    # channel, until the new one has linked it and its people are invited there.
+    replaced_channel_id = CharField(null=True, max_length=32)
     topic = CharField(default="", max_length=250)
     # Set by every change Slack must show (card, topic, status note); cleared once Slack shows it.
     slack_dirty = BooleanField(default=True, index=True)

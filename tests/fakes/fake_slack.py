@@ -1233,7 +1233,8 @@ class FakeSlack:
 
     def _require_member(self, channel: dict) -> None:
         if self.bot_user_id not in self._members.get(channel["id"], ()):
-            raise SlackError("not_in_channel")
+            # Slack says is_archived to an app that archiving took out of the channel.
+            raise SlackError("is_archived" if channel.get("is_archived") else "not_in_channel")
 
     def _require_active(self, channel: dict) -> None:
         if channel.get("is_archived"):
@@ -1784,14 +1785,20 @@ def _conversations_archive(fake: FakeSlack, args: dict) -> dict:
         raise SlackError("already_archived")
     fake._require_member(channel)
     channel["is_archived"] = True
+    # Archiving takes the app out of the channel (people stay members, to read it).
+    fake._members[channel["id"]] = [m for m in fake._members.get(channel["id"], []) if m != fake.bot_user_id]
     return {}
 
 
 @api("conversations.unarchive")
 def _conversations_unarchive(fake: FakeSlack, args: dict) -> dict:
+    # As Slack answers a bot token: a private channel the bot left is invisible (channel_not_found);
+    # a public one it is no longer in is not_in_channel (Slack: bot tokens cannot unarchive).
     channel = fake._channel(args.get("channel"))
     if not channel["is_archived"]:
         raise SlackError("not_archived")
+    if fake.bot_user_id not in fake._members.get(channel["id"], ()):
+        raise SlackError("not_in_channel")
     channel["is_archived"] = False
     return {}
 

@@ -275,11 +275,14 @@ def test_archived_channel_refuses_writes_until_unarchived(fake_slack: FakeSlack,
     }
     for method, call in refused.items():
         assert error_of(call).response["error"] == "is_archived", method
-    assert fake_slack.pins[channel] == [] and fake_slack.members(channel) == {"UBOT", "U1"}
+    # Archiving takes the app out (people stay, to read it), and Slack lets no bot token unarchive.
+    assert fake_slack.pins[channel] == [] and fake_slack.members(channel) == {"U1"}
     assert [m["text"] for m in fake_slack.messages[channel]] == ["RO card"] and fake_slack.ephemerals == []
     assert error_of(client.conversations_join, channel=other).response["error"] == "is_archived"
+    assert error_of(client.conversations_unarchive, channel=channel).response["error"] == "not_in_channel"
 
-    client.conversations_unarchive(channel=channel)
+    fake_slack.channels[channel]["is_archived"] = False  # a person unarchived it and added the app back
+    fake_slack._members[channel].append("UBOT")
     assert error_of(client.conversations_unarchive, channel=channel).response["error"] == "not_archived"
     assert client.chat_update(channel=channel, ts=card, text="edited")["message"]["text"] == "edited"
     assert client.pins_add(channel=channel, timestamp=card)["ok"]

@@ -152,7 +152,7 @@ def test_a_completed_ro_gets_a_last_note_then_its_channel_is_archived(services, 
     assert archived(fake_slack, ro.channel_id)
     assert notes_in(fake_slack, ro.channel_id) == [
         "Ce bon de travail est terminé depuis 14 jours : son canal est maintenant archivé. "
-        "On le retrouve toujours avec `/ro search 48213` ; `/ro reopen 48213` ramène le canal."
+        "On le retrouve toujours avec `/ro search 48213` ; `/ro reopen 48213` le rouvre dans un nouveau canal qui renvoie à celui-ci."
     ]
     stored = RepairOrder.get()
     assert stored.archived_by_app and stored.channel_archived_at and stored.channel_id == ro.channel_id
@@ -225,29 +225,40 @@ def test_a_channel_staff_archived_by_hand_stays_archived(services, fake_slack, f
 # -- unarchiving ---------------------------------------------------------------------------------
 
 
-def test_a_dms_reopen_unarchives_the_channel_and_updates_the_card(services, fake_slack, feed):
+def reopened_in_a_new_channel(fake_slack, old: RepairOrder) -> RepairOrder:
+    """Slack refuses a bot's unarchive (not_in_channel): the reopened RO's new channel, checked."""
+    [refused] = fake_slack.calls_to("conversations.unarchive")
+    assert refused.error == "not_in_channel" and archived(fake_slack, old.channel_id)
+    ro = RepairOrder.get_by_id(old.id)
+    assert (
+        ro.channel_id != old.channel_id and ro.channel_name == "ro-48213-tremblay-2" and not archived(fake_slack, ro.channel_id)
+    )
+    assert ro.replaced_channel_id is None and not ro.archived_by_app and ro.channel_archived_at is None and not ro.slack_dirty
+    texts = texts_in(fake_slack, ro.channel_id)
+    assert any(f"<#{old.channel_id}>" in text and "archiv" in text for text in texts), texts
+    [card] = [m for m in fake_slack.messages[ro.channel_id] if m["ts"] == ro.card_ts]
+    assert "En cours" in str(card["blocks"]) and card["ts"] in fake_slack.pins[ro.channel_id]
+    assert fake_slack.members(ro.channel_id) >= {"UADVISOR"}, "its people are invited to the new channel"
+    return ro
+
+
+def test_a_dms_reopen_gives_the_ro_a_new_channel_that_links_the_archived_one(services, fake_slack, feed):
     write_feed(feed, [row("48213", **CLOSED)])
     run_sync(services, feed)
     archive_pass(services, LATER)
-    ro = RepairOrder.get()
-    assert archived(fake_slack, ro.channel_id)
+    old = RepairOrder.get()
+    assert archived(fake_slack, old.channel_id) and "UBOT" not in fake_slack.members(old.channel_id)
     fake_slack.reset_calls()
     write_feed(feed, [row("48213")])  # open again in the DMS
     outcome = run_sync(services, feed)
     assert not outcome.publish.failed, outcome.publish.failed
-    assert not archived(fake_slack, ro.channel_id)
-    methods = [c.method for c in fake_slack.calls]
-    assert methods.index("conversations.unarchive") < methods.index("chat.update")
-    update = fake_slack.calls_to("chat.update")[0]
-    assert update.args["ts"] == ro.card_ts and "En cours" in str(update.args["blocks"])
-    stored = RepairOrder.get()
-    assert stored.status == "in_progress" and not stored.archived_by_app and stored.channel_archived_at is None
-    assert stored.archive_note_ts is None and not stored.slack_dirty
-    # Completed again later: archived again, after a new note.
+    ro = reopened_in_a_new_channel(fake_slack, old)
+    assert ro.status == "in_progress"
+    # Completed again later: the new channel is archived in its turn, after its own note.
     write_feed(feed, [row("48213", status="closed", closed_at="2026-12-01T10:00")])
     run_sync(services, feed)
-    assert archive_pass(services, LATER + timedelta(days=2)).archived == [("48213", "ro-48213-tremblay")]
-    assert archived(fake_slack, ro.channel_id) and len(notes_in(fake_slack, ro.channel_id)) == 2
+    assert archive_pass(services, LATER + timedelta(days=2)).archived == [("48213", "ro-48213-tremblay-2")]
+    assert archived(fake_slack, ro.channel_id) and len(notes_in(fake_slack, old.channel_id)) == 1
 
 
 def test_the_pass_unarchives_a_reopened_ro_whose_publish_has_not_run(services, fake_slack, feed):
@@ -255,9 +266,10 @@ def test_the_pass_unarchives_a_reopened_ro_whose_publish_has_not_run(services, f
     run_sync(services, feed)
     archive_pass(services, LATER)
     RepairOrder.update(status="in_progress", status_manual=True, slack_dirty=True).execute()
+    old = RepairOrder.get()
     report = archive_pass(services, LATER)
-    assert report.unarchived == [("48213", "ro-48213-tremblay")] and report.archived == []
-    assert not archived(fake_slack, RepairOrder.get().channel_id)
+    assert report.unarchived == [("48213", "ro-48213-tremblay-2")] and report.archived == []
+    reopened_in_a_new_channel(fake_slack, old)
 
 
 # -- /ro reopen -------------------------------------------------------------------------------------
@@ -279,18 +291,18 @@ def answer(fake_slack, n=1) -> dict:
     return fake_slack.responses[n - 1]
 
 
-def test_ro_reopen_unarchives_the_channel_and_updates_the_card(slack, fake_slack, running_app, archived_ro):
+def test_ro_reopen_gives_the_ro_a_new_channel_that_links_the_archived_one(slack, fake_slack, running_app, archived_ro):
     slack.command("reopen 48213", user_id="UTECH", channel_id="CGENERAL")
     said = answer(fake_slack)
     assert said["response_type"] == "ephemeral"
-    assert said["text"] == f"RO 48213 reopened: status In progress. Its channel <#{archived_ro.channel_id}> is back in a moment."
+    assert said["text"] == (
+        f"RO 48213 reopened: status In progress. Its space is back in a moment: a new channel that links "
+        f"<#{archived_ro.channel_id}>, as Slack does not let apps unarchive channels."
+    )
     running_app.settle()
-    assert not archived(fake_slack, archived_ro.channel_id)
-    update = fake_slack.wait_for("chat.update")[0]
-    assert update.args["ts"] == archived_ro.card_ts and "En cours" in str(update.args["blocks"])
-    assert "Statut : Terminé → *En cours* (par <@UTECH>)" in texts_in(fake_slack, archived_ro.channel_id)
-    stored = RepairOrder.get()
-    assert stored.status == "in_progress" and stored.status_manual and not stored.archived_by_app
+    ro = reopened_in_a_new_channel(fake_slack, archived_ro)
+    assert ro.status == "in_progress" and ro.status_manual
+    assert fake_slack.calls_to("chat.update") == [], "the archived channel's card cannot change: the new channel has its own"
 
 
 def test_ro_reopen_refuses_a_guest(slack, fake_slack, running_app, archived_ro):
