@@ -16,6 +16,7 @@ with the storage message).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -76,7 +77,7 @@ class S3BlobStore(BlobStore):
     @classmethod
     def for_settings(cls, settings: Settings) -> S3BlobStore:
         bucket, prefix = parse_media_url(settings.media_url or "")
-        return cls(make_client(settings.s3_endpoint_url), bucket, prefix, settings.media_dir)
+        return cls(_shared_client(settings.s3_endpoint_url), bucket, prefix, settings.media_dir)
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
@@ -219,6 +220,13 @@ class S3BlobStore(BlobStore):
         except (BotoCoreError, ClientError) as exc:
             raise StoreUnavailable(f"bucket {self.bucket} refuses writes: {_reason(exc)}") from None
         return f"{self.describe()} reachable and writable"
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_client(endpoint_url: str | None) -> Any:
+    """One client per endpoint and process: boto3 clients are thread-safe, and making one costs
+    tens of milliseconds (a store is opened for every copy, send and merge)."""
+    return make_client(endpoint_url)
 
 
 def make_client(endpoint_url: str | None) -> Any:

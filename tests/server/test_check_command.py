@@ -63,3 +63,51 @@ def test_check_names_missing_values_and_unreachable_parts(fake_slack, tmp_path):
     assert "[FAIL] Slack" in out and "invalid_auth" in out
     assert "[FAIL] DMS" in out
     assert "xoxb-wrong-token" not in out and "Traceback" not in out + result.stderr
+
+
+def _env(fake_slack, tmp_path: Path) -> dict[str, str]:
+    return {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake_slack.api_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite",
+        "DMS_FILE": _feed(tmp_path),
+    }
+
+
+def _line(out: str, what: str) -> str:
+    [line] = [line for line in out.splitlines() if line[7:].startswith(what + ":")]
+    return line
+
+
+def test_check_shows_the_queue_backlog_and_who_holds_the_leases(fake_slack, tmp_path):
+    from datetime import timedelta
+
+    from storage.db import database, open_database
+    from storage.migrations import migrate
+    from storage.models import Lease, TaskRecord, utcnow
+
+    env = _env(fake_slack, tmp_path)
+    quiet = _check(env, tmp_path)
+    assert _line(quiet.stdout, "queue backlog") == "[ok  ] queue backlog: 0 queued, 0 waiting, 0 running"
+    assert _line(quiet.stdout, "leases") == "[ok  ] leases: none held (no scheduler running, no sync or merge under way)"
+    assert _line(quiet.stdout, "object storage").startswith("[ok  ] object storage: local folder")
+    assert _line(quiet.stdout, "task queue") == "[ok  ] task queue: in the database (REDIS_URL unset)"
+
+    open_database(env["DATABASE_URL"])
+    migrate()
+    with database.connection_context():
+        now = utcnow()
+        Lease.create(name="scheduler", holder="web-2:4711:abc", expires_at=now + timedelta(seconds=60))
+        Lease.create(name="sync", holder="gone:1:x", expires_at=now - timedelta(minutes=5))  # expired: nobody's
+        TaskRecord.create(name="send.deliver", status="running", run_after=now)
+        TaskRecord.create(name="send.deliver", status="queued", run_after=now - timedelta(minutes=25))
+        TaskRecord.create(name="files.copy", status="queued", run_after=now + timedelta(minutes=5))  # not due yet
+    database.close()
+
+    busy = _check(env, tmp_path)
+    assert busy.returncode == 1, busy.stdout
+    assert _line(busy.stdout, "leases") == "[ok  ] leases: scheduler by web-2:4711:abc"
+    backlog = _line(busy.stdout, "queue backlog")
+    assert backlog.startswith("[FAIL] queue backlog: 2 queued, 0 waiting, 1 running; the oldest due task has waited 2")
+    assert backlog.endswith("min: is a worker running?")
