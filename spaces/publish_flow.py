@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 # What Slack answers a bot token's conversations.unarchive: not_in_channel (archiving removed the
 # bot), channel_not_found (a private channel the bot is no longer in is invisible to it).
 _CANNOT_UNARCHIVE = ("not_in_channel", "channel_not_found")
+# An RO without a channel: what it had in Slack is forgotten (a new channel brings all of it back).
+NO_CHANNEL = dict(channel_id=None, channel_name=None, card_ts=None, card_pinned=False, topic="", conversation_ts=None)
 MAX_NAME_ATTEMPTS = 50
 # One RO's Slack calls; renewed while they wait out rate limits, freed soon if the process dies.
 RO_CLAIM_TTL = timedelta(seconds=60)
@@ -162,12 +164,7 @@ class Publisher:
         old, now = ro.channel_id, utcnow()
         fields = dict(
             replaced_channel_id=old,
-            channel_id=None,
-            channel_name=None,
-            card_ts=None,
-            card_pinned=False,
-            topic="",
-            conversation_ts=None,
+            **NO_CHANNEL,
             channel_archived_at=None,
             archived_by_app=False,
             archive_note_ts=None,
@@ -443,12 +440,7 @@ def forget_channel(ro_id: int, channel_id: str) -> bool:
     now = utcnow()
     forgotten = (
         RepairOrder.update(
-            channel_id=None,
-            channel_name=None,
-            card_ts=None,
-            card_pinned=False,
-            topic="",
-            conversation_ts=None,
+            **NO_CHANNEL,
             channel_gone_at=now,
             slack_dirty=True,
             updated_at=now,

@@ -65,8 +65,14 @@ def _postgres_schema_url(base: str, schema: str) -> str:
 def database_url(request, tmp_path):
     """A fresh, empty database of each kind; PostgreSQL gets its own schema per test."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/test.db"
-        return
+        return f"sqlite:///{tmp_path}/test.db"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh schema of TEST_POSTGRES_URL, dropped after the test (skipped without it, failed
+    instead under REQUIRE_POSTGRES)."""
     if not POSTGRES_URL:
         reason = "PostgreSQL tests need TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/postgres)"
         if os.environ.get("REQUIRE_POSTGRES"):

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.support.harness import event_callback, wait_until
+from tests.support.harness import command_payload, event_callback, wait_until
 
 
 def home_opened(user: str = "UTECH", event_id: str | None = None) -> dict:
@@ -17,21 +17,7 @@ def home_opened(user: str = "UTECH", event_id: str | None = None) -> dict:
 
 def command(fake_slack, text: str, user_id: str = "UTECH") -> dict:
     """A slash command's Socket Mode payload: the HTTP form's fields, as JSON."""
-    return {
-        "token": "legacy",
-        "team_id": "T0001",
-        "team_domain": "dealer",
-        "channel_id": "CGENERAL",
-        "channel_name": "general",
-        "user_id": user_id,
-        "user_name": user_id.lower(),
-        "command": "/ro",
-        "text": text,
-        "api_app_id": "A0001",
-        "is_enterprise_install": "false",
-        "response_url": fake_slack.response_url(),
-        "trigger_id": fake_slack.new_trigger_id(),
-    }
+    return command_payload(fake_slack, text, user_id, is_enterprise_install="false")
 
 
 def publishes_for(fake_slack, user: str) -> list:

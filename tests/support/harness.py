@@ -81,6 +81,25 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02, message
     raise AssertionError(f"timed out waiting for {message}")
 
 
+def command_payload(fake: FakeSlack, text: str, user_id: str = "UADVISOR", channel_id: str = "CGENERAL", **fields) -> dict:
+    """What Slack sends for `/ro <text>` (as a form over HTTP, as JSON over Socket Mode)."""
+    return {
+        "token": "legacy",
+        "team_id": "T0001",
+        "team_domain": "dealer",
+        "channel_id": channel_id,
+        "channel_name": "general",
+        "user_id": user_id,
+        "user_name": user_id.lower(),
+        "command": "/ro",
+        "text": text,
+        "api_app_id": "A0001",
+        "response_url": fake.response_url(),
+        "trigger_id": fake.new_trigger_id(),
+        **fields,
+    }
+
+
 class SlackTestClient:
     """Posts signed requests to the running app, like Slack does."""
 
@@ -97,21 +116,7 @@ class SlackTestClient:
         return requests.post(self.base_url + "/slack/events", data=body, headers=all_headers, timeout=10)
 
     def command(self, text: str, user_id: str = "UADVISOR", channel_id: str = "CGENERAL", **fields) -> requests.Response:
-        payload = {
-            "token": "legacy",
-            "team_id": "T0001",
-            "team_domain": "dealer",
-            "channel_id": channel_id,
-            "channel_name": "general",
-            "user_id": user_id,
-            "user_name": user_id.lower(),
-            "command": "/ro",
-            "text": text,
-            "api_app_id": "A0001",
-            "response_url": self.fake.response_url(),
-            "trigger_id": self.fake.new_trigger_id(),
-            **fields,
-        }
+        payload = command_payload(self.fake, text, user_id, channel_id, **fields)
         return self.post_raw(form_body(payload), "application/x-www-form-urlencoded")
 
     def event(self, event: dict, event_id: str | None = None, retry_num: int | None = None) -> requests.Response:

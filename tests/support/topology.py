@@ -2,9 +2,8 @@
 serving `bot:create_app()`, `bot.py worker` and `bot.py scheduler` processes, on PostgreSQL, a
 Redis task queue and S3 object storage; the fakes (Slack, Twilio) and the DMS file feed beside them.
 
-Fixtures: `postgres_url` (a fresh schema; skipped without TEST_POSTGRES_URL, failed instead under
-REQUIRE_POSTGRES, as CI sets) and `redis_queue` (a queue name of the test's own on TEST_REDIS_URL;
-skipped without it, failed instead under REQUIRE_REDIS).
+Fixtures: `redis_queue` (a queue name of the test's own on TEST_REDIS_URL; skipped without it,
+failed instead under REQUIRE_REDIS); the database is conftest's `postgres_url`.
 """
 
 from __future__ import annotations
@@ -24,33 +23,6 @@ import requests
 from tests.support.harness import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
-
-
-@pytest.fixture
-def postgres_url():
-    """A fresh schema of TEST_POSTGRES_URL, dropped after the test."""
-    if not POSTGRES_URL:
-        reason = "the topology test needs TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/postgres)"
-        if os.environ.get("REQUIRE_POSTGRES"):
-            pytest.fail(reason + "; REQUIRE_POSTGRES is set, so skipping is a failure")
-        pytest.skip(reason)
-    import psycopg2
-
-    schema = "topo_" + uuid.uuid4().hex[:12]
-    admin = psycopg2.connect(POSTGRES_URL)
-    admin.autocommit = True
-    admin.cursor().execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        from storage.db import database
-
-        if database.obj is not None and hasattr(database.obj, "close_all"):
-            database.obj.close_all()
-        admin.cursor().execute(f"DROP SCHEMA {schema} CASCADE")
-        admin.close()
 
 
 @dataclass(frozen=True)
