@@ -94,6 +94,8 @@ class Settings:
     archive_after_days: int = 14
     # Socket Mode: with an app-level token the bot connects out to Slack (no public URL for Slack).
     slack_app_token: str | None = None
+    # Socket Mode: a ping this often; a connection that answers none for three is opened anew.
+    socket_mode_ping_seconds: float = 10.0
 
     @property
     def socket_mode(self) -> bool:
@@ -341,6 +343,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_slack: bool =
         metrics_max_days=r.int("METRICS_MAX_DAYS", 400, 1, 3660),
         archive_after_days=r.int("ARCHIVE_AFTER_DAYS", 14, 0, 3650),
         slack_app_token=app_token,
+        socket_mode_ping_seconds=float(r.int("SOCKET_MODE_PING_SECONDS", 10, 1, 300)),
     )
     if r.problems:
         raise ConfigError(r.problems)

@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 ENVELOPE_TYPES = ("events_api", "slash_commands", "interactive")
 # apps.connections.open answers these when the token itself is wrong: retrying cannot help.
 REFUSALS = ("invalid_auth", "not_authed", "not_allowed_token_type", "token_revoked", "token_expired", "account_inactive")
-PING_SECONDS = 10
 MAX_RETRY_SECONDS = 60
+# Pings a connection may leave unanswered before it is taken as dead and opened anew.
+MISSED_PONGS = 3
 
 
 class SocketModeRefused(Exception):
@@ -166,8 +167,9 @@ class SocketMode:
             app_token=settings.slack_app_token or "",
             logger=logging.getLogger("slack_sdk.socket_mode"),
             web_client=make_web_client(None, settings.slack_api_url),
-            ping_interval=PING_SECONDS,
+            ping_interval=settings.socket_mode_ping_seconds,
         )
+        self.ping_seconds = settings.socket_mode_ping_seconds
         self.handler = _Handler(bolt_app, self.client)
         # A URL asked for at start-up (to refuse a bad token before serving) is used for the first
         # connection; each later one gets a fresh URL, as Slack's are for one connection.
@@ -178,7 +180,27 @@ class SocketMode:
     def start(self) -> SocketMode:
         self._thread = threading.Thread(target=self._connect, name="socket-mode-connect", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._watch, name="socket-mode-watch", daemon=True).start()
         return self
+
+    def _watch(self) -> None:
+        """A path that dies without a reset or a close (a home router forgetting an idle
+        connection) leaves the socket open and silent; slack_sdk's client sends pings but never
+        checks their pongs, so this does: no pong for MISSED_PONGS pings closes the connection,
+        and the client opens a new one."""
+        seen: dict[int, float] = {}  # session → when this watch first saw it
+        while not self._stopped.wait(self.ping_seconds):
+            session = self.client.current_session
+            if session is None or getattr(session, "sock", None) is None:
+                continue
+            since = max(getattr(session, "last_pong_tm", 0.0) or 0.0, seen.setdefault(id(session), time.time()))
+            if time.time() - since > MISSED_PONGS * self.ping_seconds:
+                log.warning("Socket Mode: no answer to %d pings; opening a new connection", MISSED_PONGS)
+                seen.pop(id(session), None)
+                try:
+                    session.close()  # its close handler makes slack_sdk connect anew
+                except Exception as exc:  # a socket already gone: the client reconnects by itself
+                    log.info("Socket Mode: closing the silent connection: %s", type(exc).__name__)
 
     def _connect(self) -> None:
         delay = 1.0

@@ -57,6 +57,8 @@ class Connection:
         self.sock = sock
         self.ticket = ticket
         self.open = True
+        # A dead network path that neither end has noticed: nothing comes back, pongs included.
+        self.silent = False
         self.received: list[Any] = []  # every text frame the client sent, decoded when it was JSON
         self._send_lock = threading.Lock()
 
@@ -239,13 +241,20 @@ class FakeSocketMode:
             {"type": "disconnect", "reason": reason, "debug_info": {"host": "fake-socket-mode"}}
         )
 
+    def silence(self, connection: Connection | None = None) -> Connection:
+        """The path to this client dies without a reset or a close (a home router forgetting the
+        connection): the socket stays open, but no pong and no envelope comes back any more."""
+        target = connection or self._newest()
+        target.silent = True
+        return target
+
     def drop(self, connection: Connection | None = None, reset: bool = True) -> None:
         """Cut the connection without a close frame: a reset (a dead network path, a restarted
         edge) or, with `reset=False`, a bare TCP close."""
         self._abort(connection or self._newest(), reset)
 
     def _newest(self) -> Connection:
-        live = self.open_connections()
+        live = [c for c in self.open_connections() if not c.silent]
         if not live:
             raise AssertionError("no open Socket Mode connection")
         return live[-1]
@@ -335,6 +344,8 @@ class FakeSocketMode:
         try:
             while True:
                 fin, opcode, data = connection.read_frame()
+                if connection.silent:
+                    continue  # nothing reaches the client any more
                 if opcode == OP_PING:
                     connection.send_frame(OP_PONG, data)
                 elif opcode == OP_PONG:

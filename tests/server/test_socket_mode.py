@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.support.harness import command_payload, event_callback, wait_until
+from tests.support.harness import command_payload, event_callback, start_app, wait_until
 
 
 def home_opened(user: str = "UTECH", event_id: str | None = None) -> dict:
@@ -106,3 +106,23 @@ def test_malformed_envelopes_are_acked_and_skipped(socket_app, fake_slack, fake_
     socket_app.settle()
     assert len(fake_slack.calls_to("views.publish")) == 1
     assert fake_socket_mode.connection_count() == 1 and len(fake_socket_mode.connections) == 1
+
+
+def test_reconnects_when_the_connection_goes_silent(fake_slack, fake_socket_mode, socket_env):
+    """A path that dies without a reset or a close: no pong comes back, and the client must notice
+    by itself (pinging every second here) and open a new connection."""
+    from server.socket_mode import start_socket_mode
+
+    app = start_app({**socket_env, "SOCKET_MODE_PING_SECONDS": "1"})
+    connection = start_socket_mode(app.settings, app.bolt_app)
+    try:
+        [old] = fake_socket_mode.wait_for_connections(1)
+        fake_socket_mode.silence(old)
+        fake_socket_mode.wait_for_connections(1, total=2)
+        wait_until(lambda: not old.open, timeout=20, message="the client to give up the silent connection")
+        envelope = fake_socket_mode.push("events_api", home_opened("UTECH"))
+        fake_socket_mode.wait_for_ack(envelope)
+        fake_slack.wait_for("views.publish", predicate=lambda c: c.args.get("user_id") == "UTECH")
+    finally:
+        connection.stop()
+        app.stop()
