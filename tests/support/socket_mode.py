@@ -29,7 +29,8 @@ def fake_socket_mode(fake_slack):
 
 @pytest.fixture
 def socket_env(fake_slack, fake_socket_mode, sqlite_url, tmp_path):
-    return make_env(fake_slack, sqlite_url, tmp_path, SLACK_APP_TOKEN=fake_slack.app_token)
+    # Pings every 2 s: closing a client waits out one ping interval (websocket-client joins its ping thread).
+    return make_env(fake_slack, sqlite_url, tmp_path, SLACK_APP_TOKEN=fake_slack.app_token, SOCKET_MODE_PING_SECONDS="2")
 
 
 @pytest.fixture
