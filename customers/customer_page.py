@@ -17,6 +17,7 @@ Safety rules:
 from __future__ import annotations
 
 import hmac
+import io
 import logging
 import re
 from dataclasses import dataclass
@@ -153,8 +154,9 @@ def create_blueprint(settings: Settings) -> Blueprint:
         item, rofile, number = found
         asset = sends.stored_asset(rofile)
         try:  # the name comes from our own record, never from the URL
-            size = store.size(asset.sha256)
             blob = store.open_blob(asset.sha256)
+            size = blob.seek(0, io.SEEK_END)  # its length, known without reading (one lookup a request)
+            blob.seek(0)
         except FileNotFoundError:
             return gone("missing", send)
         except OSError as exc:  # the object store is down: say so, do not pretend the file is gone

@@ -146,18 +146,21 @@ class S3BlobStore(BlobStore):
 
     # -- writing -------------------------------------------------------------------------------
     def adopt(self, path: Path, sha256: str) -> None:
-        """Upload a file whose sha256 the caller has checked (a folder's blob being migrated)."""
-        self._place(path, sha256)
+        """Upload a file whose sha256 the caller has checked and found missing (a folder's blob
+        being migrated)."""
+        self._upload(path, sha256)
 
     def _place(self, tmp: Path, sha256: str) -> None:
+        if self._head(sha256) is None:  # else the same content is there already
+            self._upload(tmp, sha256)
+
+    def _upload(self, path: Path, sha256: str) -> None:
         from boto3.s3.transfer import TransferConfig
         from botocore.exceptions import BotoCoreError, ClientError
 
-        if self._head(sha256) is not None:
-            return  # the same content is there already
         try:
             self.client.upload_file(
-                str(tmp),
+                str(path),
                 self.bucket,
                 self.key_for(sha256),
                 Config=TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, use_threads=False),

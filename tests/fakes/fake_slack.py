@@ -1589,24 +1589,32 @@ def _conversations_info(fake: FakeSlack, args: dict) -> dict:
     return {"channel": fake._render_channel(fake._channel(args.get("channel")))}
 
 
-@api("conversations.list")
-def _conversations_list(fake: FakeSlack, args: dict) -> dict:
+def _conversation_type(c: dict) -> str:
+    if c.get("is_im"):
+        return "im"
+    if c.get("is_mpim"):
+        return "mpim"
+    return "private_channel" if c.get("is_private") else "public_channel"
+
+
+def _listed(fake: FakeSlack, args: dict, member: str | None = None) -> list[dict]:
+    """The conversations a listing shows: of the asked `types`, visible to the bot, without the
+    archived ones when `exclude_archived`, and (users.conversations) with `member` in them."""
     types = set(_csv(args.get("types"))) or {"public_channel"}
-
-    def kind(c: dict) -> str:
-        if c.get("is_im"):
-            return "im"
-        if c.get("is_mpim"):
-            return "mpim"
-        return "private_channel" if c.get("is_private") else "public_channel"
-
     exclude_archived = _flag(args.get("exclude_archived"))
-    matching = [
+    return [
         fake._render_channel(c)
         for c in fake.channels.values()
-        if kind(c) in types and fake._visible(c) and not (exclude_archived and c.get("is_archived"))
+        if _conversation_type(c) in types
+        and (member is None or member in fake._members.get(c["id"], ()))
+        and fake._visible(c)
+        and not (exclude_archived and c.get("is_archived"))
     ]
-    page, meta = _paginate(matching, args, default_limit=100)
+
+
+@api("conversations.list")
+def _conversations_list(fake: FakeSlack, args: dict) -> dict:
+    page, meta = _paginate(_listed(fake, args), args, default_limit=100)
     return {"channels": page, "response_metadata": meta}
 
 
@@ -1615,27 +1623,9 @@ def _users_conversations(fake: FakeSlack, args: dict) -> dict:
     """The conversations a user (the bot by default) is a member of; limit under 1000, as Slack says."""
     user_id = str(args.get("user") or fake.bot_user_id)
     fake._user(user_id)
-    types = set(_csv(args.get("types"))) or {"public_channel"}
     if _int(args.get("limit"), 100) >= 1000:
         raise _invalid_arguments("limit must be under 1000")
-
-    def kind(c: dict) -> str:
-        if c.get("is_im"):
-            return "im"
-        if c.get("is_mpim"):
-            return "mpim"
-        return "private_channel" if c.get("is_private") else "public_channel"
-
-    exclude_archived = _flag(args.get("exclude_archived"))
-    matching = [
-        fake._render_channel(c)
-        for c in fake.channels.values()
-        if kind(c) in types
-        and user_id in fake._members.get(c["id"], ())
-        and fake._visible(c)
-        and not (exclude_archived and c.get("is_archived"))
-    ]
-    page, meta = _paginate(matching, args, default_limit=100, max_limit=999)
+    page, meta = _paginate(_listed(fake, args, member=user_id), args, default_limit=100, max_limit=999)
     return {"channels": page, "response_metadata": meta}
 
 

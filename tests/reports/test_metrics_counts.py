@@ -16,6 +16,7 @@ from storage import metric_events as events
 from tests.support.factories import make_ro
 from tests.support.metrics import (
     FORMULA_NAME,
+    FR_COUNTS,
     NOVEMBER,
     NOVEMBER_DAYS,
     NOVEMBER_ROS,
@@ -42,16 +43,6 @@ EN_COUNTS = [
     "Customer views",
     "Median first response (min)",
     "ROs participated in",
-]
-FR_COUNTS = [
-    "Photos internes",
-    "Vidéos internes",
-    "Messages",
-    "Textos aux clients",
-    "Fichiers envoyés aux clients",
-    "Vues par les clients",
-    "Première réponse médiane (min)",
-    "RO avec participation",
 ]
 
 

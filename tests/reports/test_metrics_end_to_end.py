@@ -34,7 +34,7 @@ from tests.support.files import (
     wait_send,
 )
 from tests.support.harness import SlackTestClient, start_app, wait_until
-from tests.support.metrics import read_workbook
+from tests.support.metrics import FR_COUNTS, read_workbook
 
 TZ = ZoneInfo("America/Toronto")
 START = date(2026, 10, 31)
@@ -49,16 +49,6 @@ IMESSAGE_PREVIEW = (
     "Safari/601.2.4 facebookexternalhit/1.1 Facebot Twitterbot/1.0"
 )
 LINK = re.compile(re.escape(PUBLIC_URL) + r"(/c/[A-Za-z0-9_-]+)")
-FR_COUNTS = [
-    "Photos internes",
-    "Vidéos internes",
-    "Messages",
-    "Textos aux clients",
-    "Fichiers envoyés aux clients",
-    "Vues par les clients",
-    "Première réponse médiane (min)",
-    "RO avec participation",
-]
 
 
 def epoch(utc_text: str) -> int:

@@ -18,6 +18,17 @@ from tests.support.factories import make_ro
 _refs = itertools.count(1)
 # A display name anyone can give themselves in Slack; in a workbook it must stay text, not a formula.
 FORMULA_NAME = '=HYPERLINK("https://evil.example","Cliquez")'
+# The count columns' headers of a French workbook (Users and By day sheets).
+FR_COUNTS = [
+    "Photos internes",
+    "Vidéos internes",
+    "Messages",
+    "Textos aux clients",
+    "Fichiers envoyés aux clients",
+    "Vues par les clients",
+    "Première réponse médiane (min)",
+    "RO avec participation",
+]
 
 
 def at(text: str) -> datetime:
